@@ -1,0 +1,99 @@
+"""Configuration: load ``corpora/config.yaml`` (the only place tunables live) into dataclasses.
+
+Every section of the YAML file becomes a frozen dataclass. Missing or unknown keys raise
+``ConfigError`` naming the file and key, so a typo never silently falls back to a default.
+"""
+import dataclasses
+import os
+from pathlib import Path
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PROJECT_ROOT / "corpora" / "config.yaml"
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing, unreadable or has wrong keys."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PathsConfig:
+    data_dir: Path
+    dict_dir: Path
+    sample_dump: Path
+
+
+@dataclasses.dataclass(frozen=True)
+class IngestConfig:
+    default_channel: str
+    excel_epoch: str
+    channel_words: dict
+    level_words: dict
+
+
+@dataclasses.dataclass(frozen=True)
+class NormalizeConfig:
+    mask_char: str
+    id_mask: str
+    phone_mask: str
+    boilerplate: list
+
+
+@dataclasses.dataclass(frozen=True)
+class SegmentConfig:
+    hmm: bool
+    processes: int
+    chunk_size: int
+    min_token_chars: int
+    extra_dicts: list
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    paths: PathsConfig
+    ingest: IngestConfig
+    normalize: NormalizeConfig
+    segment: SegmentConfig
+    source: Path
+
+
+def _section(cls, values, name, source):
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}: section '{name}' must be a mapping")
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown, missing = set(values) - fields, fields - set(values)
+    if unknown or missing:
+        raise ConfigError(f"{source}: section '{name}': unknown keys {sorted(unknown)}, "
+                          f"missing keys {sorted(missing)}")
+    return cls(**values)
+
+
+def load_config(path=None):
+    """Read the configuration.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        YAML file; defaults to ``$PETITION_CONFIG`` or ``corpora/config.yaml``.
+
+    Returns
+    -------
+    Config
+        Paths are resolved against the project root; ``PETITION_DATA_DIR`` overrides
+        ``paths.data_dir``.
+    """
+    path = Path(path or os.environ.get("PETITION_CONFIG") or DEFAULT_CONFIG)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read configuration: {exc}") from exc
+    sections = {f.name: f.type for f in dataclasses.fields(Config) if f.name != "source"}
+    if not isinstance(raw, dict) or set(raw) != set(sections):
+        raise ConfigError(f"{path}: expected top-level sections {sorted(sections)}")
+    built = {name: _section(cls, raw[name], name, path) for name, cls in sections.items()}
+    paths = {key: PROJECT_ROOT / value for key, value in dataclasses.asdict(built["paths"]).items()}
+    if os.environ.get("PETITION_DATA_DIR"):
+        paths["data_dir"] = Path(os.environ["PETITION_DATA_DIR"])
+    built["paths"] = PathsConfig(**paths)
+    return Config(source=path, **built)

@@ -1,0 +1,110 @@
+"""The letter record: every column name the pipeline uses, and the aliases offices export.
+
+This module is the one place column names live. Stages import the constants below
+instead of spelling column names as string literals.
+"""
+
+# --- Schema columns (what `petition ingest` produces) -----------------------------------
+LETTER_ID = "letter_id"
+RECEIVED_AT = "received_at"
+CHANNEL = "channel"
+PETITIONER_NAME = "petitioner_name"
+PETITIONER_ID_NUMBER = "petitioner_id_number"
+PETITIONER_PHONE = "petitioner_phone"
+ADDRESS = "address"
+ADDRESSEE = "addressee"
+ADDRESSEE_LEVEL = "addressee_level"
+TITLE = "title"
+CONTENT = "content"
+SIGNATORIES = "signatories"
+VISITORS = "visitors"
+
+SCHEMA_COLUMNS = (
+    LETTER_ID, RECEIVED_AT, CHANNEL, PETITIONER_NAME, PETITIONER_ID_NUMBER,
+    PETITIONER_PHONE, ADDRESS, ADDRESSEE, ADDRESSEE_LEVEL, TITLE, CONTENT,
+    SIGNATORIES, VISITORS,
+)
+TEXT_COLUMNS = (TITLE, CONTENT)          # at least one must be non-empty
+INTEGER_COLUMNS = (SIGNATORIES, VISITORS)
+PETITIONER_COLUMNS = (PETITIONER_NAME, PETITIONER_ID_NUMBER, PETITIONER_PHONE, ADDRESS)
+
+# --- Provenance columns added by ingest --------------------------------------------------
+SOURCE_FILE = "source_file"
+SOURCE_ROW = "source_row"        # 1-based data row (header excluded) in the source file
+EXTRA = "extra"                  # JSON of source columns the schema does not know
+
+# --- Columns added by normalize ----------------------------------------------------------
+ORIGINAL_TEXT = "original_text"  # title + content as received
+CLEAN_TEXT = "clean_text"        # normalised, identifiers masked
+PETITIONER_KEY = "petitioner_key"
+PETITIONER_KEY_BASIS = "petitioner_key_basis"  # id / phone / name_address / name / none
+WAS_TRADITIONAL = "was_traditional"
+
+# --- Columns added by segment ------------------------------------------------------------
+TOKENS = "tokens"                # space-joined jieba words, stopwords removed
+
+CHANNELS = ("letter", "visit", "phone", "online", "mailbox")
+LEVELS = ("township", "county", "city", "province", "national")
+
+# --- Quarantine / warning files ----------------------------------------------------------
+QUARANTINE_COLUMNS = ("stage", SOURCE_FILE, SOURCE_ROW, "column", "reason", "raw")
+WARNING_COLUMNS = ("stage", SOURCE_FILE, SOURCE_ROW, LETTER_ID, "column", "value", "problem")
+
+# Aliases, matched after stripping spaces and lower-casing. Chinese headers are those of
+# office registers and of the provincial message-board export in ../shared.
+ALIASES = {
+    LETTER_ID: ["letter_id", "id", "留言编号", "信件编号", "编号", "登记编号", "信访件编号", "件号"],
+    RECEIVED_AT: ["received_at", "date", "留言时间", "来信日期", "登记日期", "来访日期",
+                  "日期", "受理日期", "登记时间"],
+    CHANNEL: ["channel", "信访形式", "信访方式", "渠道", "来源"],
+    PETITIONER_NAME: ["petitioner_name", "name", "留言用户", "信访人", "姓名", "来信人",
+                      "反映人", "信访人姓名"],
+    PETITIONER_ID_NUMBER: ["petitioner_id_number", "id_number", "身份证号", "身份证号码",
+                           "证件号码"],
+    PETITIONER_PHONE: ["petitioner_phone", "phone", "联系电话", "电话", "手机", "手机号码"],
+    ADDRESS: ["address", "住址", "地址", "家庭住址", "通讯地址"],
+    ADDRESSEE: ["addressee", "受理机关", "受理单位", "收信单位", "来信对象"],
+    ADDRESSEE_LEVEL: ["addressee_level", "受理机关级别", "受理层级"],
+    TITLE: ["title", "subject", "留言主题", "标题", "主题", "事由"],
+    CONTENT: ["content", "text", "body", "留言详情", "内容", "正文", "主要诉求", "信访内容",
+              "诉求内容"],
+    SIGNATORIES: ["signatories", "联名人数"],
+    VISITORS: ["visitors", "来访人数"],
+}
+
+
+def alias_map():
+    """Return {normalised header: schema column} for every alias in ``ALIASES``."""
+    return {_header_key(alias): column for column, names in ALIASES.items() for alias in names}
+
+
+def _header_key(header):
+    return "".join(str(header).split()).lstrip("\ufeff").lower()
+
+
+def map_columns(headers):
+    """Map source headers to schema columns.
+
+    Parameters
+    ----------
+    headers : iterable of str
+        Column names as they appear in the source file.
+
+    Returns
+    -------
+    mapping : dict
+        {source header: schema column} for recognised headers. When two source headers
+        map to one column (e.g. 内容 and 正文) the first one wins.
+    unmapped : list of str
+        Source headers the schema does not know; ingest keeps them in ``extra``.
+    """
+    aliases = alias_map()
+    mapping, unmapped, taken = {}, [], set()
+    for header in headers:
+        column = aliases.get(_header_key(header))
+        if column is None or column in taken:
+            unmapped.append(header)
+        else:
+            mapping[header] = column
+            taken.add(column)
+    return mapping, unmapped

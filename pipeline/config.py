@@ -9,11 +9,13 @@ from pathlib import Path
 
 import yaml
 
+from pipeline.errors import PetitionError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "corpora" / "config.yaml"
 
 
-class ConfigError(ValueError):
+class ConfigError(PetitionError):
     """The configuration file is missing, unreadable or has wrong keys."""
 
 
@@ -29,7 +31,7 @@ class IngestConfig:
     default_channel: str
     excel_epoch: str
     channel_words: dict
-    level_words: dict
+    level_patterns: dict
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +39,7 @@ class NormalizeConfig:
     mask_char: str
     id_mask: str
     phone_mask: str
+    anonymous_names: list
     boilerplate: list
 
 

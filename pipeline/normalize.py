@@ -1,0 +1,237 @@
+"""Normalize: clean letter text the way Chinese petition text needs, and pseudonymise people.
+
+``clean_text`` is ``clean(title) + "\\n" + clean(content)`` (the first line is always the
+title, possibly empty), where ``clean`` applies, in order:
+
+1. HTML entities and tags removed; NFKC (full-width letters, digits and punctuation to
+   half-width);
+2. traditional script to simplified (OpenCC ``t2s``; ``was_traditional`` records it, and
+   ``original_text`` keeps the letter as received);
+3. web boilerplate removed (patterns in ``corpora/config.yaml``);
+4. whitespace: removed between two Chinese characters (lines broken mid-word, HTML
+   indentation), otherwise collapsed to one space;
+5. ``、`` between digits read as a decimal point (``7、4%`` → ``7.4%``);
+6. ID-card numbers (18 digits with a valid checksum) and mobile numbers masked;
+7. masked names unified: 某, x, xx, ××, *, ～ all become one mask, so 郭×× and 郭某 compare equal.
+
+``petitioner_key`` is a keyed hash (HMAC-SHA256) of the best identifier available: the ID
+number, else the phone, else name + address, else the name alone. The key comes from
+``$PETITION_KEY`` or a secret file created on first use outside the repository
+(``$PETITION_KEY_FILE``, default ``~/.config/petition/key``), so later stages can link a
+person's letters without anyone reading who they are.
+"""
+import hashlib
+import hmac
+import html
+import os
+import re
+import secrets
+import sys
+import unicodedata
+from pathlib import Path
+
+import opencc
+import pandas as pd
+
+from pipeline import schema
+from pipeline.errors import PetitionError
+
+CJK = r"\u3400-\u9fff\uf900-\ufaff"
+_TAG = re.compile(r"<[^<>]{1,200}>")
+_SPACE_BETWEEN_CJK = re.compile(rf"(?<=[{CJK}])\s+(?=[{CJK}])")
+_SPACES = re.compile(r"\s+")
+_DECIMAL = re.compile(r"(?<=\d)、(?=\d)")
+_ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{17}[\dXx])(?![0-9A-Za-z])")
+_MOBILE = re.compile(r"(?<!\d)1[3-9]\d[- ]?\d{4}[- ]?\d{4}(?!\d)")
+# A surname (or place word) followed by 1-3 mask characters: 郭××, 张xx, 李*, 王～, 赵某某.
+_MASK_AFTER_CJK = re.compile(rf"(?<=[{CJK}])[xX×*~某]{{1,3}}(?![A-Za-z])")
+# A free-standing run of 2-3 mask characters: xxx, ××, 某某.
+_MASK_ALONE = re.compile(r"(?<![A-Za-z0-9])[xX×*~某]{2,3}(?![A-Za-z0-9])")
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK = "10X98765432"
+
+
+def id_checksum_ok(number):
+    """True when an 18-character ID-card number has a valid ISO 7064 MOD 11-2 check digit."""
+    number = number.upper()
+    if len(number) != 18 or not number[:17].isdigit():
+        return False
+    total = sum(int(digit) * weight for digit, weight in zip(number[:17], _ID_WEIGHTS))
+    return _ID_CHECK[total % 11] == number[17]
+
+
+class TextCleaner:
+    """Clean one text at a time (see the module docstring for the rules).
+
+    Parameters
+    ----------
+    mask_char : str
+        What every masked-name form becomes.
+    id_mask, phone_mask : str
+        What ID-card and mobile numbers in the text become.
+    boilerplate : list of str
+        Regular expressions of web boilerplate to remove.
+    """
+
+    def __init__(self, mask_char="某", id_mask="[身份证号]", phone_mask="[手机号]", boilerplate=()):
+        self.mask_char, self.id_mask, self.phone_mask = mask_char, id_mask, phone_mask
+        self.boilerplate = [re.compile(pattern) for pattern in boilerplate]
+        self._t2s = opencc.OpenCC("t2s")
+
+    @classmethod
+    def from_config(cls, config):
+        c = config.normalize
+        return cls(c.mask_char, c.id_mask, c.phone_mask, c.boilerplate)
+
+    def to_simplified(self, text):
+        return self._t2s.convert(text)
+
+    def mask_identifiers(self, text):
+        """Replace valid ID-card numbers and mobile numbers."""
+        text = _ID_NUMBER.sub(lambda m: self.id_mask if id_checksum_ok(m.group(1)) else m.group(0), text)
+        return _MOBILE.sub(self.phone_mask, text)
+
+    def unify_masks(self, text):
+        text = _MASK_AFTER_CJK.sub(self.mask_char, text)
+        return _MASK_ALONE.sub(self.mask_char, text)
+
+    def clean(self, text):
+        """Return the cleaned form of ``text`` (a str)."""
+        text = _TAG.sub(" ", html.unescape(text))
+        text = self.to_simplified(unicodedata.normalize("NFKC", text))
+        for pattern in self.boilerplate:
+            text = pattern.sub(" ", text)
+        text = _SPACES.sub(" ", _SPACE_BETWEEN_CJK.sub("", text)).strip()
+        text = _DECIMAL.sub(".", text)
+        return self.unify_masks(self.mask_identifiers(text))
+
+
+def load_key(create=True):
+    """Return the secret pseudonymisation key (bytes).
+
+    Read from ``$PETITION_KEY``, else from the file ``$PETITION_KEY_FILE`` (default
+    ``~/.config/petition/key``), which is created with a random key, readable by its owner
+    only, when missing and ``create`` is true.
+    """
+    if os.environ.get("PETITION_KEY"):
+        return os.environ["PETITION_KEY"].encode("utf-8")
+    path = Path(os.environ.get("PETITION_KEY_FILE")
+                or Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "petition" / "key")
+    if not path.exists():
+        if not create:
+            raise PetitionError(f"{path}: no pseudonymisation key; set PETITION_KEY or run normalize once")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+        print(f"normalize: created pseudonymisation key {path} (keep it: keys link people across runs)",
+              file=sys.stderr)
+    key = path.read_text(encoding="utf-8").strip()
+    if not key:
+        raise PetitionError(f"{path}: pseudonymisation key file is empty")
+    return key.encode("utf-8")
+
+
+class PetitionerKeys:
+    """Keyed pseudonyms of petitioners.
+
+    Parameters
+    ----------
+    key : bytes
+        The secret (see ``load_key``).
+    cleaner : TextCleaner
+        Used to unify name masks and script, so 郭×× and 郭某 get one key.
+    anonymous_names : iterable of str
+        Name values that mean no name was given.
+    """
+
+    def __init__(self, key, cleaner, anonymous_names=()):
+        self.key, self.cleaner = key, cleaner
+        self.anonymous = {self._canonical(name) for name in anonymous_names}
+
+    def _canonical(self, value):
+        return self.cleaner.unify_masks(self.cleaner.to_simplified(
+            unicodedata.normalize("NFKC", value)).replace(" ", ""))
+
+    def _hash(self, text):
+        return hmac.new(self.key, text.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
+
+    def key_for(self, name="", id_number="", phone="", address=""):
+        """Return (pseudonym, basis); ('', 'none') when the letter names nobody."""
+        id_number = re.sub(r"\s", "", id_number).upper()
+        if len(id_number) in (15, 18) and id_number[:15].isdigit():
+            return self._hash("id:" + id_number), "id"
+        digits = re.sub(r"\D", "", phone)
+        if len(digits) >= 7:
+            return self._hash("phone:" + digits[-11:]), "phone"
+        name = self._canonical(name)
+        if not name or name in self.anonymous or set(name) <= {self.cleaner.mask_char}:
+            return "", "none"
+        if address.strip():
+            return self._hash(f"name_address:{name}|{self._canonical(address)}"), "name_address"
+        return self._hash("name:" + name), "name"
+
+
+def normalize(letters, cleaner, keys, progress=None):
+    """Add ``original_text``, ``clean_text``, ``was_traditional``, ``petitioner_key`` and
+    ``petitioner_key_basis`` to ``letters`` (the ingest output).
+
+    Returns
+    -------
+    normalized : DataFrame
+        Letters whose cleaned text is not empty.
+    quarantine : list of dict
+        Letters left with no text after cleaning (e.g. nothing but boilerplate).
+    """
+    if letters.empty:
+        return letters.assign(**{c: pd.Series(dtype=object) for c in (
+            schema.ORIGINAL_TEXT, schema.CLEAN_TEXT, schema.WAS_TRADITIONAL,
+            schema.PETITIONER_KEY, schema.PETITIONER_KEY_BASIS)}), []
+    rows = letters[[schema.TITLE, schema.CONTENT, *schema.PETITIONER_COLUMNS]].itertuples(index=False)
+    clean, traditional, pseudonyms, bases = [], [], [], []
+    for title, content, name, id_number, phone, address in (progress(rows) if progress else rows):
+        clean.append(cleaner.clean(title) + "\n" + cleaner.clean(content))
+        traditional.append(cleaner.to_simplified(title + content) != title + content)
+        pseudonym, basis = keys.key_for(name, id_number, phone, address)
+        pseudonyms.append(pseudonym)
+        bases.append(basis)
+    out = letters.copy()
+    out[schema.ORIGINAL_TEXT] = (letters[schema.TITLE] + "\n" + letters[schema.CONTENT]).astype(object)
+    out[schema.CLEAN_TEXT] = clean
+    out[schema.WAS_TRADITIONAL] = traditional
+    out[schema.PETITIONER_KEY] = pseudonyms
+    out[schema.PETITIONER_KEY_BASIS] = bases
+    empty = out[schema.CLEAN_TEXT].str.strip() == ""
+    quarantine = [{schema.SOURCE_FILE: row[schema.SOURCE_FILE], schema.SOURCE_ROW: row[schema.SOURCE_ROW],
+                   "column": "title/content", "reason": "no text left after normalization",
+                   "raw": row[schema.ORIGINAL_TEXT]} for _, row in out[empty].iterrows()]
+    return out[~empty].reset_index(drop=True), quarantine
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser(
+        "normalize", help="clean text, mask identifiers, pseudonymise petitioners",
+        description="Read ingested.parquet, write normalized.parquet.")
+    parser.add_argument("--run", required=True, help="run directory")
+    parser.set_defaults(func=run_cli)
+
+
+def run_cli(args, config):
+    from tqdm import tqdm
+
+    from pipeline.rundir import RunDir, stage
+
+    run = RunDir(args.run)
+    letters = run.read("ingest")
+    cleaner = TextCleaner.from_config(config)
+    keys = PetitionerKeys(load_key(), cleaner, config.normalize.anonymous_names)
+    with stage(run, "normalize") as result:
+        normalized, quarantine = normalize(
+            letters, cleaner, keys,
+            progress=lambda rows: tqdm(rows, total=len(letters), desc="normalize", unit="letter", disable=None))
+        run.write("normalize", normalized)
+        run.set_quarantine("normalize", quarantine)
+        result.rows_in, result.rows_out, result.quarantined = len(letters), len(normalized), len(quarantine)
+        result.notes = {"traditional": int(normalized[schema.WAS_TRADITIONAL].sum()),
+                        "petitioner keys by basis":
+                            normalized[schema.PETITIONER_KEY_BASIS].value_counts().to_dict()}

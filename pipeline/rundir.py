@@ -1,0 +1,184 @@
+"""The run directory: where stages read their input and write their output.
+
+Layout of a run directory::
+
+    ingested.parquet  normalized.parquet  segmented.parquet  ...   one per stage
+    quarantine.csv        rows a stage could not process, with the reason (all stages)
+    <stage>_warnings.csv  recoverable problems (row kept, field emptied)
+    manifest.json         per stage: rows in/out/quarantined, seconds, versions
+
+Every file is written atomically (temporary file + rename), so an interrupted stage
+never leaves a half-written output for the next stage to read.
+"""
+import dataclasses
+import json
+import os
+import platform
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline import __version__, schema
+from pipeline.errors import PetitionError
+
+STAGE_OUTPUTS = {
+    "ingest": "ingested.parquet",
+    "normalize": "normalized.parquet",
+    "segment": "segmented.parquet",
+    "classify": "classified.parquet",
+    "dedupe": "deduped.parquet",
+}
+STAGE_ORDER = tuple(STAGE_OUTPUTS)
+CSV_ENCODING = "utf-8-sig"  # so Excel shows Chinese
+
+
+@contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs are for the office to read
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_parquet(df, path):
+    """Write ``df`` to Parquet atomically."""
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False)
+
+
+def write_csv(df, path):
+    """Write ``df`` to CSV (UTF-8 with BOM) atomically."""
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False, encoding=CSV_ENCODING)
+
+
+def write_json(obj, path):
+    """Write ``obj`` as indented UTF-8 JSON atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
+
+
+@dataclasses.dataclass
+class StageResult:
+    """What a stage did; printed after the stage and recorded in the manifest."""
+
+    stage: str
+    rows_in: int = 0
+    rows_out: int = 0
+    quarantined: int = 0
+    seconds: float = 0.0
+    notes: dict = dataclasses.field(default_factory=dict)
+
+    def summary(self):
+        line = (f"{self.stage}: {self.rows_in} rows in, {self.rows_out} out, "
+                f"{self.quarantined} quarantined, {self.seconds:.2f} s")
+        extra = "".join(f"\n  {key}: " + ("".join(f"\n    {item}" for item in value)
+                                             if isinstance(value, list) else str(value))
+                        for key, value in self.notes.items())
+        return line + extra
+
+
+class RunDir:
+    """A run directory (created if missing).
+
+    Parameters
+    ----------
+    path : str or Path
+        The directory.
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        if self.path.exists() and not self.path.is_dir():
+            raise PetitionError(f"{self.path}: run directory is a file")
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def output_path(self, stage):
+        return self.path / STAGE_OUTPUTS[stage]
+
+    def read(self, stage):
+        """Return the DataFrame a stage wrote; a clear error if that stage has not run."""
+        path = self.output_path(stage)
+        if not path.exists():
+            raise PetitionError(f"{self.path}: no {stage} output ({path.name}); "
+                                f"run `petition {stage} --run {self.path}` first")
+        try:
+            return pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises several types for damaged files
+            raise PetitionError(f"{path}: unreadable Parquet ({exc}); re-run `petition {stage}`") from exc
+
+    def write(self, stage, df):
+        write_parquet(df, self.output_path(stage))
+
+    @staticmethod
+    def _stage_frame(stage, rows, columns):
+        frame = pd.DataFrame(rows, columns=columns[1:]).astype(str)
+        frame.insert(0, "stage", stage)
+        return frame
+
+    def set_quarantine(self, stage, rows):
+        """Record the rows ``stage`` quarantined (a DataFrame or list of dicts with
+        ``schema.QUARANTINE_COLUMNS`` minus ``stage``) in ``quarantine.csv``, replacing
+        that stage's rows from an earlier attempt and keeping other stages' rows."""
+        path = self.path / "quarantine.csv"
+        frames = [self._stage_frame(stage, rows, schema.QUARANTINE_COLUMNS)]
+        if path.exists():
+            old = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=CSV_ENCODING)
+            frames.insert(0, old[old["stage"] != stage])
+        write_csv(pd.concat(frames, ignore_index=True), path)
+
+    def set_warnings(self, stage, rows):
+        """Write ``<stage>_warnings.csv`` (``schema.WARNING_COLUMNS`` minus ``stage``)."""
+        write_csv(self._stage_frame(stage, rows, schema.WARNING_COLUMNS),
+                  self.path / f"{stage}_warnings.csv")
+
+    @property
+    def manifest_path(self):
+        return self.path / "manifest.json"
+
+    def manifest(self):
+        if not self.manifest_path.exists():
+            return {"stages": {}}
+        return json.loads(self.manifest_path.read_text(encoding="utf-8"))
+
+    def record(self, result, **fields):
+        """Store ``result`` (and any extra top-level ``fields``) in ``manifest.json``."""
+        manifest = self.manifest()
+        manifest.update(fields)
+        manifest["versions"] = {"pipeline": __version__, "python": platform.python_version(),
+                                "pandas": pd.__version__}
+        manifest["stages"][result.stage] = dataclasses.asdict(result) | {
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        write_json(manifest, self.manifest_path)
+
+
+@contextmanager
+def stage(run, name):
+    """Time a stage, check rows in = rows out + quarantined, print and record the result.
+
+    Usage::
+
+        with stage(run, "normalize") as result:
+            ...
+            result.rows_in, result.rows_out, result.quarantined = ...
+    """
+    result = StageResult(name)
+    start = time.perf_counter()
+    yield result
+    result.seconds = round(time.perf_counter() - start, 3)
+    if result.rows_in != result.rows_out + result.quarantined:
+        raise AssertionError(f"{name}: {result.rows_in} rows in but {result.rows_out} out "
+                             f"+ {result.quarantined} quarantined")
+    run.record(result)
+    print(result.summary(), flush=True)

@@ -1,0 +1,242 @@
+"""Segment: cut ``clean_text`` into words with jieba and the petition dictionary.
+
+* Dictionaries: ``corpora/dict/petition_dict.txt`` (petition terms jieba would split:
+  一信多投, 征地拆迁, 林权证 ...), ``corpora/dict/stopwords.txt``, plus any extra jieba user
+  dictionaries (``--dict FILE`` or ``segment.extra_dicts`` in the configuration), e.g. the
+  message board's ``place_words.txt``.
+* jieba's own dictionary cache lives in the project's data dir (``paths.data_dir``), not /tmp.
+* Parallel over processes. Each worker builds its tokenizer and loads the user dictionaries
+  itself (``jieba.enable_parallel`` does not parallelise ``lcut``, and words added before a
+  fork are not guaranteed to reach workers started differently).
+* A cache keyed by the hash of the text and of the dictionaries: a nightly run segments only
+  letters it has not seen, and changing a dictionary invalidates the cache.
+
+Output: ``tokens``, the words joined by single spaces, stopwords and punctuation removed.
+"""
+import hashlib
+import logging
+import multiprocessing
+import time
+import unicodedata
+from pathlib import Path
+
+import jieba
+import pandas as pd
+
+from pipeline import schema
+from pipeline.errors import PetitionError
+from pipeline.rundir import write_parquet
+
+jieba.setLogLevel(logging.WARNING)
+
+
+def text_hash(text):
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=8).hexdigest()
+
+
+def _is_punctuation(token):
+    """True for tokens made only of punctuation, symbols, spaces or control characters."""
+    return all(unicodedata.category(ch)[0] in "PSZC" for ch in token)
+
+
+class Segmenter:
+    """A jieba tokenizer with user dictionaries and stopwords.
+
+    Parameters
+    ----------
+    user_dicts : list of path
+        jieba user dictionaries (``word [freq [tag]]`` per line).
+    stopwords : path, optional
+        One word per line; removed from the output.
+    hmm : bool
+        Let jieba's HMM find words missing from the dictionaries (names, places).
+    cache_dir : path, optional
+        Where jieba caches its compiled main dictionary.
+    min_token_chars : int
+        Shorter tokens are dropped.
+    """
+
+    def __init__(self, user_dicts=(), stopwords=None, hmm=True, cache_dir=None, min_token_chars=1):
+        self.user_dicts = [Path(p) for p in user_dicts]
+        self.stopwords_path = Path(stopwords) if stopwords else None
+        self.hmm, self.cache_dir, self.min_token_chars = hmm, cache_dir, min_token_chars
+        for path in self.user_dicts + ([self.stopwords_path] if self.stopwords_path else []):
+            if not path.is_file():
+                raise PetitionError(f"{path}: dictionary file not found")
+        self._tokenizer = None
+        self._stopwords = None
+
+    @classmethod
+    def from_config(cls, config, extra_dicts=()):
+        dict_dir = config.paths.dict_dir
+        return cls(user_dicts=[dict_dir / "petition_dict.txt", *config.segment.extra_dicts, *extra_dicts],
+                   stopwords=dict_dir / "stopwords.txt", hmm=config.segment.hmm,
+                   cache_dir=config.paths.data_dir / "jieba",
+                   min_token_chars=config.segment.min_token_chars)
+
+    def params(self):
+        """Constructor arguments, to build an identical segmenter in a worker process."""
+        return dict(user_dicts=self.user_dicts, stopwords=self.stopwords_path, hmm=self.hmm,
+                    cache_dir=self.cache_dir, min_token_chars=self.min_token_chars)
+
+    def fingerprint(self):
+        """Hash of everything that changes the output: dictionaries, stopwords, settings."""
+        digest = hashlib.sha256(f"{jieba.__version__}|{self.hmm}|{self.min_token_chars}".encode())
+        for path in self.user_dicts + ([self.stopwords_path] if self.stopwords_path else []):
+            digest.update(path.read_bytes())
+        return digest.hexdigest()[:16]
+
+    def _load(self):
+        tokenizer = jieba.Tokenizer()
+        if self.cache_dir:
+            Path(self.cache_dir).mkdir(parents=True, exist_ok=True)
+            tokenizer.tmp_dir = str(self.cache_dir)
+        tokenizer.initialize()
+        for path in self.user_dicts:
+            tokenizer.load_userdict(str(path))
+        words = self.stopwords_path.read_text(encoding="utf-8").split() if self.stopwords_path else []
+        self._stopwords = frozenset(words)
+        self._tokenizer = tokenizer
+
+    def cut(self, text):
+        """Return the words of ``text`` (list of str), stopwords and punctuation removed."""
+        if self._tokenizer is None:
+            self._load()
+        return [token for token in self._tokenizer.lcut(text, HMM=self.hmm)
+                if len(token) >= self.min_token_chars and token not in self._stopwords
+                and not _is_punctuation(token)]
+
+    def cut_joined(self, texts):
+        """Segment each text; return the tokens joined by spaces (list of str)."""
+        return [" ".join(self.cut(text)) for text in texts]
+
+
+_worker_segmenter = None
+
+
+def _init_worker(params):
+    global _worker_segmenter
+    _worker_segmenter = Segmenter(**params)
+    _worker_segmenter.cut("")  # load the dictionaries now, in this worker
+
+
+def _cut_chunk(texts):
+    return _worker_segmenter.cut_joined(texts)
+
+
+def segment_texts(texts, segmenter, processes=1, chunk_size=2000, progress=None):
+    """Segment ``texts`` (list of str) in ``processes`` worker processes.
+
+    Returns a list of space-joined token strings, in input order. ``progress``, if given,
+    is called with the number of texts finished after each chunk.
+    """
+    chunks = [texts[i:i + chunk_size] for i in range(0, len(texts), chunk_size)]
+    results = []
+    if processes <= 1 or len(chunks) <= 1:
+        for chunk in chunks:
+            results.extend(segmenter.cut_joined(chunk))
+            if progress:
+                progress(len(chunk))
+        return results
+    context = multiprocessing.get_context("fork")
+    with context.Pool(processes, initializer=_init_worker, initargs=(segmenter.params(),)) as pool:
+        for chunk_result in pool.imap(_cut_chunk, chunks):
+            results.extend(chunk_result)
+            if progress:
+                progress(len(chunk_result))
+    return results
+
+
+class SegmentCache:
+    """Segmented texts stored as Parquet shards under ``directory/<fingerprint>/``.
+
+    A shard is added per run with the texts that run segmented; lookups read all shards.
+    """
+
+    def __init__(self, directory, fingerprint):
+        self.directory = Path(directory) / fingerprint
+        self._tokens = None
+
+    def _load(self):
+        self._tokens = {}
+        for shard in sorted(self.directory.glob("*.parquet")):
+            frame = pd.read_parquet(shard)
+            self._tokens.update(zip(frame["hash"], frame[schema.TOKENS]))
+
+    def lookup(self, hashes):
+        """Return {hash: tokens} for the hashes already in the cache."""
+        if self._tokens is None:
+            self._load()
+        return {h: self._tokens[h] for h in hashes if h in self._tokens}
+
+    def add(self, hashes, tokens):
+        if not hashes:
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        name = f"{time.strftime('%Y%m%dT%H%M%S')}-{hashes[0]}.parquet"
+        write_parquet(pd.DataFrame({"hash": hashes, schema.TOKENS: tokens}), self.directory / name)
+        if self._tokens is not None:
+            self._tokens.update(zip(hashes, tokens))
+
+
+def segment(letters, segmenter, cache=None, processes=1, chunk_size=2000, progress=None):
+    """Add ``tokens`` to ``letters`` (the normalize output).
+
+    Returns
+    -------
+    segmented : DataFrame
+    stats : dict
+        ``cached`` (letters served from the cache), ``segmented`` (letters cut now),
+        ``characters`` (characters cut now).
+    """
+    hashes = [text_hash(text) for text in letters[schema.CLEAN_TEXT]]
+    known = cache.lookup(set(hashes)) if cache else {}
+    todo = {}
+    for h, text in zip(hashes, letters[schema.CLEAN_TEXT]):
+        if h not in known:
+            todo.setdefault(h, text)
+    cached = sum(h in known for h in hashes)
+    if progress:
+        progress(cached)
+    new_tokens = segment_texts(list(todo.values()), segmenter, processes, chunk_size, progress)
+    if cache:
+        cache.add(list(todo), new_tokens)
+    known.update(zip(todo, new_tokens))
+    out = letters.copy()
+    out[schema.TOKENS] = [known[h] for h in hashes]
+    return out, {"cached": cached, "segmented": len(todo),
+                 "characters": sum(map(len, todo.values()))}
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser(
+        "segment", help="cut text into words with jieba and the petition dictionary",
+        description="Read normalized.parquet, write segmented.parquet.")
+    parser.add_argument("--run", required=True, help="run directory")
+    parser.add_argument("--dict", action="append", default=[], metavar="FILE",
+                        help="extra jieba user dictionary (repeatable), e.g. place names")
+    parser.add_argument("--processes", type=int, help="worker processes (default: configuration)")
+    parser.add_argument("--no-cache", action="store_true", help="segment every letter again")
+    parser.set_defaults(func=run_cli)
+
+
+def run_cli(args, config):
+    from tqdm import tqdm
+
+    from pipeline.rundir import RunDir, stage
+
+    run = RunDir(args.run)
+    letters = run.read("normalize")
+    segmenter = Segmenter.from_config(config, extra_dicts=args.dict)
+    cache = None if args.no_cache else SegmentCache(config.paths.data_dir / "segcache", segmenter.fingerprint())
+    processes = args.processes or config.segment.processes
+    if processes < 1:
+        raise PetitionError(f"--processes must be at least 1, got {processes}")
+    with stage(run, "segment") as result, \
+            tqdm(total=len(letters), desc="segment", unit="letter", disable=None) as bar:
+        segmented, stats = segment(letters, segmenter, cache, processes, config.segment.chunk_size,
+                                   progress=bar.update)
+        run.write("segment", segmented)
+        run.set_quarantine("segment", [])
+        result.rows_in = result.rows_out = len(letters)
+        result.notes = stats | {"processes": processes}

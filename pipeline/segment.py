@@ -5,9 +5,10 @@
   dictionaries (``--dict FILE`` or ``segment.extra_dicts`` in the configuration), e.g. the
   message board's ``place_words.txt``.
 * jieba's own dictionary cache lives in the project's data dir (``paths.data_dir``), not /tmp.
-* Parallel over processes. Each worker builds its tokenizer and loads the user dictionaries
-  itself (``jieba.enable_parallel`` does not parallelise ``lcut``, and words added before a
-  fork are not guaranteed to reach workers started differently).
+* Parallel over processes (``jieba.enable_parallel`` does not parallelise ``lcut``). Every
+  worker has the user dictionaries loaded: the parent loads them just before forking and the
+  worker checks that what it inherited matches, loading them itself otherwise (a worker
+  forked before ``add_word`` would miss the words).
 * A cache keyed by the hash of the text and of the dictionaries: a nightly run segments only
   letters it has not seen, and changing a dictionary invalidates the cache.
 
@@ -65,6 +66,7 @@ class Segmenter:
                 raise PetitionError(f"{path}: dictionary file not found")
         self._tokenizer = None
         self._stopwords = None
+        self._keep = {}  # token -> whether it is kept; memoised, the vocabulary is bounded
 
     @classmethod
     def from_config(cls, config, extra_dicts=()):
@@ -102,9 +104,13 @@ class Segmenter:
         """Return the words of ``text`` (list of str), stopwords and punctuation removed."""
         if self._tokenizer is None:
             self._load()
-        return [token for token in self._tokenizer.lcut(text, HMM=self.hmm)
-                if len(token) >= self.min_token_chars and token not in self._stopwords
-                and not _is_punctuation(token)]
+        keep = self._keep
+        tokens = self._tokenizer.lcut(text, HMM=self.hmm)
+        for token in tokens:
+            if token not in keep:
+                keep[token] = (token not in self._stopwords and len(token) >= self.min_token_chars
+                               and not _is_punctuation(token))
+        return [token for token in tokens if keep[token]]
 
     def cut_joined(self, texts):
         """Segment each text; return the tokens joined by spaces (list of str)."""
@@ -115,9 +121,12 @@ _worker_segmenter = None
 
 
 def _init_worker(params):
+    """Give the worker a loaded segmenter: the one inherited through fork when it matches
+    ``params`` (loaded in the parent just before the pool started), else load one here."""
     global _worker_segmenter
-    _worker_segmenter = Segmenter(**params)
-    _worker_segmenter.cut("")  # load the dictionaries now, in this worker
+    if _worker_segmenter is None or _worker_segmenter.params() != params:
+        _worker_segmenter = Segmenter(**params)
+    _worker_segmenter.cut("")
 
 
 def _cut_chunk(texts):
@@ -128,8 +137,11 @@ def segment_texts(texts, segmenter, processes=1, chunk_size=2000, progress=None)
     """Segment ``texts`` (list of str) in ``processes`` worker processes.
 
     Returns a list of space-joined token strings, in input order. ``progress``, if given,
-    is called with the number of texts finished after each chunk.
+    is called with the number of texts finished after each chunk. Chunks are at most
+    ``chunk_size`` texts and small enough that every worker gets several.
     """
+    global _worker_segmenter
+    chunk_size = max(1, min(chunk_size, -(-len(texts) // (processes * 8))))
     chunks = [texts[i:i + chunk_size] for i in range(0, len(texts), chunk_size)]
     results = []
     if processes <= 1 or len(chunks) <= 1:
@@ -138,6 +150,8 @@ def segment_texts(texts, segmenter, processes=1, chunk_size=2000, progress=None)
             if progress:
                 progress(len(chunk))
         return results
+    segmenter.cut("")  # load once here; forked workers inherit the loaded dictionaries
+    _worker_segmenter = segmenter
     context = multiprocessing.get_context("fork")
     with context.Pool(processes, initializer=_init_worker, initargs=(segmenter.params(),)) as pool:
         for chunk_result in pool.imap(_cut_chunk, chunks):

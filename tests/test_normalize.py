@@ -1,0 +1,110 @@
+"""Normalize: each cleaning rule, identifier masking, pseudonymous petitioner keys."""
+import os
+import re
+import stat
+
+import pandas as pd
+import pytest
+
+from pipeline import normalize, schema
+from pipeline.normalize import PetitionerKeys, TextCleaner, id_checksum_ok
+
+VALID_ID = "11010519491231002X"       # checksum-valid example from GB 11643
+ID_PATTERN = re.compile(r"(?<!\d)\d{17}[\dXx](?!\d)")
+MOBILE_PATTERN = re.compile(r"(?<!\d)1[3-9]\d[- ]?\d{4}[- ]?\d{4}(?!\d)")
+
+
+@pytest.fixture(scope="module")
+def cleaner(config):
+    return TextCleaner.from_config(config)
+
+
+@pytest.fixture(scope="module")
+def keys(cleaner, config):
+    return PetitionerKeys(b"k", cleaner, config.normalize.anonymous_names)
+
+
+@pytest.mark.parametrize("raw, clean", [
+    ("ＡＢＣ１２３，全角", "ABC123,全角"),                                   # NFKC
+    ("徵地拆遷補償標準過低", "征地拆迁补偿标准过低"),                       # traditional → simplified
+    ("\n\t\t\t\t\t\n\t\t\t\t\t座落在A市\n\t\t\t\t", "座落在A市"),           # HTML whitespace
+    ("<p>物业&nbsp;乱收费</p>", "物业乱收费"),                               # tags and entities
+    ("房价上升7、4%，面积3、5亩", "房价上升7.4%,面积3.5亩"),                 # 、 as decimal point
+    ("甲、乙、丙三人", "甲、乙、丙三人"),                                     # 、 as enumeration stays
+    ("征地补偿款至今\n未发放", "征地补偿款至今未发放"),                       # line broken mid-sentence
+    ("共  3 户 and\n2 people", "共 3 户 and 2 people"),               # other whitespace collapsed
+    ("打印本页 关闭窗口 村里修路", "村里修路"),                               # web boilerplate
+])
+def test_cleaning_rules(cleaner, raw, clean):
+    assert cleaner.clean(raw) == clean
+
+
+@pytest.mark.parametrize("masked", ["郭××", "郭某", "郭xx", "郭XX", "郭*", "郭＊＊", "郭～", "郭某某", "郭x"])
+def test_name_masks_compare_equal(cleaner, masked):
+    assert cleaner.clean(f"{masked}反映村干部问题") == "郭某反映村干部问题"
+
+
+def test_masks_do_not_touch_latin_words(cleaner):
+    assert cleaner.clean("用xbox玩游戏,尺寸3x4") == "用xbox玩游戏,尺寸3x4"
+    assert cleaner.clean("匿名xxx来信") == "匿名某来信"
+
+
+def test_id_checksum():
+    assert id_checksum_ok(VALID_ID) and id_checksum_ok(VALID_ID.lower())
+    assert not id_checksum_ok("110105194912310021")
+
+
+def test_identifiers_in_text_are_masked(cleaner):
+    text = (f"本人身份证号{VALID_ID}，电话13812345678，另一号码 139-1234-5678，"
+            "订单号110105194912310021不是身份证，座机0571-88886666")
+    clean = cleaner.clean(text)
+    assert VALID_ID not in clean and "[身份证号]" in clean
+    assert clean.count("[手机号]") == 2 and "13812345678" not in clean
+    assert "110105194912310021" in clean     # wrong checksum: not an ID number
+
+
+def test_petitioner_key_prefers_the_strongest_identifier(keys):
+    by_id, basis = keys.key_for(name="郭××", id_number=VALID_ID, phone="13812345678")
+    assert basis == "id" and by_id == keys.key_for(name="别名", id_number=VALID_ID.lower())[0]
+    assert keys.key_for(name="郭某", phone="138 1234 5678")[1] == "phone"
+    assert keys.key_for(name="郭××", address="白石村")[0] == keys.key_for(name="郭某", address="白石村")[0]
+    assert keys.key_for(name="郭某", address="白石村")[1] == "name_address"
+    assert keys.key_for(name="郭某")[1] == "name"
+    for anonymous in ("", "匿名", "xxx", "××"):
+        assert keys.key_for(name=anonymous) == ("", "none")
+    assert keys.key_for(name="郭某")[0] != keys.key_for(name="张某")[0]
+
+
+def test_key_depends_on_the_secret(cleaner):
+    assert PetitionerKeys(b"a", cleaner).key_for(name="张三") != PetitionerKeys(b"b", cleaner).key_for(name="张三")
+
+
+def test_key_file_created_outside_repo_on_first_use(tmp_path, monkeypatch):
+    monkeypatch.delenv("PETITION_KEY")
+    monkeypatch.setenv("PETITION_KEY_FILE", str(tmp_path / "secret" / "key"))
+    first = normalize.load_key()
+    assert first == normalize.load_key() and len(first) == 64
+    assert stat.S_IMODE(os.stat(tmp_path / "secret" / "key").st_mode) == 0o600
+
+
+def test_normalize_quarantines_letters_left_empty(cleaner, keys):
+    letters = pd.DataFrame({c: [""] * 2 for c in schema.SCHEMA_COLUMNS})
+    letters[schema.CONTENT] = ["打印本页", "村里修路问题"]
+    letters[schema.SOURCE_FILE], letters[schema.SOURCE_ROW] = "f.csv", [2, 3]
+    out, quarantine = normalize.normalize(letters, cleaner, keys)
+    assert out[schema.CLEAN_TEXT].tolist() == ["\n村里修路问题"]
+    assert [q[schema.SOURCE_ROW] for q in quarantine] == [2]
+
+
+def test_board_clean_text_has_no_identifiers_and_keeps_the_original(board_run):
+    letters = pd.read_parquet(board_run / "normalized.parquet")
+    assert len(letters) == 4314
+    for text in letters[schema.CLEAN_TEXT]:
+        assert not any(id_checksum_ok(m.group(0)) for m in ID_PATTERN.finditer(text))
+        assert not MOBILE_PATTERN.search(text)
+    assert "\n\t\t" in letters[schema.ORIGINAL_TEXT].iloc[0] or "\t" not in letters[schema.CLEAN_TEXT].iloc[0]
+    assert not letters[schema.CLEAN_TEXT].str.contains("\t").any()
+    assert letters[schema.WAS_TRADITIONAL].sum() > 0
+    # user ids are the only identity on the board: one key per user, never the raw id
+    assert letters.groupby(schema.PETITIONER_NAME)[schema.PETITIONER_KEY].nunique().max() == 1
+    assert not letters[schema.PETITIONER_KEY].isin(letters[schema.PETITIONER_NAME]).any()

@@ -35,13 +35,35 @@ EXTRA = "extra"                  # JSON of source columns the schema does not kn
 
 # --- Columns added by normalize ----------------------------------------------------------
 ORIGINAL_TEXT = "original_text"  # title + content as received
-CLEAN_TEXT = "clean_text"        # normalised, identifiers masked
+CLEAN_TEXT = "clean_text"        # clean(title) + "\n" + clean(content), identifiers masked
 PETITIONER_KEY = "petitioner_key"
 PETITIONER_KEY_BASIS = "petitioner_key_basis"  # id / phone / name_address / name / none
 WAS_TRADITIONAL = "was_traditional"
 
 # --- Columns added by segment ------------------------------------------------------------
 TOKENS = "tokens"                # space-joined jieba words, stopwords removed
+
+# --- Columns added by classify ------------------------------------------------------------
+TOPIC = "topic"                          # most probable topic code
+TOPIC_CONFIDENCE = "topic_confidence"    # its calibrated probability
+TOPICS = "topics"                        # "|"-joined codes of every topic above its threshold
+TOP3 = "top3"                            # JSON list of [code, probability], best first
+NEEDS_REVIEW = "needs_review"            # confidence under the model card's review threshold
+RESPONSIBLE_BODY = "responsible_body"
+NATURE = "nature"                        # 申诉 / 举报控告 / 求决 / 咨询 / 意见建议
+LAW_LITIGATION = "law_litigation"        # 涉法涉诉
+ANONYMOUS = "anonymous"
+JOINT = "joint"                          # 联名信
+SIGNATORY_COUNT = "signatory_count"      # from the signatories column, else counted in the text
+COLLECTIVE = "collective"                # 集体访: visitors >= 5
+HOME_LEVEL = "home_level"                # level of the place the matter belongs to
+SKIP_LEVEL = "skip_level"                # 越级: addressee level above the home level
+
+# --- Columns added by dedupe ---------------------------------------------------------------
+CASE_ID = "case_id"                      # one matter (纯件); every letter has one
+DUPLICATE_OF = "duplicate_of"            # earliest linked letter of the case ('' for the first)
+RELATION = "relation"                    # relation to duplicate_of (see RELATIONS)
+RELATIONS = ("exact_copy", "multi_addressed", "resend", "repeat_petition", "same_matter")
 
 CHANNELS = ("letter", "visit", "phone", "online", "mailbox")
 LEVELS = ("township", "county", "city", "province", "national")

@@ -7,11 +7,11 @@ line and exit with status 2; anything else is a bug and keeps its traceback.
 import argparse
 import sys
 
-from pipeline import __version__, ingest, normalize, segment
+from pipeline import __version__, ingest, nightly, normalize, segment
 from pipeline.config import load_config
 from pipeline.errors import PetitionError
 
-STAGES = (ingest, normalize, segment)
+STAGES = (ingest, normalize, segment, nightly)
 
 
 def build_parser():

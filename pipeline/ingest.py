@@ -560,7 +560,7 @@ def run_cli(args, config):
         run.write("ingest", letters)
         run.set_quarantine("ingest", quarantine)
         run.set_warnings("ingest", warnings)
-        run.record(result, inputs=[{"path": str(p), "sha256": file_sha256(p)} for p in files])
+        run.record_fields(inputs=[{"path": str(p), "sha256": file_sha256(p)} for p in files])
         result.rows_in, result.rows_out = rows_in, len(letters)
         result.quarantined = sum(q[schema.SOURCE_ROW] != "" for q in quarantine)
         result.notes = {"files": notes, "warnings": len(warnings)}

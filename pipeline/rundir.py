@@ -152,15 +152,19 @@ class RunDir:
             return {"stages": {}}
         return json.loads(self.manifest_path.read_text(encoding="utf-8"))
 
-    def record(self, result, **fields):
-        """Store ``result`` (and any extra top-level ``fields``) in ``manifest.json``."""
+    def record_fields(self, **fields):
+        """Set top-level ``fields`` of ``manifest.json``, with the current versions."""
         manifest = self.manifest()
         manifest.update(fields)
         manifest["versions"] = {"pipeline": __version__, "python": platform.python_version(),
                                 "pandas": pd.__version__}
-        manifest["stages"][result.stage] = dataclasses.asdict(result) | {
-            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
         write_json(manifest, self.manifest_path)
+
+    def record(self, result, **fields):
+        """Store ``result`` (and any extra top-level ``fields``) in ``manifest.json``."""
+        stages = self.manifest()["stages"]
+        stages[result.stage] = dataclasses.asdict(result) | {"finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        self.record_fields(stages=stages, **fields)
 
 
 @contextmanager
@@ -173,6 +177,9 @@ def stage(run, name):
             ...
             result.rows_in, result.rows_out, result.quarantined = ...
     """
+    stages = run.manifest()["stages"]
+    if stages.pop(name, None):  # a stage being redone is not done until it finishes
+        run.record_fields(stages=stages)
     result = StageResult(name)
     start = time.perf_counter()
     yield result

@@ -6,15 +6,17 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PETITION := $(VENV)/bin/petition
 DUMP ?= corpora/sample/letters.csv
-RUN ?= runs/$(shell date +%Y-%m-%d)
+HOME_DIR ?= runs
 BENCH_DIR ?= bench
 
-.PHONY: help install test nightly bench sample clean
+.PHONY: help install browser test nightly dedupe bench bench-dedupe sample clean
 
 help:
-	@echo "make nightly [DUMP=path] [RUN=dir]   run the pipeline on a dump (default: bundled sample)"
+	@echo "make nightly [DUMP=path] [HOME_DIR=runs]  run the pipeline on a dump (default: bundled sample)"
 	@echo "make test                            run the test suite"
+	@echo "make dedupe DUMP=path [INDEX=dir]    ingest, normalize, segment and dedupe a dump against the index"
 	@echo "make bench                           run the benchmarks, figures in $(BENCH_DIR)/"
+	@echo "make bench-dedupe [N=1000000]        dedupe N synthetic letters, then a 10,000-letter increment"
 	@echo "make sample                          regenerate the bundled sample dump"
 
 $(VENV)/.installed: setup.cfg pyproject.toml
@@ -25,16 +27,37 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 install: $(VENV)/.installed
 
-test: $(VENV)/.installed
+# Headless Chromium and CJK fonts for the report's browser test (Debian packages; needs root).
+browser:
+	@if command -v chromium >/dev/null && fc-list :lang=zh 2>/dev/null | grep -q .; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
+	else echo "warning: chromium or a CJK font is missing and cannot be installed here (needs root and apt-get):" \
+		"the browser test will be skipped; install the Debian packages chromium and fonts-noto-cjk"; fi
+
+test: $(VENV)/.installed browser
 	$(PY) -m pytest -q
 
 nightly: $(VENV)/.installed
-	$(PETITION) ingest $(DUMP) --run $(RUN)
-	$(PETITION) normalize --run $(RUN)
-	$(PETITION) segment --run $(RUN)
+	$(PETITION) nightly $(DUMP) --home $(HOME_DIR)
+
+# The clerk's dedupe: a dump through ingest, normalize, segment and dedupe against INDEX.
+INDEX ?= .data/index
+DEDUPE_RUN ?= runs/dedupe-$(shell date +%Y%m%d-%H%M%S)
+dedupe: $(VENV)/.installed
+	$(PETITION) ingest $(DUMP) --run $(DEDUPE_RUN)
+	$(PETITION) normalize --run $(DEDUPE_RUN)
+	$(PETITION) segment --run $(DEDUPE_RUN)
+	$(PETITION) dedupe --run $(DEDUPE_RUN) --index $(INDEX)
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_segment.py --out $(BENCH_DIR)/segment.json
+	$(PY) benchmarks/bench_dedupe.py board --out $(BENCH_DIR)/dedupe_board.json
+
+# A million letters from an empty index, then a 10,000-letter increment (not part of `make test`).
+N ?= 1000000
+bench-dedupe: $(VENV)/.installed
+	$(PY) benchmarks/bench_dedupe.py scale --n $(N) --out $(BENCH_DIR)/dedupe_scale.json
 
 sample: $(VENV)/.installed
 	$(PY) -m pipeline.synth --n 5000 --seed 20241 --out corpora/sample/letters.csv

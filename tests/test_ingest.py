@@ -196,3 +196,20 @@ def test_board_export_keeps_every_row(board_run):
     assert set(json.loads(letters.at[0, schema.EXTRA])) == {"反对数", "点赞数"}
     manifest = json.loads((board_run / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["stages"]["ingest"]["rows_out"] == 4314
+
+
+@pytest.mark.parametrize("body, level", [
+    ("青山县柳溪镇人民政府", "township"), ("江北市青山县人民法院", "county"), ("国家信访局", "national"),
+    ("江南省信访局", "province"), ("青山县市场监督管理局", "county"), ("江北市城市管理局", "city"),
+    ("青山县住房和城乡建设局", "county"), ("城关街道办事处", "township"), ("县乡村振兴局", "county"),
+    ("某某物业公司", ""),
+])
+def test_level_inferred_from_the_last_unit_in_the_name(config, body, level):
+    assert ingest.infer_level(pd.Series([body]), config.ingest.level_patterns)[0] == level
+
+
+def test_sample_levels_match_the_bodies(config):
+    from tests.conftest import sample_path
+    dump = pd.read_csv(sample_path(), dtype=str, encoding="utf-8-sig", keep_default_na=False)
+    inferred = ingest.infer_level(dump["受理机关"], config.ingest.level_patterns)
+    assert (inferred == dump["受理层级"]).all()

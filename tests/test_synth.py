@@ -1,0 +1,199 @@
+"""Tests of pipeline.synth: determinism, the committed sample, and the planted truth."""
+import random
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipeline import schema, synth
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_DIR = ROOT / "corpora" / "sample"
+SAMPLE_N, SAMPLE_SEED = 5000, 20241
+TRUTH_FILES = ("letters.csv", "truth_letters.csv", "truth_pairs.csv")
+LARGE_TOPICS = ("land_requisition", "rural_land", "court", "labour_social_security",
+                "urban_housing")
+
+
+@pytest.fixture(scope="module")
+def world():
+    return synth.load_world()
+
+
+@pytest.fixture(scope="module")
+def sample():
+    """The committed sample: letters joined with their truth rows, and the pairs."""
+    letters = pd.read_csv(SAMPLE_DIR / "letters.csv", dtype=str, keep_default_na=False)
+    truth = pd.read_csv(SAMPLE_DIR / "truth_letters.csv", dtype=str, keep_default_na=False)
+    pairs = pd.read_csv(SAMPLE_DIR / "truth_pairs.csv", dtype=str, keep_default_na=False)
+    return letters, truth, pairs
+
+
+def _generate(world, folder, n, seed):
+    synth.generate(n, seed, folder / "letters.csv", progress=False, world=world)
+    return {name: (folder / name).read_bytes() for name in TRUTH_FILES}
+
+
+def _trigrams(text):
+    return {text[i:i + 3] for i in range(len(text) - 2)}
+
+
+def _jaccard(a, b):
+    a, b = _trigrams(a), _trigrams(b)
+    return len(a & b) / max(1, len(a | b))
+
+
+# --- determinism ------------------------------------------------------------------------
+def test_same_seed_gives_identical_files(world, tmp_path):
+    first = _generate(world, tmp_path / "a", 300, 7)
+    second = _generate(world, tmp_path / "b", 300, 7)
+    assert first == second
+    other = _generate(world, tmp_path / "c", 300, 8)
+    assert other["letters.csv"] != first["letters.csv"]
+
+
+def test_committed_sample_equals_fresh_generation(world, tmp_path):
+    fresh = _generate(world, tmp_path, SAMPLE_N, SAMPLE_SEED)
+    for name in TRUTH_FILES:
+        assert fresh[name] == (SAMPLE_DIR / name).read_bytes(), name
+
+
+def test_parquet_output_and_cli(tmp_path, capsys):
+    out = tmp_path / "letters.parquet"
+    assert synth.main(["--n", "60", "--seed", "3", "--out", str(out),
+                       "--truth-dir", str(tmp_path / "truth")]) == 0
+    letters = pd.read_parquet(out)
+    assert list(letters.columns) == list(synth.HEADERS) and len(letters) == 60
+    assert (tmp_path / "truth" / "truth_pairs.csv").exists()
+    assert "pattern original" in capsys.readouterr().out
+
+
+# --- the letters file -------------------------------------------------------------------
+def test_headers_map_to_every_schema_column():
+    mapping, unmapped = schema.map_columns(synth.HEADERS)
+    assert not unmapped
+    assert set(mapping.values()) == set(schema.SCHEMA_COLUMNS)
+
+
+def test_sample_covers_topics_channels_levels_natures(sample, world):
+    letters, truth, _ = sample
+    topics = {code for value in truth.topics for code in value.split("|")}
+    assert topics == set(world.topics) and len(topics) == 20
+    assert set(synth.CHANNELS) <= set(letters["信访形式"])
+    assert set(letters["受理层级"]) == set(schema.LEVELS)
+    assert set(truth.nature) == set(synth.NATURES)
+    assert set(truth.pattern) == set(synth.PATTERNS)
+    assert set(truth.malformed) == set(synth.MALFORMED)
+
+
+def test_body_lengths(sample):
+    letters, truth, _ = sample
+    lengths = letters.loc[truth.malformed == "", "内容"].str.len()
+    assert lengths.between(80, 1500).all()
+    assert 250 <= lengths.median() <= 450
+
+
+def test_letters_of_a_topic_do_not_share_one_template(sample):
+    letters, truth, _ = sample
+    primary = truth.topics.str.split("|").str[0]
+    for topic in LARGE_TOPICS:
+        openings = letters.loc[(primary == topic) & (truth.malformed == ""), "内容"]
+        openings = openings.str.strip().str[:20]
+        assert openings.nunique() >= 0.5 * len(openings), topic
+
+
+def test_id_numbers_and_phones_are_valid(sample):
+    letters, _, _ = sample
+    ids = letters.loc[letters["身份证号"] != "", "身份证号"]
+    assert len(ids) > 1000
+    for number in ids:
+        assert re.fullmatch(r"\d{17}[\dX]", number), number
+        assert synth.id_checksum(number[:17]) == number[17], number
+    phones = letters.loc[letters["联系电话"] != "", "联系电话"]
+    assert phones.str.fullmatch(r"1\d{10}").all()
+
+
+def test_id_checksum_of_the_standard_example():
+    assert synth.id_checksum("11010519491231002") == "X"
+
+
+def test_identifiers_in_text_are_really_there(sample):
+    letters, truth, _ = sample
+    flagged = letters.loc[truth.identifiers_in_text == "1", "内容"]
+    assert len(flagged) > 100
+    digits = flagged.str.translate({c + 0xFEE0: c for c in range(0x30, 0x3A)})
+    assert digits.str.contains(r"1\d{10}|\d{17}[\dX]").all()
+
+
+# --- the truth --------------------------------------------------------------------------
+def test_truth_rows_match_letter_rows(sample):
+    letters, truth, pairs = sample
+    assert list(truth.letter_id) == list(letters["信件编号"])
+    ids = set(letters["信件编号"])
+    assert set(pairs.letter_a) <= ids and set(pairs.letter_b) <= ids
+
+
+def test_planted_shares(sample):
+    _, truth, _ = sample
+    share = truth.pattern.value_counts(normalize=True)
+    copies = share[["exact_copy", "multi_addressed", "resend"]].sum()
+    assert 0.07 <= copies <= 0.13
+    assert 0.07 <= share["repeat_petition"] <= 0.13
+    assert 0.05 <= share["same_matter"] <= 0.11
+    assert 0.002 <= (truth.malformed != "").mean() <= 0.01
+    assert (truth.anonymous == "1").sum() > 100 and (truth.traditional == "1").sum() > 50
+    assert (truth.signatories.astype(int) > 0).sum() > 50
+    assert (truth.visitors.astype(int) >= 5).sum() > 20
+    assert truth.topics.str.contains("|", regex=False).sum() > 200
+
+
+def test_pairs_follow_their_definitions(sample):
+    letters, truth, pairs = sample
+    rows = letters.join(truth.drop(columns="letter_id")).drop_duplicates("信件编号")
+    rows = rows.set_index("信件编号")
+    position = {letter_id: k for k, letter_id in enumerate(letters["信件编号"])}
+    a, b = rows.loc[pairs.letter_a].reset_index(), rows.loc[pairs.letter_b].reset_index()
+    assert (a.matter_id == b.matter_id).all()
+    assert all(position[x] < position[y] for x, y in zip(pairs.letter_a, pairs.letter_b))
+    relation = pairs.relation.to_numpy()
+    same_body = (a["内容"] == b["内容"]).to_numpy()
+    same_addressee = (a["受理机关"] == b["受理机关"]).to_numpy()
+    same_person = ((a.person_id == b.person_id) & (a.person_id != "")).to_numpy()
+    assert same_body[relation == "exact_copy"].all()
+    assert not same_body[relation == "multi_addressed"].any()
+    assert not same_addressee[relation == "multi_addressed"].any()
+    assert same_person[relation == "repeat_petition"].all()
+    assert not same_person[relation == "same_matter"].any()
+    assert set(relation) == set(synth.RELATIONS)
+
+
+def test_repeat_petitions_are_reworded(sample):
+    letters, truth, pairs = sample
+    body = dict(zip(letters["信件编号"], letters["内容"]))
+    repeats = pairs[pairs.relation == "repeat_petition"]
+    scores = [_jaccard(body[a], body[b]) for a, b in zip(repeats.letter_a, repeats.letter_b)]
+    assert len(scores) > 200
+    assert max(scores) < 0.8
+    assert sum(scores) / len(scores) < 0.35
+    copies = pairs[pairs.relation == "multi_addressed"]
+    near = [_jaccard(body[a], body[b]) for a, b in zip(copies.letter_a, copies.letter_b)]
+    assert sum(near) / len(near) > 0.85
+
+
+def test_skip_level_follows_its_definition(sample):
+    letters, truth, _ = sample
+    rank = {level: k for k, level in enumerate(schema.LEVELS)}
+    addressee = letters["受理层级"].map(rank)
+    home = truth.home_level.map(rank).clip(lower=rank["county"])
+    assert ((addressee > home).astype(int).astype(str) == truth.skip_level).all()
+
+
+# --- templates --------------------------------------------------------------------------
+def test_template_language():
+    node = synth.compile_template("[甲|乙[丙|]]<who>{name}")
+    banks = {"who": (synth.compile_template("村民"),)}
+    seen = {synth.expand(node, random.Random(seed), banks) for seed in range(50)}
+    assert seen == {"甲村民{name}", "乙丙村民{name}", "乙村民{name}"}
+    with pytest.raises(ValueError):
+        synth.compile_template("[甲|乙")

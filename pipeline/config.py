@@ -53,11 +53,56 @@ class SegmentConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class DedupeConfig:
+    shingle_size: int
+    num_perm: int
+    lsh_threshold: float
+    seed: int
+    min_body_chars: int
+    compare_chars: int
+    tfidf_features: int
+    top_terms: int
+    name_suffixes: list
+    name_prefix_chars: int
+    name_stop_chars: str
+    generic_name_prefixes: list
+    name_common_idf: float
+    surnames: str
+    near_same_similarity: float
+    near_min_cosine: float
+    block_terms: int
+    multi_addressed_window_days: int
+    repeat_window_days: int
+    same_matter_window_days: int
+    name_weight: float
+    max_names_counted: int
+    repeat_min_score: float
+    same_matter_min_score: float
+    processes: int
+    chunk_size: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportConfig:
+    period: str
+    taxonomy: str
+    township_pattern: str
+    township_text_fallback: bool
+    out_of_scope_topics: list
+    trend_months: int
+    top_cases: int
+    chart_rows: int
+    html_max_rows: int
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     paths: PathsConfig
     ingest: IngestConfig
     normalize: NormalizeConfig
     segment: SegmentConfig
+    dedupe: DedupeConfig
+    report: ReportConfig
     source: Path
 
 

@@ -107,14 +107,15 @@ class RunDir:
     def output_path(self, stage):
         return self.path / STAGE_OUTPUTS[stage]
 
-    def read(self, stage):
-        """Return the DataFrame a stage wrote; a clear error if that stage has not run."""
+    def read(self, stage, columns=None):
+        """Return the DataFrame a stage wrote (only ``columns`` if given); a clear error if
+        that stage has not run."""
         path = self.output_path(stage)
         if not path.exists():
             raise PetitionError(f"{self.path}: no {stage} output ({path.name}); "
                                 f"run `petition {stage} --run {self.path}` first")
         try:
-            return pd.read_parquet(path)
+            return pd.read_parquet(path, columns=columns)
         except Exception as exc:  # pyarrow raises several types for damaged files
             raise PetitionError(f"{path}: unreadable Parquet ({exc}); re-run `petition {stage}`") from exc
 

@@ -39,6 +39,8 @@ class NormalizeConfig:
     mask_char: str
     id_mask: str
     phone_mask: str
+    processes: int
+    chunk_size: int
     anonymous_names: list
     boilerplate: list
 

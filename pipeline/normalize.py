@@ -33,7 +33,7 @@ from pathlib import Path
 import opencc
 import pandas as pd
 
-from pipeline import schema
+from pipeline import parallel, schema
 from pipeline.errors import PetitionError
 
 CJK = r"\u3400-\u9fff\uf900-\ufaff"
@@ -172,9 +172,27 @@ class PetitionerKeys:
         return self._hash("name:" + name), "name"
 
 
-def normalize(letters, cleaner, keys, progress=None):
+class LetterNormalizer:
+    """Callable over a list of letter tuples (title, content, name, id number, phone,
+    address) returning (clean_text, was_traditional, petitioner_key, key_basis) tuples;
+    the task ``parallel.map_chunks`` runs in each worker."""
+
+    def __init__(self, cleaner, keys):
+        self.cleaner, self.keys = cleaner, keys
+
+    def __call__(self, rows):
+        clean = self.cleaner.clean
+        out = []
+        for title, content, name, id_number, phone, address in rows:
+            raw = title + content
+            out.append((clean(title) + "\n" + clean(content), self.cleaner.to_simplified(raw) != raw,
+                        *self.keys.key_for(name, id_number, phone, address)))
+        return out
+
+
+def normalize(letters, cleaner, keys, processes=1, chunk_size=2000, progress=None):
     """Add ``original_text``, ``clean_text``, ``was_traditional``, ``petitioner_key`` and
-    ``petitioner_key_basis`` to ``letters`` (the ingest output).
+    ``petitioner_key_basis`` to ``letters`` (the ingest output), in ``processes`` workers.
 
     Returns
     -------
@@ -183,24 +201,14 @@ def normalize(letters, cleaner, keys, progress=None):
     quarantine : list of dict
         Letters left with no text after cleaning (e.g. nothing but boilerplate).
     """
-    if letters.empty:
-        return letters.assign(**{c: pd.Series(dtype=object) for c in (
-            schema.ORIGINAL_TEXT, schema.CLEAN_TEXT, schema.WAS_TRADITIONAL,
-            schema.PETITIONER_KEY, schema.PETITIONER_KEY_BASIS)}), []
-    rows = letters[[schema.TITLE, schema.CONTENT, *schema.PETITIONER_COLUMNS]].itertuples(index=False)
-    clean, traditional, pseudonyms, bases = [], [], [], []
-    for title, content, name, id_number, phone, address in (progress(rows) if progress else rows):
-        clean.append(cleaner.clean(title) + "\n" + cleaner.clean(content))
-        traditional.append(cleaner.to_simplified(title + content) != title + content)
-        pseudonym, basis = keys.key_for(name, id_number, phone, address)
-        pseudonyms.append(pseudonym)
-        bases.append(basis)
+    added = (schema.CLEAN_TEXT, schema.WAS_TRADITIONAL, schema.PETITIONER_KEY, schema.PETITIONER_KEY_BASIS)
+    rows = list(letters[[schema.TITLE, schema.CONTENT, *schema.PETITIONER_COLUMNS]].itertuples(index=False, name=None))
+    results = parallel.map_chunks(LetterNormalizer(cleaner, keys), rows, processes, chunk_size, progress)
     out = letters.copy()
     out[schema.ORIGINAL_TEXT] = (letters[schema.TITLE] + "\n" + letters[schema.CONTENT]).astype(object)
-    out[schema.CLEAN_TEXT] = clean
-    out[schema.WAS_TRADITIONAL] = traditional
-    out[schema.PETITIONER_KEY] = pseudonyms
-    out[schema.PETITIONER_KEY_BASIS] = bases
+    for position, column in enumerate(added):
+        out[column] = pd.Series([result[position] for result in results], index=letters.index, dtype=object)
+    out[schema.WAS_TRADITIONAL] = out[schema.WAS_TRADITIONAL].astype(bool)
     empty = out[schema.CLEAN_TEXT].str.strip() == ""
     quarantine = [{schema.SOURCE_FILE: row[schema.SOURCE_FILE], schema.SOURCE_ROW: row[schema.SOURCE_ROW],
                    "column": "title/content", "reason": "no text left after normalization",
@@ -225,10 +233,10 @@ def run_cli(args, config):
     letters = run.read("ingest")
     cleaner = TextCleaner.from_config(config)
     keys = PetitionerKeys(load_key(), cleaner, config.normalize.anonymous_names)
-    with stage(run, "normalize") as result:
-        normalized, quarantine = normalize(
-            letters, cleaner, keys,
-            progress=lambda rows: tqdm(rows, total=len(letters), desc="normalize", unit="letter", disable=None))
+    with stage(run, "normalize") as result, \
+            tqdm(total=len(letters), desc="normalize", unit="letter", disable=None) as bar:
+        normalized, quarantine = normalize(letters, cleaner, keys, config.normalize.processes,
+                                           config.normalize.chunk_size, progress=bar.update)
         run.write("normalize", normalized)
         run.set_quarantine("normalize", quarantine)
         result.rows_in, result.rows_out, result.quarantined = len(letters), len(normalized), len(quarantine)

@@ -5,10 +5,9 @@
   dictionaries (``--dict FILE`` or ``segment.extra_dicts`` in the configuration), e.g. the
   message board's ``place_words.txt``.
 * jieba's own dictionary cache lives in the project's data dir (``paths.data_dir``), not /tmp.
-* Parallel over processes (``jieba.enable_parallel`` does not parallelise ``lcut``). Every
-  worker has the user dictionaries loaded: the parent loads them just before forking and the
-  worker checks that what it inherited matches, loading them itself otherwise (a worker
-  forked before ``add_word`` would miss the words).
+* Parallel over processes (``jieba.enable_parallel`` does not parallelise ``lcut``). The
+  dictionaries are loaded before the workers are forked, so every worker has them (a
+  worker forked before ``add_word`` would miss the words).
 * A cache keyed by the hash of the text and of the dictionaries: a nightly run segments only
   letters it has not seen, and changing a dictionary invalidates the cache.
 
@@ -16,7 +15,6 @@ Output: ``tokens``, the words joined by single spaces, stopwords and punctuation
 """
 import hashlib
 import logging
-import multiprocessing
 import time
 import unicodedata
 from pathlib import Path
@@ -24,7 +22,7 @@ from pathlib import Path
 import jieba
 import pandas as pd
 
-from pipeline import schema
+from pipeline import parallel, schema
 from pipeline.errors import PetitionError
 from pipeline.rundir import write_parquet
 
@@ -76,11 +74,6 @@ class Segmenter:
                    cache_dir=config.paths.data_dir / "jieba",
                    min_token_chars=config.segment.min_token_chars)
 
-    def params(self):
-        """Constructor arguments, to build an identical segmenter in a worker process."""
-        return dict(user_dicts=self.user_dicts, stopwords=self.stopwords_path, hmm=self.hmm,
-                    cache_dir=self.cache_dir, min_token_chars=self.min_token_chars)
-
     def fingerprint(self):
         """Hash of everything that changes the output: dictionaries, stopwords, settings."""
         digest = hashlib.sha256(f"{jieba.__version__}|{self.hmm}|{self.min_token_chars}".encode())
@@ -117,48 +110,14 @@ class Segmenter:
         return [" ".join(self.cut(text)) for text in texts]
 
 
-_worker_segmenter = None
-
-
-def _init_worker(params):
-    """Give the worker a loaded segmenter: the one inherited through fork when it matches
-    ``params`` (loaded in the parent just before the pool started), else load one here."""
-    global _worker_segmenter
-    if _worker_segmenter is None or _worker_segmenter.params() != params:
-        _worker_segmenter = Segmenter(**params)
-    _worker_segmenter.cut("")
-
-
-def _cut_chunk(texts):
-    return _worker_segmenter.cut_joined(texts)
-
-
 def segment_texts(texts, segmenter, processes=1, chunk_size=2000, progress=None):
     """Segment ``texts`` (list of str) in ``processes`` worker processes.
 
     Returns a list of space-joined token strings, in input order. ``progress``, if given,
-    is called with the number of texts finished after each chunk. Chunks are at most
-    ``chunk_size`` texts and small enough that every worker gets several.
+    is called with the number of texts finished after each chunk.
     """
-    global _worker_segmenter
-    chunk_size = max(1, min(chunk_size, -(-len(texts) // (processes * 8))))
-    chunks = [texts[i:i + chunk_size] for i in range(0, len(texts), chunk_size)]
-    results = []
-    if processes <= 1 or len(chunks) <= 1:
-        for chunk in chunks:
-            results.extend(segmenter.cut_joined(chunk))
-            if progress:
-                progress(len(chunk))
-        return results
-    segmenter.cut("")  # load once here; forked workers inherit the loaded dictionaries
-    _worker_segmenter = segmenter
-    context = multiprocessing.get_context("fork")
-    with context.Pool(processes, initializer=_init_worker, initargs=(segmenter.params(),)) as pool:
-        for chunk_result in pool.imap(_cut_chunk, chunks):
-            results.extend(chunk_result)
-            if progress:
-                progress(len(chunk_result))
-    return results
+    segmenter.cut("")  # load the dictionaries here, so that every forked worker has them
+    return parallel.map_chunks(segmenter.cut_joined, texts, processes, chunk_size, progress)
 
 
 class SegmentCache:

@@ -108,3 +108,13 @@ def test_board_clean_text_has_no_identifiers_and_keeps_the_original(board_run):
     # user ids are the only identity on the board: one key per user, never the raw id
     assert letters.groupby(schema.PETITIONER_NAME)[schema.PETITIONER_KEY].nunique().max() == 1
     assert not letters[schema.PETITIONER_KEY].isin(letters[schema.PETITIONER_NAME]).any()
+
+
+def test_parallel_normalize_equals_serial(config, cleaner, keys):
+    from pipeline import ingest
+    from tests.conftest import sample_path
+    letters = ingest.ingest([sample_path()], config)[0].head(600)
+    serial, _ = normalize.normalize(letters, cleaner, keys, processes=1)
+    parallel, _ = normalize.normalize(letters, cleaner, keys, processes=2, chunk_size=50)
+    pd.testing.assert_frame_equal(serial, parallel)
+    assert serial[schema.WAS_TRADITIONAL].any() and (serial[schema.PETITIONER_KEY_BASIS] == "id").any()

@@ -7,11 +7,11 @@ line and exit with status 2; anything else is a bug and keeps its traceback.
 import argparse
 import sys
 
-from pipeline import __version__, ingest, nightly, normalize, segment
+from pipeline import __version__, classify, dedupe, evaluate, ingest, nightly, normalize, report, segment, train
 from pipeline.config import load_config
 from pipeline.errors import PetitionError
 
-STAGES = (ingest, normalize, segment, nightly)
+STAGES = (ingest, normalize, segment, classify, dedupe, nightly, report, train, evaluate)
 
 
 def build_parser():

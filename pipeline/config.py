@@ -55,6 +55,28 @@ class SegmentConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ClassifyConfig:
+    model_dir: str
+    taxonomy: str
+    attributes: str
+    hmm: bool
+    max_chars: int
+    head_chars: int
+    head_weight: float
+    char_ngrams: list
+    min_df: int
+    max_features: int
+    svm_c: float
+    calibration_folds: int
+    calibration_ensemble: bool
+    cv_folds: int
+    seed: int
+    target_precision: float
+    processes: int
+    chunk_size: int
+
+
+@dataclasses.dataclass(frozen=True)
 class DedupeConfig:
     shingle_size: int
     num_perm: int
@@ -73,6 +95,7 @@ class DedupeConfig:
     near_same_similarity: float
     near_min_cosine: float
     block_terms: int
+    max_block: int
     multi_addressed_window_days: int
     repeat_window_days: int
     same_matter_window_days: int
@@ -103,6 +126,7 @@ class Config:
     ingest: IngestConfig
     normalize: NormalizeConfig
     segment: SegmentConfig
+    classify: ClassifyConfig
     dedupe: DedupeConfig
     report: ReportConfig
     source: Path

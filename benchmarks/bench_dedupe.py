@@ -1,0 +1,209 @@
+"""Dedupe benchmarks.
+
+``board``: links per relation on the real message board (../shared), printed and saved.
+``scale``: N synthetic letters (pipeline.synth) through ingest, normalize and segment, then
+dedupe from an empty index; then a nightly increment of the 10,000 latest letters against
+that index; every stage timed with its peak memory. In the same run, a reference: datasketch
+MinHashLSH (same shingles, num_perm and threshold) against this project's numpy MinHash LSH
+on 100,000 letters, and the ratio of their times.
+
+Usage:
+    python benchmarks/bench_dedupe.py board --out bench/dedupe_board.json
+    python benchmarks/bench_dedupe.py scale --n 1000000 --out bench/dedupe_scale.json [--work DIR]
+"""
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.config import PROJECT_ROOT, load_config
+
+INCREMENT = 10_000
+REFERENCE_LETTERS = 100_000
+TARGETS = {"dedupe_seconds": 600, "dedupe_peak_gb": 6.0, "increment_seconds": 60}
+
+
+def tree_rss(pid):
+    """Resident memory (bytes) of a process and all its descendants, from /proc."""
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            with open(f"/proc/{current}/statm") as handle:
+                total += int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            with open(f"/proc/{current}/task/{current}/children") as handle:
+                todo.extend(int(child) for child in handle.read().split())
+        except OSError:
+            continue
+    return total
+
+
+def timed(argv, label, log):
+    """Run ``argv``; return seconds, peak resident memory of its process tree (sampled every
+    0.2 s) and of its largest process (``os.wait4``'s ru_maxrss)."""
+    print(f"[bench] {label}: {' '.join(map(str, argv))}", flush=True)
+    start = time.perf_counter()
+    with open(log, "a", encoding="utf-8") as out:
+        process = subprocess.Popen([str(a) for a in argv], stdout=out, stderr=subprocess.STDOUT)
+        peak = [0]
+
+        def sample():
+            while process.poll() is None:
+                peak[0] = max(peak[0], tree_rss(process.pid))
+                time.sleep(0.2)
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        sampler.join()
+    seconds = time.perf_counter() - start
+    if process.returncode != 0:
+        sys.exit(f"[bench] {label} failed (exit {process.returncode}); see {log}")
+    result = {"seconds": round(seconds, 1), "peak_tree_rss_gb": round(peak[0] / 1e9, 2),
+              "max_process_rss_gb": round(usage.ru_maxrss * 1024 / 1e9, 2)}
+    print(f"[bench] {label}: {result}", flush=True)
+    return result
+
+
+def petition(*args):
+    return [Path(sys.executable).parent / "petition", *args]
+
+
+def board(args):
+    config = load_config()
+    board_dir = PROJECT_ROOT.parent / "shared" / "corpora" / "messageboard"
+    if not (board_dir / "messages.xlsx").exists():
+        print(f"[bench] {board_dir}/messages.xlsx not found; board benchmark skipped")
+        return
+    work = Path(tempfile.mkdtemp(prefix="bench-dedupe-"))
+    log = work / "log.txt"
+    try:
+        run, index = work / "run", work / "index"
+        timed(petition("ingest", board_dir / "messages.xlsx", "--run", run, "--channel", "online"), "ingest", log)
+        timed(petition("normalize", "--run", run), "normalize", log)
+        timed(petition("segment", "--run", run, "--dict", board_dir / "place_words.txt"), "segment", log)
+        dedupe = timed(petition("dedupe", "--run", run, "--index", index), "dedupe", log)
+        summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
+        links = pd.read_csv(run / "links.csv", encoding="utf-8-sig", dtype=str)
+        results = {"corpus": str(board_dir / "messages.xlsx"), "letters": summary["letters (件次)"],
+                   "unique_matters": summary["unique matters (纯件数)"],
+                   "links_per_relation": links["relation"].value_counts().to_dict(),
+                   "letters_per_relation": summary["letters by relation to an earlier letter"],
+                   "dedupe": dedupe, "config_hash": summary["index"]["config_hash"],
+                   "lsh": f"{config.dedupe.num_perm} perms, threshold {config.dedupe.lsh_threshold}"}
+        save(results, args.out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def scale(args):
+    work = Path(args.work or tempfile.mkdtemp(prefix="bench-dedupe-"))
+    work.mkdir(parents=True, exist_ok=True)
+    log = work / "log.txt"
+    env_note = {"PETITION_DATA_DIR": os.environ.get("PETITION_DATA_DIR", "(default)")}
+    total = args.n + INCREMENT
+    dump = work / "letters.parquet"
+    results = {"n": args.n, "increment": INCREMENT, "cpu_count": os.cpu_count(),
+               "python": platform.python_version(), "work": str(work), "env": env_note, "stages": {}}
+    stages = results["stages"]
+    stages["synth"] = timed([sys.executable, "-m", "pipeline.synth", "--n", total, "--seed", args.seed,
+                             "--out", dump, "--truth-dir", work / "truth"], f"synth {total:,} letters", log)
+    run = work / "run"
+    stages["ingest"] = timed(petition("ingest", dump, "--run", run), "ingest", log)
+    stages["normalize"] = timed(petition("normalize", "--run", run), "normalize", log)
+    stages["segment"] = timed(petition("segment", "--run", run, "--no-cache"), "segment", log)
+    # the latest INCREMENT letters (by date) are the next night's dump
+    letters = pd.read_parquet(run / "segmented.parquet")
+    order = letters["received_at"].sort_values(kind="stable", na_position="first").index
+    night, increment = work / "night", work / "increment"
+    for path, rows in ((night, order[:-INCREMENT]), (increment, order[-INCREMENT:])):
+        path.mkdir(exist_ok=True)
+        letters.loc[rows].to_parquet(path / "segmented.parquet", index=False)
+    del letters
+    index = work / "index"
+    shutil.rmtree(index, ignore_errors=True)
+    stages["dedupe"] = timed(petition("dedupe", "--run", night, "--index", index), f"dedupe {args.n:,}", log)
+    stages["dedupe"]["summary"] = json.loads((night / "summary.json").read_text(encoding="utf-8"))
+    stages["increment"] = timed(petition("dedupe", "--run", increment, "--index", index),
+                                f"increment {INCREMENT:,}", log)
+    stages["increment"]["summary"] = json.loads((increment / "summary.json").read_text(encoding="utf-8"))
+    results["reference"] = reference(night / "segmented.parquet")
+    results["targets"] = TARGETS
+    results["met"] = {
+        "dedupe_seconds": stages["dedupe"]["seconds"] <= TARGETS["dedupe_seconds"],
+        "dedupe_peak_gb": stages["dedupe"]["peak_tree_rss_gb"] <= TARGETS["dedupe_peak_gb"],
+        "increment_seconds": stages["increment"]["seconds"] <= TARGETS["increment_seconds"],
+    }
+    save(results, args.out)
+
+
+def reference(segmented, n=REFERENCE_LETTERS):
+    """datasketch MinHashLSH against this project's numpy MinHash LSH on ``n`` letters."""
+    from datasketch import MinHash, MinHashLSH
+
+    from pipeline.dedupe import comparison_texts
+    from pipeline.minhash import MinHasher, band_keys, lsh_params, pairs_within_window
+
+    c = load_config().dedupe
+    clean = pd.read_parquet(segmented, columns=["clean_text"])["clean_text"].head(n).tolist()
+    texts = [t[:c.compare_chars] for t in comparison_texts(clean, c.min_body_chars)]
+    k = c.shingle_size
+    print(f"[bench] reference: datasketch MinHashLSH on {len(texts):,} letters", flush=True)
+    start = time.perf_counter()
+    lsh = MinHashLSH(threshold=c.lsh_threshold, num_perm=c.num_perm)
+    signatures = []
+    for number, text in enumerate(texts):
+        minhash = MinHash(num_perm=c.num_perm, seed=c.seed)
+        minhash.update_batch([text[i:i + k].encode("utf-8") for i in range(max(len(text) - k + 1, 1))])
+        lsh.insert(str(number), minhash)
+        signatures.append(minhash)
+    reference_pairs = sum(len(lsh.query(m)) - 1 for m in signatures) // 2
+    reference_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    bands, rows = lsh_params(c.lsh_threshold, c.num_perm)
+    keys = band_keys(MinHasher(c.num_perm, k, c.seed).signatures(texts), bands, rows)
+    first, second = pairs_within_window(keys.ravel().view("int64"))
+    a, b = first // bands, second // bands  # flat position -> letter
+    ours_pairs = len(np.unique(a[a != b] * len(texts) + b[a != b]))
+    ours_seconds = time.perf_counter() - start
+    result = {"letters": len(texts), "datasketch_seconds": round(reference_seconds, 1),
+              "numpy_seconds": round(ours_seconds, 1), "ratio": round(reference_seconds / ours_seconds, 1),
+              "datasketch_candidate_pairs": reference_pairs, "numpy_candidate_pairs": ours_pairs,
+              "datasketch_bands_rows": [lsh.b, lsh.r],
+              "numpy_bands_rows": [bands, rows]}
+    print(f"[bench] reference: {result}", flush=True)
+    return result
+
+
+def save(results, out):
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
+    print(json.dumps(results, indent=2, ensure_ascii=False, default=str))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    board_parser = sub.add_parser("board", help="links per relation on messages.xlsx")
+    board_parser.add_argument("--out", required=True)
+    scale_parser = sub.add_parser("scale", help="N synthetic letters from an empty index, then an increment")
+    scale_parser.add_argument("--n", type=int, default=1_000_000)
+    scale_parser.add_argument("--seed", type=int, default=11)
+    scale_parser.add_argument("--work", help="working folder (default: a new temporary folder; kept)")
+    scale_parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    {"board": board, "scale": scale}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()

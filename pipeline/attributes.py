@@ -1,0 +1,179 @@
+"""Letter attributes other than the topic, by the rule tables of ``corpora/attributes.yaml``.
+
+The rules (keywords, regular expressions, name lists, place suffixes) live in that file;
+this module only applies them:
+
+* nature (性质): the first category in ``nature.order`` with a matching pattern, else the
+  fallback; a trained nature model, when classify has one, overrides it where it is confident;
+* law_litigation (涉法涉诉): any ``law_litigation`` pattern matches;
+* anonymous (匿名): normalize found no petitioner (``petitioner_key_basis == 'none'``), or the
+  name is an anonymous value or pattern, or the text says the writer withholds a name;
+* signatory_count / joint (联名): the signatories column when it has a number, else the names
+  listed after a signature marker or a head count in the text; joint from ``min_count``;
+* collective (集体访): visitors >= ``min_visitors``, or such a head count or a marker word in a
+  visit's text;
+* home_level: the lowest level of the places named in the text (by suffix, ignoring
+  ``not_places``), '' when none; skip_level (越级): the addressee's level is above both the
+  home level and the county (where petitions are first handled).
+"""
+import re
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from pipeline import schema
+from pipeline.errors import PetitionError
+
+_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+
+
+def parse_number(text):
+    """An Arabic or Chinese numeral ('17', '十二', '三十五', '一百二十') as int; 0 if unreadable."""
+    if text.isdigit():
+        return int(text)
+    total, digit = 0, 0
+    for char in text:
+        if char in _DIGITS:
+            digit = _DIGITS[char]
+        elif char in "十百":
+            total += (digit or 1) * (10 if char == "十" else 100)
+            digit = 0
+        else:
+            return 0
+    return total + digit
+
+
+def _compile(patterns):
+    return re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
+
+
+class AttributeRules:
+    """The rule tables, compiled.
+
+    Parameters
+    ----------
+    tables : dict
+        The parsed ``attributes.yaml``.
+    """
+
+    def __init__(self, tables):
+        try:
+            nature = tables["nature"]
+            self.nature_order = [(name, _compile(nature["patterns"][name])) for name in nature["order"]]
+            self.nature_fallback = nature["fallback"]
+            self.law = _compile(tables["law_litigation"]["patterns"])
+            anonymous = tables["anonymous"]
+            self.anonymous_names = set(anonymous["name_values"])
+            self.anonymous_name = _compile(anonymous["name_patterns"])
+            self.anonymous_text = _compile(anonymous["text_markers"])
+            joint = tables["joint"]
+            self.joint_marker = _compile(joint["markers"])
+            self.name_separator = re.compile(joint["name_separators"])
+            self.signatory_name = re.compile(joint["name_pattern"])
+            self.joint_counts = [re.compile(p) for p in joint["count_patterns"]]
+            self.min_signatories = joint["min_count"]
+            collective = tables["collective"]
+            self.min_visitors = collective["min_visitors"]
+            self.visit_counts = [re.compile(p) for p in collective["count_patterns"]]
+            self.collective_marker = _compile(collective["markers"])
+            skip = tables["skip_level"]
+            self.levels = list(skip["levels"])
+            suffixes = sorted(((suffix, level) for level, words in skip["place_levels"].items() for suffix in words),
+                              key=lambda pair: -len(pair[0]))
+            self.suffix_level = dict(suffixes)
+            self.place = re.compile(rf"[\u4e00-\u9fff]{{1,8}}?(?:{'|'.join(map(re.escape, self.suffix_level))})")
+            self.not_places = tuple(skip["not_places"])
+        except (KeyError, TypeError, re.error) as exc:
+            raise PetitionError(f"attribute rules: missing or invalid entry ({exc!r})") from exc
+
+    @classmethod
+    def load(cls, path):
+        path = Path(path)
+        try:
+            return cls(yaml.safe_load(path.read_text(encoding="utf-8")))
+        except OSError as exc:
+            raise PetitionError(f"{path}: cannot read attribute rules ({exc})") from exc
+        except PetitionError as exc:
+            raise PetitionError(f"{path}: {exc}") from exc
+
+    def nature(self, text):
+        return next((name for name, pattern in self.nature_order if pattern and pattern.search(text)),
+                    self.nature_fallback)
+
+    def law_litigation(self, text):
+        return bool(self.law.search(text))
+
+    def anonymous(self, name, key_basis, text):
+        name = name.strip()
+        return (key_basis == "none" or name in self.anonymous_names
+                or bool(name and self.anonymous_name.search(name)) or bool(self.anonymous_text.search(text)))
+
+    def signatories_in_text(self, text):
+        """Most signatories the text shows: names listed after a marker, or a stated count."""
+        best = 0
+        for match in self.joint_marker.finditer(text):
+            pieces = self.name_separator.split(text[match.end():match.end() + 60].split("\n")[0])
+            names = 0
+            for piece in pieces:
+                if not self.signatory_name.match(piece.strip()):
+                    break
+                names += 1
+            best = max(best, names)
+        for pattern in self.joint_counts:
+            for match in pattern.finditer(text):
+                best = max(best, parse_number(match.group(1)))
+        return best
+
+    def visitors_in_text(self, text):
+        return max((parse_number(m.group(1)) for p in self.visit_counts for m in p.finditer(text)), default=0)
+
+    def home_level(self, text):
+        """The lowest level of the places the text names, or ''."""
+        found = set()
+        for match in self.place.finditer(text):
+            word = match.group(0)
+            if not word.endswith(self.not_places):
+                found.add(next(level for suffix, level in self.suffix_level.items() if word.endswith(suffix)))
+        return min(found, key=self.levels.index) if found else ""
+
+    def skip_level(self, addressee_level, home_level):
+        if addressee_level not in self.levels:
+            return False
+        floor = max(self.levels.index("county"), self.levels.index(home_level) if home_level else 0)
+        return self.levels.index(addressee_level) > floor
+
+
+def letter_attributes(letters, rules):
+    """Attributes of each letter.
+
+    Parameters
+    ----------
+    letters : DataFrame
+        Normalize output columns: clean_text, petitioner_name, petitioner_key_basis,
+        signatories, visitors, channel, addressee_level.
+    rules : AttributeRules
+
+    Returns
+    -------
+    DataFrame with NATURE, LAW_LITIGATION, ANONYMOUS, JOINT, SIGNATORY_COUNT, COLLECTIVE,
+    HOME_LEVEL, SKIP_LEVEL, on the index of ``letters``.
+    """
+    rows = []
+    columns = [schema.CLEAN_TEXT, schema.PETITIONER_NAME, schema.PETITIONER_KEY_BASIS, schema.SIGNATORIES,
+               schema.VISITORS, schema.CHANNEL, schema.ADDRESSEE_LEVEL]
+    for text, name, basis, signatories, visitors, channel, addressee_level in \
+            letters[columns].itertuples(index=False, name=None):
+        signed = int(signatories) if pd.notna(signatories) and signatories > 0 else rules.signatories_in_text(text)
+        heads = int(visitors) if pd.notna(visitors) and visitors > 0 else (
+            rules.visitors_in_text(text) if channel == "visit" else 0)
+        home = rules.home_level(text)
+        rows.append((rules.nature(text), rules.law_litigation(text), rules.anonymous(name, basis, text),
+                     signed >= rules.min_signatories, signed,
+                     heads >= rules.min_visitors or (channel == "visit" and bool(rules.collective_marker.search(text))),
+                     home, rules.skip_level(addressee_level, home)))
+    frame = pd.DataFrame(rows, index=letters.index, columns=[
+        schema.NATURE, schema.LAW_LITIGATION, schema.ANONYMOUS, schema.JOINT, schema.SIGNATORY_COUNT,
+        schema.COLLECTIVE, schema.HOME_LEVEL, schema.SKIP_LEVEL])
+    return frame.astype({schema.SIGNATORY_COUNT: "int64", schema.LAW_LITIGATION: bool, schema.ANONYMOUS: bool,
+                         schema.JOINT: bool, schema.COLLECTIVE: bool, schema.SKIP_LEVEL: bool})

@@ -1,0 +1,217 @@
+"""MinHash signatures and LSH banding over character shingles, vectorised with numpy.
+
+Texts become one concatenated array of code points; every character ``k``-gram is hashed
+in one pass over that array; each of the ``num_perm`` hash functions is applied to the
+whole shingle array at once and reduced per document with ``np.minimum.reduceat``. No
+Python loop runs per document or per shingle, only per hash function and per band.
+
+Hash functions are multiply-add-shift (Dietzfelbinger): ``h(x) = ((a*x + b) mod 2**64) >> 32``
+for 32-bit shingle hashes ``x`` and random 64-bit ``a`` (odd) and ``b``: a 2-universal family
+like datasketch's ``(a*x + b) mod p``, but the modulus is the machine word's, so numpy needs
+no division (twice as fast).
+
+Candidate pairs come from grouping equal band keys with ``np.unique``/sorting
+(``pairs_within_window``, ``join_pairs``).
+"""
+import numpy as np
+from scipy.integrate import quad
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_EMPTY = np.uint32(0xFFFFFFFF)  # signature value of a text with no shingles
+
+
+def mix64(values):
+    """SplitMix64 finaliser: a well-spread uint64 hash of each uint64 value (vectorised)."""
+    z = np.asarray(values, dtype=np.uint64) + _GOLDEN
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def text_hashes(texts):
+    """A 64-bit hash of each whole text (vectorised; equal texts, equal hashes)."""
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    codes = np.frombuffer("".join(texts).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    starts = np.cumsum(lengths) - lengths
+    offset = np.arange(len(codes)) - np.repeat(starts, lengths)
+    # position-dependent mixing, summed per text; the length is mixed in last
+    mixed = mix64(codes ^ (offset.astype(np.uint64) << np.uint64(32)))
+    sums = np.zeros(len(texts), dtype=np.uint64)
+    nonempty = lengths > 0
+    sums[nonempty] = np.add.reduceat(mixed, starts[nonempty]) if len(codes) else 0
+    return mix64(sums ^ mix64(lengths.astype(np.uint64)))
+
+
+def shingle_hashes(texts, k=3):
+    """Hash every character ``k``-gram of every text.
+
+    Parameters
+    ----------
+    texts : sequence of str
+    k : int
+        Shingle length in characters. A text shorter than ``k`` is one shingle.
+
+    Returns
+    -------
+    hashes : ndarray of uint64
+        32-bit hashes (stored as uint64) of all shingles, text after text.
+    starts : ndarray of int64, shape (len(texts),)
+        Where each text's shingles begin in ``hashes``; an empty text has none (its start
+        equals the next text's).
+    """
+    if k < 1:
+        raise ValueError(f"shingle size must be at least 1, got {k}")
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    codes = np.frombuffer("".join(texts).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    counts = np.where(lengths > 0, np.maximum(lengths - k + 1, 1), 0)
+    starts = np.cumsum(counts) - counts
+    text_starts = np.cumsum(lengths) - lengths
+    text_ends = np.repeat(text_starts + lengths, counts)
+    # position of each shingle's first character in ``codes``
+    positions = np.arange(counts.sum(), dtype=np.int64) - np.repeat(starts - text_starts, counts)
+    padded = np.concatenate((codes, np.zeros(k, dtype=np.uint64)))
+    hashes = np.zeros(len(positions), dtype=np.uint64)
+    for j in range(k):  # polynomial hash; characters past a short text's end count as 0
+        inside = (positions + j < text_ends).astype(np.uint64)
+        hashes = hashes * np.uint64(0x100000001B3) + padded[positions + j] * inside
+    return mix64(hashes) >> np.uint64(32), starts
+
+
+class MinHasher:
+    """MinHash signatures of texts over character shingles.
+
+    Parameters
+    ----------
+    num_perm : int
+        Number of hash functions (signature length).
+    shingle_size : int
+        Characters per shingle.
+    seed : int
+        Seed of the hash functions; signatures are comparable only with equal seeds.
+    """
+
+    def __init__(self, num_perm=64, shingle_size=3, seed=1):
+        if num_perm < 1:
+            raise ValueError(f"num_perm must be at least 1, got {num_perm}")
+        self.num_perm, self.shingle_size, self.seed = num_perm, shingle_size, seed
+        rng = np.random.default_rng(seed)
+        self._a = rng.integers(1, 2**63, num_perm, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+        self._b = rng.integers(0, 2**63, num_perm, dtype=np.uint64) * np.uint64(2)
+
+    def signatures(self, texts):
+        """Return the signatures of ``texts``: uint32 array of shape (len(texts), num_perm)."""
+        hashes, starts = shingle_hashes(texts, self.shingle_size)
+        signatures = np.full((len(texts), self.num_perm), _EMPTY, dtype=np.uint32)
+        nonempty = np.append(starts[1:], len(hashes)) > starts
+        if not nonempty.any():
+            return signatures
+        buffer = np.empty_like(hashes)
+        for p in range(self.num_perm):
+            np.multiply(hashes, self._a[p], out=buffer)
+            np.add(buffer, self._b[p], out=buffer)
+            np.right_shift(buffer, np.uint64(32), out=buffer)
+            signatures[nonempty, p] = np.minimum.reduceat(buffer, starts[nonempty])
+        return signatures
+
+
+def _false_positive(threshold, bands, rows):
+    return quad(lambda s: 1 - (1 - s ** rows) ** bands, 0.0, threshold)[0]
+
+
+def _false_negative(threshold, bands, rows):
+    return quad(lambda s: (1 - s ** rows) ** bands, threshold, 1.0)[0]
+
+
+def lsh_params(threshold, num_perm, false_positive_weight=0.5, false_negative_weight=0.5):
+    """Bands and rows per band that minimise the weighted false positive and negative areas
+    around ``threshold`` (Jaccard), the rule datasketch's ``MinHashLSH`` uses, so both
+    index with the same banding for the same threshold and ``num_perm``.
+
+    Returns (bands, rows) with bands * rows <= num_perm.
+    """
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"LSH threshold must be between 0 and 1, got {threshold}")
+    best, best_error = (1, num_perm), float("inf")
+    for bands in range(1, num_perm + 1):
+        for rows in range(1, num_perm // bands + 1):
+            error = (false_positive_weight * _false_positive(threshold, bands, rows)
+                     + false_negative_weight * _false_negative(threshold, bands, rows))
+            if error < best_error:
+                best, best_error = (bands, rows), error
+    return best
+
+
+def band_keys(signatures, bands, rows):
+    """Hash each band of each signature (with the band's number) into one uint64 key.
+
+    Returns an array of shape (n, bands); equal keys in one column mean an equal band.
+    """
+    signatures = np.asarray(signatures, dtype=np.uint64)
+    keys = np.empty((len(signatures), bands), dtype=np.uint64)
+    for band in range(bands):
+        key = np.full(len(signatures), band, dtype=np.uint64)
+        for column in range(band * rows, (band + 1) * rows):
+            key = mix64(key ^ signatures[:, column])
+        keys[:, band] = key
+    return keys
+
+
+def pairs_within_window(labels, days=None, window=0):
+    """Every pair of positions with equal labels whose days are at most ``window`` apart.
+
+    Parameters
+    ----------
+    labels : array of int, shape (n,)
+    days : array of int, shape (n,), optional
+        Day numbers; omitted, every pair with equal labels is returned.
+    window : int
+        Largest difference in days.
+
+    Returns
+    -------
+    first, second : ndarray of int64
+        Positions ``first < second``, each qualifying pair once.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    days = np.zeros(len(labels), dtype=np.int64) if days is None else np.asarray(days, dtype=np.int64)
+    if len(labels) < 2:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    _, rank = np.unique(labels, return_inverse=True)
+    span = int(days.max() - days.min()) + window + 1
+    combined = rank.astype(np.int64) * span + (days - days.min())
+    order = np.argsort(combined, kind="stable")
+    ordered = combined[order]
+    # sorted position p pairs with every later position up to the last within the window
+    partners = np.searchsorted(ordered, ordered + window, side="right") - np.arange(len(order)) - 1
+    left = np.repeat(np.arange(len(order)), partners)
+    step = np.arange(partners.sum()) - np.repeat(np.cumsum(partners) - partners, partners) + 1
+    first, second = order[left], order[left + step]
+    return np.minimum(first, second), np.maximum(first, second)
+
+
+def join_pairs(left_labels, right_labels, left_days=None, right_days=None, window=0):
+    """Every (i, j) with ``left_labels[i] == right_labels[j]`` and, when days are given,
+    ``abs(left_days[i] - right_days[j]) <= window`` (a sort-merge join).
+
+    Returns two int64 arrays of positions into the left and the right array.
+    """
+    left_labels = np.asarray(left_labels, dtype=np.int64)
+    right_labels = np.asarray(right_labels, dtype=np.int64)
+    if left_days is None:
+        left_days, right_days, window = np.zeros(len(left_labels)), np.zeros(len(right_labels)), 0
+    left_days = np.asarray(left_days, dtype=np.int64)
+    right_days = np.asarray(right_days, dtype=np.int64)
+    if not len(left_labels) or not len(right_labels):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    _, rank = np.unique(np.concatenate((left_labels, right_labels)), return_inverse=True)
+    days = np.concatenate((left_days, right_days))
+    span = int(days.max() - days.min()) + 2 * window + 1
+    combined = rank.astype(np.int64) * span + (days - days.min() + window)
+    left, right = combined[:len(left_labels)], combined[len(left_labels):]
+    order = np.argsort(right, kind="stable")
+    ordered = right[order]
+    lo = np.searchsorted(ordered, left - window, side="left")
+    counts = np.searchsorted(ordered, left + window, side="right") - lo
+    first = np.repeat(np.arange(len(left)), counts)
+    offset = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    return first, order[np.repeat(lo, counts) + offset]

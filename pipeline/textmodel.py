@@ -1,0 +1,366 @@
+"""The letter classifier: one scikit-learn ``Pipeline`` from raw text to calibrated probabilities.
+
+Steps::
+
+    text        LetterText: normalize.TextCleaner, then segment.Segmenter (jieba + the petition
+                dictionary) → clean_text, tokens, head (the first characters: the title)
+    features    TF-IDF of the jieba words, of character 1-3-grams of the whole text and of
+                character n-grams of the head
+    classifier  CalibratedLinearSVC: class-balanced LinearSVC with sigmoid-calibrated
+                probabilities; one-vs-rest over a label indicator matrix for multi-label data
+
+A model directory holds ``model.joblib`` and ``model_card.json`` (data hash, labels,
+cross-validated metrics, thresholds, library versions, the command that trained it).
+Hyperparameters are fixed in ``corpora/config.yaml`` (``classify:``), not tuned per data set.
+"""
+import hashlib
+import json
+import platform
+import tempfile
+from pathlib import Path
+
+import jieba
+import joblib
+import numpy as np
+import pandas as pd
+import scipy
+import sklearn
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.compose import ColumnTransformer
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
+from sklearn.model_selection import StratifiedKFold
+from sklearn.multiclass import OneVsRestClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.svm import LinearSVC
+from sklearn.utils.validation import check_is_fitted
+
+from pipeline import __version__, parallel, schema
+from pipeline.errors import PetitionError
+from pipeline.normalize import TextCleaner
+from pipeline.rundir import atomic_path, write_json
+from pipeline.segment import Segmenter
+
+HEAD = "head"
+MODEL_FILE = "model.joblib"
+CARD_FILE = "model_card.json"
+# A pickled scikit-learn model is only guaranteed to load and predict the same with the
+# library versions that saved it; jieba's version changes the words the model sees.
+CHECKED_LIBRARIES = ("scikit-learn", "numpy", "scipy", "jieba")
+
+
+class LetterText(TransformerMixin, BaseEstimator):
+    """Clean and segment letter texts.
+
+    ``fit`` reads the dictionary files into the estimator, so a saved model carries its
+    dictionaries and segments the same wherever it is loaded. The jieba tokenizer and the
+    OpenCC converter are built on first use and never pickled.
+
+    Parameters
+    ----------
+    user_dicts : tuple of str
+        jieba user dictionaries (read at ``fit``).
+    stopwords : str, optional
+        Stopword file (read at ``fit``).
+    hmm, min_token_chars : see ``segment.Segmenter``.
+    mask_char, id_mask, phone_mask, boilerplate : see ``normalize.TextCleaner``.
+    head_chars : int
+        Length of the ``head`` column: the start of the text, where the title is.
+    max_chars : int
+        Only the first ``max_chars`` characters of the cleaned text are used (0: all).
+
+    ``transform`` takes an iterable of str and returns a DataFrame with ``clean_text``,
+    ``tokens`` (space-joined words) and ``head``, one row per text.
+    """
+
+    def __init__(self, user_dicts=(), stopwords=None, hmm=True, min_token_chars=1, mask_char="某",
+                 id_mask="[身份证号]", phone_mask="[手机号]", boilerplate=(), head_chars=25, max_chars=0):
+        self.user_dicts, self.stopwords, self.hmm = user_dicts, stopwords, hmm
+        self.min_token_chars, self.mask_char, self.id_mask = min_token_chars, mask_char, id_mask
+        self.phone_mask, self.boilerplate, self.head_chars = phone_mask, boilerplate, head_chars
+        self.max_chars = max_chars
+
+    @classmethod
+    def from_config(cls, config, extra_dicts=()):
+        segmenter = Segmenter.from_config(config, extra_dicts)
+        clean = config.normalize
+        settings = config.classify
+        return cls(user_dicts=tuple(map(str, segmenter.user_dicts)), stopwords=str(segmenter.stopwords_path),
+                   hmm=settings.hmm, min_token_chars=segmenter.min_token_chars, mask_char=clean.mask_char,
+                   id_mask=clean.id_mask, phone_mask=clean.phone_mask, boilerplate=tuple(clean.boilerplate),
+                   head_chars=settings.head_chars, max_chars=settings.max_chars)
+
+    def fit(self, X=None, y=None):
+        try:
+            self.dictionaries_ = [Path(path).read_text(encoding="utf-8") for path in self.user_dicts]
+            self.stopword_text_ = Path(self.stopwords).read_text(encoding="utf-8") if self.stopwords else ""
+        except OSError as exc:
+            raise PetitionError(f"cannot read a segmentation dictionary: {exc}") from exc
+        return self
+
+    def transform(self, X):
+        check_is_fitted(self, "dictionaries_")
+        texts = list(X)
+        if not all(isinstance(text, str) for text in texts):
+            raise TypeError("LetterText expects strings")
+        cleaner, segmenter = self._tools()
+        clean = [cleaner.clean(text)[:self.max_chars or None] for text in texts]
+        return pd.DataFrame({schema.CLEAN_TEXT: clean, schema.TOKENS: segmenter.cut_joined(clean),
+                             HEAD: [text[:self.head_chars] for text in clean]})
+
+    def _tools(self):
+        if getattr(self, "_loaded", None) is None:
+            user_dicts, stopwords = self._dictionary_files()
+            self._loaded = (TextCleaner(self.mask_char, self.id_mask, self.phone_mask, self.boilerplate),
+                            Segmenter(user_dicts, stopwords, self.hmm, min_token_chars=self.min_token_chars))
+        return self._loaded
+
+    def _dictionary_files(self):
+        """Write the embedded dictionaries to files (Segmenter reads files), in a folder named
+        by their content so that every process and every model with the same ones shares it."""
+        texts = [*self.dictionaries_, self.stopword_text_]
+        digest = hashlib.sha256("\x00".join(texts).encode("utf-8")).hexdigest()[:16]
+        folder = Path(tempfile.gettempdir()) / "petition-model-dicts" / digest
+        paths = [folder / f"user{i}.txt" for i in range(len(self.dictionaries_))] + [folder / "stopwords.txt"]
+        for path, text in zip(paths, texts):
+            if not path.exists():
+                with atomic_path(path) as tmp:
+                    tmp.write_text(text, encoding="utf-8")
+        return paths[:-1], paths[-1]
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_loaded", None)
+        return state
+
+
+class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):
+    """A class-balanced ``LinearSVC`` with sigmoid-calibrated probabilities.
+
+    Parameters
+    ----------
+    C : float
+        Inverse regularisation strength of the SVM.
+    calibration_folds : int
+        Folds of ``CalibratedClassifierCV``; fewer when the rarest class has fewer examples.
+    ensemble : bool
+        Average one calibrated SVM per fold (better probabilities, ``calibration_folds``
+        times the size) instead of one SVM on all the data.
+
+    ``fit(X, y)`` takes a feature matrix and labels; ``predict_proba`` returns an array
+    (n_samples, n_classes) in the order of ``classes_``.
+    """
+
+    def __init__(self, C=1.0, calibration_folds=5, ensemble=False):
+        self.C, self.calibration_folds, self.ensemble = C, calibration_folds, ensemble
+
+    def fit(self, X, y):
+        y = np.asarray(y)
+        folds = min(self.calibration_folds, np.unique(y, return_counts=True)[1].min())
+        # A class seen once (possible inside cross-validation of a small archive) leaves no
+        # fold to calibrate on: calibrate on the training data itself then.
+        cv = (StratifiedKFold(folds, shuffle=True, random_state=0) if folds >= 2
+              else [(np.arange(len(y)), np.arange(len(y)))])
+        self.calibrated_ = CalibratedClassifierCV(LinearSVC(C=self.C, class_weight="balanced"), cv=cv,
+                                                  ensemble=self.ensemble).fit(X, y)
+        self.classes_ = self.calibrated_.classes_
+        return self
+
+    def predict_proba(self, X):
+        return self.calibrated_.predict_proba(X)
+
+    def predict(self, X):
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+def build_model(text, settings, multilabel=False):
+    """An unfitted model.
+
+    Parameters
+    ----------
+    text : LetterText
+    settings : config.ClassifyConfig
+    multilabel : bool
+        Expect a label indicator matrix (one column per label) instead of one label per text.
+    """
+    def tfidf(**kwargs):
+        return TfidfVectorizer(sublinear_tf=True, min_df=settings.min_df, max_features=settings.max_features,
+                               dtype=np.float32, **kwargs)
+    chars = dict(analyzer="char", ngram_range=tuple(settings.char_ngrams))
+    features = ColumnTransformer(
+        [("words", tfidf(tokenizer=str.split, token_pattern=None, lowercase=False), schema.TOKENS),
+         ("chars", tfidf(**chars), schema.CLEAN_TEXT),
+         ("head", tfidf(**chars), HEAD)],
+        transformer_weights={"words": 1.0, "chars": 1.0, "head": settings.head_weight})
+    classifier = CalibratedLinearSVC(settings.svm_c, settings.calibration_folds, settings.calibration_ensemble)
+    if multilabel:
+        classifier = OneVsRestClassifier(classifier)
+    return Pipeline([("text", text), ("features", features), ("classifier", classifier)])
+
+
+def fit_model(model, texts, y):
+    """Fit ``model``; an archive too small to learn a vocabulary from is a PetitionError."""
+    try:
+        return model.fit(texts, y)
+    except ValueError as exc:
+        if "no terms remain" in str(exc) or "empty vocabulary" in str(exc):
+            raise PetitionError(f"too little text to learn from ({exc})") from exc
+        raise
+
+
+def cross_validated_proba(model, texts, y, strata, folds, seed=0, processes=1):
+    """Out-of-fold probabilities of ``model`` (unfitted) on ``texts``.
+
+    Parameters
+    ----------
+    y : array
+        Labels, or a label indicator matrix for a multi-label model.
+    strata : array of str
+        One label per text to stratify the folds on (the primary label).
+    folds : int
+        At most the count of the rarest stratum.
+
+    Returns an array (n_texts, n_labels). Cleaning and segmentation learn nothing from the
+    labels, so they run once for all folds; the rest of the model is refitted per fold.
+    """
+    prepared = clone(model[:1]).fit_transform(texts)
+    splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(prepared, strata))
+
+    def fold_proba(fold_splits):
+        results = []
+        for train, test in fold_splits:
+            fitted = fit_model(clone(model[1:]), prepared.iloc[train], y[train])
+            results.append((test, fitted.predict_proba(prepared.iloc[test])))
+        return results
+
+    n_labels = y.shape[1] if y.ndim == 2 else len(np.unique(y))
+    proba = np.zeros((len(prepared), n_labels))
+    for test, fold in parallel.map_chunks(fold_proba, splits, processes, chunk_size=1):
+        proba[test] = fold
+    return proba
+
+
+# --- decisions and metrics --------------------------------------------------------------------
+
+def topic_sets(proba, labels, thresholds):
+    """Per text: the most probable label first, then every other label whose probability
+    reaches its threshold, most probable first (list of lists of str)."""
+    limits = np.array([thresholds[label] for label in labels])
+    order = np.argsort(-proba, axis=1)
+    return [[labels[j] for rank, j in enumerate(row) if rank == 0 or p[j] >= limits[j]]
+            for row, p in zip(order, proba)]
+
+
+def label_thresholds(proba, truth_sets, labels, grid=np.arange(0.05, 0.96, 0.05)):
+    """Per label, the probability threshold with the best F1 of "probability ≥ threshold"
+    against membership of the true label set (chosen on out-of-fold probabilities)."""
+    thresholds = {}
+    for j, label in enumerate(labels):
+        member = np.array([label in truth for truth in truth_sets])
+        scores = [f1_score(member, proba[:, j] >= t, zero_division=0) for t in grid]
+        thresholds[label] = round(float(grid[int(np.argmax(scores))]), 2)
+    return thresholds
+
+
+def review_threshold(confidence, correct, target_precision):
+    """The lowest confidence from which the accepted predictions reach ``target_precision``.
+
+    Returns a dict: threshold (1.0 when no threshold reaches the target: review everything),
+    the precision and the share of letters (coverage) above it.
+    """
+    order = np.argsort(-confidence, kind="stable")
+    precision = np.cumsum(correct[order]) / np.arange(1, len(order) + 1)
+    reaching = np.nonzero(precision >= target_precision)[0]
+    if not len(reaching):
+        return {"threshold": 1.0, "target_precision": target_precision, "precision": None, "coverage": 0.0}
+    last = reaching[-1]
+    return {"threshold": round(float(confidence[order[last]]), 4), "target_precision": target_precision,
+            "precision": round(float(precision[last]), 4), "coverage": round((last + 1) / len(order), 4)}
+
+
+def classification_metrics(truth_sets, predicted_sets, labels):
+    """Accuracy of the primary (first) label, macro-F1 and per-label precision/recall/F1 over
+    label sets, and the confusion matrix of primary labels (rows true, columns predicted).
+
+    For single-label data the sets hold one label each and these are the usual figures.
+    """
+    index = {label: j for j, label in enumerate(labels)}
+
+    def indicator(sets):
+        matrix = np.zeros((len(sets), len(labels)), dtype=int)
+        for i, labels_of in enumerate(sets):
+            matrix[i, [index[label] for label in labels_of if label in index]] = 1
+        return matrix
+    truth, predicted = indicator(truth_sets), indicator(predicted_sets)
+    precision, recall, f1, support = precision_recall_fscore_support(truth, predicted, zero_division=0)
+    primary_true = [s[0] for s in truth_sets]
+    primary_pred = [s[0] for s in predicted_sets]
+    return {
+        "rows": len(truth_sets),
+        "accuracy": round(float(np.mean(np.array(primary_true) == np.array(primary_pred))), 4),
+        "macro_f1": round(float(np.mean(f1)), 4),
+        "per_label": {label: {"precision": round(float(p), 4), "recall": round(float(r), 4),
+                              "f1": round(float(f), 4), "support": int(s)}
+                      for label, p, r, f, s in zip(labels, precision, recall, f1, support)},
+        "confusion": {"labels": list(labels),
+                      "matrix": confusion_matrix(primary_true, primary_pred, labels=list(labels)).tolist()},
+    }
+
+
+# --- persistence ------------------------------------------------------------------------------
+
+def library_versions():
+    return {"python": platform.python_version(), "scikit-learn": sklearn.__version__, "numpy": np.__version__,
+            "scipy": scipy.__version__, "joblib": joblib.__version__, "jieba": jieba.__version__,
+            "pandas": pd.__version__, "pipeline": __version__}
+
+
+def save_model(model, card, directory):
+    """Write ``model.joblib`` and ``model_card.json`` into ``directory`` (created)."""
+    directory = Path(directory)
+    for _, vectorizer, _ in model.named_steps["features"].transformers_:
+        # terms dropped by min_df/max_features: only for introspection, and most of the file
+        vectorizer.__dict__.pop("stop_words_", None)
+    with atomic_path(directory / MODEL_FILE) as tmp:
+        joblib.dump(model, tmp, compress=3)
+    write_json(card | {"model_file_bytes": (directory / MODEL_FILE).stat().st_size}, directory / CARD_FILE)
+
+
+def load_model(directory):
+    """Return (model, card) from a model directory, checking the library versions it was
+    saved with; every problem is a PetitionError naming the directory."""
+    directory = Path(directory)
+    card_path, model_path = directory / CARD_FILE, directory / MODEL_FILE
+    if not card_path.is_file() or not model_path.is_file():
+        raise PetitionError(f"{directory}: no model there (need {MODEL_FILE} and {CARD_FILE}); "
+                            "train one with `petition train --data FILE ... --model DIR`")
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+        saved = card["versions"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise PetitionError(f"{card_path}: unreadable model card ({exc!r})") from exc
+    current = library_versions()
+    different = [f"{name} {saved.get(name)} (installed: {current[name]})"
+                 for name in CHECKED_LIBRARIES if saved.get(name) != current[name]]
+    if different:
+        raise PetitionError(f"{directory}: model saved with other library versions: {', '.join(different)}; "
+                            f"retrain it with this installation ({card.get('train_command', 'petition train')})")
+    try:
+        model = joblib.load(model_path)
+    except Exception as exc:  # unpickling raises many types for damaged files
+        raise PetitionError(f"{model_path}: unreadable model file ({exc!r}); retrain it") from exc
+    return model, card
+
+
+def warm_up(model):
+    """Load the tokenizer and converter now, before forking workers that then share them."""
+    model.predict_proba([""])
+
+
+def predict_proba(model, texts, processes=1, chunk_size=1000, progress=None):
+    """Probabilities of ``model`` for ``texts`` (list of str), in ``processes`` forked workers."""
+    warm_up(model)
+    rows = parallel.map_chunks(lambda chunk: list(model.predict_proba(chunk)), texts, processes,
+                               chunk_size, progress)
+    return np.vstack(rows) if rows else np.zeros((0, len(model.classes_)))

@@ -1,0 +1,222 @@
+"""Train: fit the letter classifier on a labelled archive and write it with its model card.
+
+``petition train --data FILE --text-col C [--text-col C2] --label-col L [--label-sep S]
+--model DIR`` reads CSV, XLSX or JSONL (``ingest.read_table``: format and encoding are
+detected). Several text columns (title, body) are joined with a newline. Labels may live in
+a second file (``--labels FILE``), joined on the letter id (any header the schema knows as
+``letter_id``, e.g. 信件编号). With ``--label-sep`` a cell holds several labels, primary first,
+and the model is multi-label.
+
+The model card records the data's hash, rows and label counts, cross-validated metrics, the
+per-label thresholds for ``topics``, the review threshold for ``needs_review``, library
+versions, the date and the command.
+"""
+import dataclasses
+import shlex
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.preprocessing import MultiLabelBinarizer
+
+from pipeline import ingest, schema, textmodel
+from pipeline.config import PROJECT_ROOT
+from pipeline.confusion import write_confusion
+from pipeline.errors import PetitionError
+from pipeline.taxonomy import Taxonomy
+
+
+def _column(frame, name, path):
+    if name not in frame.columns:
+        raise PetitionError(f"{path}: no column {name!r}; columns are {[c for c in frame.columns if c != schema.SOURCE_ROW]}")
+    return ingest.as_text(frame[name])
+
+
+def _id_column(frame, path):
+    mapping, _ = schema.map_columns(c for c in frame.columns if c != schema.SOURCE_ROW)
+    for source, column in mapping.items():
+        if column == schema.LETTER_ID:
+            return source
+    raise PetitionError(f"{path}: no letter id column to join the labels on; need one of "
+                        f"{schema.ALIASES[schema.LETTER_ID]}")
+
+
+def read_labelled(data, text_cols, label_col, label_sep=None, labels_file=None):
+    """Read a labelled archive.
+
+    Parameters
+    ----------
+    data : path
+        CSV, XLSX or JSONL with the text columns (and the label column unless ``labels_file``).
+    text_cols : list of str
+        Joined with a newline into one text per row.
+    label_col : str
+    label_sep : str, optional
+        Separator of several labels in one cell (primary first).
+    labels_file : path, optional
+        Table with the label column, joined to ``data`` on the letter id.
+
+    Returns
+    -------
+    texts : list of str
+    label_sets : list of list of str
+        Labels of each text, primary first.
+    notes : list of str
+        Rows skipped and why.
+    """
+    frame = ingest.read_table(data).frame
+    texts = _column(frame, text_cols[0], data)
+    for name in text_cols[1:]:
+        texts = texts + "\n" + _column(frame, name, data)
+    if labels_file:
+        labels_frame = ingest.read_table(labels_file).frame
+        by_id = dict(zip(_column(labels_frame, _id_column(labels_frame, labels_file), labels_file),
+                         _column(labels_frame, label_col, labels_file)))
+        labels = _column(frame, _id_column(frame, data), data).map(lambda key: by_id.get(key, ""))
+    else:
+        labels = _column(frame, label_col, data)
+    label_sets = [[part.strip() for part in (cell.split(label_sep) if label_sep else [cell]) if part.strip()]
+                  for cell in labels]
+    has_text = texts.str.replace("\n", "").str.strip() != ""
+    has_label = pd.Series([bool(s) for s in label_sets], index=texts.index)
+    notes = [f"skipped {int(n)} rows {why} (rows {', '.join(map(str, frame.loc[mask, schema.SOURCE_ROW][:5]))}"
+             f"{' ...' if n > 5 else ''})"
+             for mask, why in ((~has_text, "with empty text"), (has_text & ~has_label, "without a label"))
+             if (n := mask.sum())]
+    keep = has_text & has_label
+    if not keep.any():
+        raise PetitionError(f"{data}: no row has both text (columns {text_cols}) and a label ({label_col})")
+    return texts[keep].tolist(), [s for s, k in zip(label_sets, keep) if k], notes
+
+
+def check_labels(label_sets, taxonomy=None):
+    """Map labels onto taxonomy codes when a taxonomy is given; every label needs two examples.
+
+    Returns the label sets (codes) and {label: count}, most frequent first.
+    """
+    if taxonomy:
+        unknown = sorted({label for labels in label_sets for label in labels if taxonomy.code_for(label) is None})
+        if unknown:
+            raise PetitionError(f"labels not in the taxonomy: {', '.join(unknown[:10])}"
+                                f"{' ...' if len(unknown) > 10 else ''}; known codes: {', '.join(taxonomy.topics)}")
+        label_sets = [list(dict.fromkeys(taxonomy.code_for(label) for label in labels)) for labels in label_sets]
+    counts = Counter(label for labels in label_sets for label in labels)
+    rare = [f"{label} ({count})" for label, count in counts.items() if count < 2]
+    if rare:
+        raise PetitionError(f"labels with fewer than 2 examples: {', '.join(rare)}; "
+                            "add examples or merge them into another label")
+    if len(counts) < 2:
+        raise PetitionError(f"only one label ({next(iter(counts))}): a classifier needs at least two")
+    return label_sets, dict(counts.most_common())
+
+
+def train_model(texts, label_sets, settings, text_step, multilabel=False, processes=1, final_fit=True):
+    """Cross-validate, choose thresholds, then fit on everything (unless not ``final_fit``).
+
+    Parameters
+    ----------
+    texts : list of str
+    label_sets : list of list of str
+        Primary label first.
+    settings : config.ClassifyConfig
+    text_step : textmodel.LetterText
+    multilabel : bool
+    processes : int
+        Cross-validation folds run in this many processes.
+    final_fit : bool
+        False: cross-validation only (the model returned is None).
+
+    Returns
+    -------
+    model : fitted Pipeline
+    summary : dict
+        labels, cross-validation metrics, topic thresholds, review threshold.
+    """
+    labels = sorted({label for labels_of in label_sets for label in labels_of})
+    primary = np.array([labels_of[0] for labels_of in label_sets])
+    y = MultiLabelBinarizer(classes=labels).fit_transform(label_sets) if multilabel else primary
+    counts = Counter(label for labels_of in label_sets for label in labels_of)
+    folds = min(settings.cv_folds, min(counts.values()))
+    model = textmodel.build_model(text_step, settings, multilabel)
+    proba = textmodel.cross_validated_proba(model, texts, y, primary, folds, settings.seed, processes)
+    thresholds = textmodel.label_thresholds(proba, label_sets, labels)
+    top = [labels[j] for j in proba.argmax(axis=1)]
+    predicted = textmodel.topic_sets(proba, labels, thresholds) if multilabel else [[label] for label in top]
+    correct = np.array([label in truth for label, truth in zip(top, label_sets)])
+    summary = {
+        "labels": labels,
+        "cross_validation": {"folds": folds, "seed": settings.seed, "stratified_on": "primary label",
+                             **textmodel.classification_metrics(label_sets, predicted, labels)},
+        "topic_thresholds": thresholds,
+        "review": textmodel.review_threshold(proba.max(axis=1), correct, settings.target_precision),
+    }
+    return (textmodel.fit_model(model, texts, y) if final_fit else None), summary
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser(
+        "train", help="train the topic classifier on a labelled archive",
+        description="Fit the classifier on a labelled CSV/XLSX/JSONL and write model.joblib + model_card.json.")
+    parser.add_argument("--data", required=True, help="labelled archive (CSV, XLSX or JSONL)")
+    parser.add_argument("--text-col", required=True, action="append", metavar="C",
+                        help="text column (repeat for title and body: joined with a newline)")
+    parser.add_argument("--label-col", required=True, metavar="L", help="label column")
+    parser.add_argument("--label-sep", metavar="S", help="separator of several labels per cell (multi-label model)")
+    parser.add_argument("--labels", metavar="FILE", help="table holding the label column, joined on the letter id")
+    parser.add_argument("--model", required=True, metavar="DIR", help="output model directory")
+    parser.add_argument("--taxonomy", metavar="FILE",
+                        help="topics the labels must belong to (codes or Chinese names); default: labels as "
+                             "they come, responsible bodies from the configured taxonomy")
+    parser.add_argument("--dict", action="append", default=[], metavar="FILE",
+                        help="extra jieba user dictionary (repeatable); stored in the model")
+    parser.add_argument("--note", default="", help="description stored in the model card")
+    parser.set_defaults(func=run_cli)
+
+
+def train_command(args):
+    """The command line that trains this model again."""
+    options = [("--data", args.data), *(("--text-col", c) for c in args.text_col), ("--label-col", args.label_col),
+               ("--label-sep", args.label_sep), ("--labels", args.labels), ("--model", args.model),
+               ("--taxonomy", args.taxonomy), *(("--dict", d) for d in args.dict), ("--note", args.note or None)]
+    return shlex.join(["petition", "train"] + [str(part) for option, value in options if value is not None
+                                                for part in (option, value)])
+
+
+def run_cli(args, config):
+    settings = config.classify
+    start = time.perf_counter()
+    texts, label_sets, notes = read_labelled(args.data, args.text_col, args.label_col, args.label_sep, args.labels)
+    for note in notes:
+        print(f"train: {note}", file=sys.stderr)
+    label_sets, counts = check_labels(label_sets, Taxonomy.load(args.taxonomy) if args.taxonomy else None)
+    taxonomy = Taxonomy.load(args.taxonomy or PROJECT_ROOT / settings.taxonomy)
+    text_step = textmodel.LetterText.from_config(config, extra_dicts=args.dict)
+    print(f"train: {len(texts)} letters, {len(counts)} labels; cross-validating ...", file=sys.stderr)
+    model, summary = train_model(texts, label_sets, settings, text_step, bool(args.label_sep), settings.processes)
+    data_files = [args.data] + ([args.labels] if args.labels else [])
+    card = {
+        "description": args.note,
+        "created": time.strftime("%Y-%m-%d"),
+        "train_command": train_command(args),
+        "data": {"files": [{"path": str(path), "sha256": ingest.file_sha256(path)} for path in data_files],
+                 "rows": len(texts), "text_columns": args.text_col, "label_column": args.label_col,
+                 "label_separator": args.label_sep, "skipped": notes},
+        "multilabel": bool(args.label_sep),
+        "label_counts": counts,
+        **summary,
+        "taxonomy": taxonomy.describe(summary["labels"]),
+        "parameters": {key: value for key, value in dataclasses.asdict(settings).items()
+                       if key not in ("model_dir", "taxonomy", "attributes", "processes", "chunk_size")},
+        "versions": textmodel.library_versions(),
+        "train_seconds": round(time.perf_counter() - start, 1),
+    }
+    textmodel.save_model(model, card, args.model)
+    written = write_confusion(summary["cross_validation"]["confusion"], Path(args.model) / "cv_confusion")
+    cv = summary["cross_validation"]
+    print(f"train: wrote {args.model} ({card['train_seconds']} s); {cv['folds']}-fold CV: accuracy {cv['accuracy']:.3f}, "
+          f"macro-F1 {cv['macro_f1']:.3f}; review below confidence {summary['review']['threshold']} "
+          f"(CV precision {summary['review']['precision']} on {summary['review']['coverage']:.0%} of letters); "
+          f"confusion matrix: {', '.join(map(str, written))}")

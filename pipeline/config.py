@@ -91,6 +91,12 @@ class DedupeConfig:
     name_stop_chars: str
     generic_name_prefixes: list
     name_common_idf: float
+    name_max_prefix_chars: int
+    name_boundary_suffixes: list
+    number_units: list
+    min_number_digits: int
+    own_date_days: int
+    name_strip_tags: list
     surnames: str
     near_same_similarity: float
     near_min_cosine: float
@@ -102,7 +108,8 @@ class DedupeConfig:
     name_weight: float
     max_names_counted: int
     repeat_min_score: float
-    same_matter_min_score: float
+    same_matter_two_names_cosine: float
+    same_matter_one_name_cosine: float
     processes: int
     chunk_size: int
 

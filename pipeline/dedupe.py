@@ -10,7 +10,8 @@ Candidates (pairs worth scoring), each with at least one of the night's letters:
 * same comparison text (body hash): linked to the earliest letter with that text;
 * MinHash LSH over character shingles: texts that share a band (``pipeline.minhash``);
 * same ``petitioner_key`` within ``repeat_window_days``;
-* a shared place/organisation name within ``same_matter_window_days``.
+* within ``same_matter_window_days``: a shared specific name and top TF-IDF term, two
+  shared top terms, or two shared specific names (``matter_keys``).
 
 Scores of a candidate pair: character similarity (rapidfuzz ratio of the comparison texts),
 TF-IDF cosine, shared specific names (``pipeline.matter``), days apart. Relation, first
@@ -22,10 +23,16 @@ that holds (a pair matching none is not linked):
 3. ``resend``: near-same text, same (or unknown) addressee;
 4. ``repeat_petition``: same petitioner, near-same text or matter score >= repeat_min_score,
    within ``repeat_window_days``;
-5. ``same_matter``: near-same text, or matter score >= same_matter_min_score within
-   ``same_matter_window_days``.
+5. ``same_matter``: near-same text, or within ``same_matter_window_days`` two shared
+   specific names and cosine >= ``same_matter_two_names_cosine``, or one shared name and
+   cosine >= ``same_matter_one_name_cosine``. Letters sharing no specific name are not
+   linked on wording alone: phrase-built letters of one topic share as many words, and
+   weak links chain into giant cases.
 
-Matter score = TF-IDF cosine + ``name_weight`` x shared names (at most ``max_names_counted``).
+Specific names are places and organisations with their full name (众鑫劳务有限公司) and
+numbers that pin a matter down (12.5万元, 2731号, 2022年6月23日), see ``pipeline.matter``.
+Matter score (repeat petitions) = TF-IDF cosine + ``name_weight`` x shared names (at most
+``max_names_counted``).
 Letters without a date are compared with every candidate whatever the windows; letters
 without a petitioner identity are matched on content only (never ``repeat_petition``).
 
@@ -50,7 +57,7 @@ from scipy.sparse.csgraph import connected_components
 from pipeline import schema
 from pipeline.dedupe_index import FORMAT_VERSION, Batch, DedupeIndex, csr_rows
 from pipeline.errors import PetitionError
-from pipeline.matter import NameExtractor, TermVectorizer, dictionary_terms
+from pipeline.matter import NameExtractor, TermVectorizer, dictionary_terms, load_tags
 from pipeline.minhash import (MinHasher, band_keys, join_pairs, lsh_params, mix64, pairs_within_window,
                              text_hashes)
 from pipeline.rundir import atomic_path, write_csv, write_json
@@ -144,21 +151,25 @@ class Featurizer:
         names = NameExtractor(c.name_suffixes, c.name_prefix_chars, c.name_stop_chars,
                               c.generic_name_prefixes, c.surnames, config.normalize.mask_char,
                               dictionary_terms(config.paths.dict_dir / "petition_dict.txt"),
-                              vectorizer.word_idf, c.name_common_idf)
+                              vectorizer.word_idf, c.name_common_idf, c.name_max_prefix_chars,
+                              c.name_boundary_suffixes, c.number_units, c.min_number_digits,
+                              c.own_date_days, load_tags(), c.name_strip_tags)
         return cls(MinHasher(c.num_perm, c.shingle_size, c.seed), bands, rows, vectorizer, names,
                    c.min_body_chars, c.compare_chars, c.block_terms)
 
-    def arrays(self, clean_texts, tokens):
-        """Features of one chunk of letters: (dict of arrays, places, others)."""
+    def arrays(self, clean_texts, tokens, days=None):
+        """Features of one chunk of letters: (dict of arrays, places, others). ``days``: the
+        letters' dates (datetime64[D], NaT when unknown), or None."""
         full = comparison_texts(clean_texts, self.min_body_chars)
         texts = [text[:self.compare_chars] for text in full]
-        found = [self.names.extract(clean, words) for clean, words in zip(clean_texts, tokens)]
+        days = [None] * len(clean_texts) if days is None else [None if np.isnat(d) else d for d in days]
+        found = [self.names.extract(clean, words, day) for clean, words, day in zip(clean_texts, tokens, days)]
         places = [p for p, _ in found]
         signatures = self.minhasher.signatures(texts)
         vectors = self.vectorizer.transform(tokens)
         encoded = [text.encode("utf-8") for text in texts]
         text_ptr = np.concatenate(([0], np.cumsum(list(map(len, encoded))))).astype(np.int64)
-        names, names_ptr = _name_hashes([p + o for p, o in found])
+        names, names_ptr = _name_hashes(places)  # the evidence: masked people and terms are too common
         place_hashes, places_ptr = _name_hashes(places)
         terms, terms_ptr = top_terms(vectors, self.block_terms)
         arrays = {
@@ -200,7 +211,9 @@ def featurize(letters, featurizer, processes=1, chunk_size=20000, progress=None)
     """
     global _worker_featurizer
     texts, tokens = letters[schema.CLEAN_TEXT].tolist(), letters[schema.TOKENS].tolist()
-    chunks = [(texts[i:i + chunk_size], tokens[i:i + chunk_size]) for i in range(0, len(texts), chunk_size)]
+    days = pd.to_datetime(letters[schema.RECEIVED_AT]).to_numpy(dtype="datetime64[D]")
+    chunks = [(texts[i:i + chunk_size], tokens[i:i + chunk_size], days[i:i + chunk_size])
+              for i in range(0, len(texts), chunk_size)]
     results = []
     if processes <= 1 or len(chunks) <= 1:
         for chunk in chunks:
@@ -364,10 +377,10 @@ def candidate_pairs(pool, settings):
 
 
 def matter_keys(pool):
-    """Same-matter blocking keys of each letter: every (place name, top TF-IDF term) and every
-    pair of its top terms, so a pair is a candidate when the letters share a place and a
-    distinctive word, or two distinctive words (a village's letters about other matters
-    stay apart). Returns (owner position, key)."""
+    """Same-matter blocking keys of each letter: every (specific name, top TF-IDF term), every
+    pair of its top terms and every pair of its specific names, so a pair is a candidate
+    when the letters share a name and a distinctive word, two distinctive words or two
+    names (a village's letters about other matters stay apart). Returns (owner position, key)."""
     places, place_ptr = pool.csr("places")
     terms, term_ptr = pool.csr("terms")
     total = len(pool.letters)
@@ -378,8 +391,11 @@ def matter_keys(pool):
     k, m = join_pairs(term_owner, term_owner)
     k, m = k[terms[k] < terms[m]], m[terms[k] < terms[m]]  # each unordered pair of top terms once
     term_keys = mix64(mix64(terms[k] + np.uint64(2)) ^ terms[m])
-    return (np.concatenate((place_owner[i], term_owner[k])),
-            np.concatenate((place_keys, term_keys)).view(np.int64))
+    n, q = join_pairs(place_owner, place_owner)
+    n, q = n[places[n] < places[q]], q[places[n] < places[q]]  # each unordered pair of names once
+    name_keys = mix64(mix64(places[n] + np.uint64(3)) ^ places[q])
+    return (np.concatenate((place_owner[i], term_owner[k], place_owner[n])),
+            np.concatenate((place_keys, term_keys, name_keys)).view(np.int64))
 
 
 def _lsh_body_pairs(pool):
@@ -455,7 +471,7 @@ def shared_name_counts(pool, a, b):
     return np.bincount(pair[hit], minlength=len(a))
 
 
-def relations(near, same_text, different_addressee, same_petitioner, days, matter, settings):
+def relations(near, same_text, different_addressee, same_petitioner, days, matter, shared, cosine, settings):
     """The relation of each pair (``NO_LINK`` when none applies); arrays of equal length.
 
     ``days`` is NaN when a letter has no date: every window then holds.
@@ -469,7 +485,9 @@ def relations(near, same_text, different_addressee, same_petitioner, days, matte
         (near & ~different_addressee, RESEND),
         (same_petitioner & within(settings.repeat_window_days) & (near | (matter >= settings.repeat_min_score)),
          REPEAT),
-        (near | (within(settings.same_matter_window_days) & (matter >= settings.same_matter_min_score)), SAME),
+        (near | (within(settings.same_matter_window_days)
+                 & (((shared >= 2) & (cosine >= settings.same_matter_two_names_cosine))
+                    | ((shared == 1) & (cosine >= settings.same_matter_one_name_cosine)))), SAME),
     ]
     return np.select([rule for rule, _ in rules], [name for _, name in rules], default=NO_LINK)
 
@@ -489,7 +507,8 @@ def score_pairs(pool, a, b, settings, workers=1):
     different_addressee = (addressee_a >= 0) & (addressee_b >= 0) & (addressee_a != addressee_b)
     same_petitioner = (pool.keys[a] >= 0) & (pool.keys[a] == pool.keys[b])
     matter = cosine + settings.name_weight * np.minimum(shared, settings.max_names_counted)
-    relation = relations(near, same_text, different_addressee, same_petitioner, days, matter, settings)
+    relation = relations(near, same_text, different_addressee, same_petitioner, days, matter, shared, cosine,
+                         settings)
     linked = relation != NO_LINK
     a, b = a[linked], b[linked]
     similarity = char_similarity(pool, a, b, np.ones(len(a), dtype=bool), workers=workers)  # exact, for evidence

@@ -11,6 +11,7 @@ share and the words they share (TF-IDF cosine).
   the letters: a pair's cosine then depends on the two letters only, so matching the
   night's letters against the index gives the same answer as one run over everything.
 """
+import functools
 import re
 from pathlib import Path
 
@@ -23,6 +24,21 @@ from sklearn.preprocessing import normalize
 from pipeline.normalize import CJK
 
 JIEBA_IDF = Path(jieba.__file__).parent / "analyse" / "idf.txt"
+JIEBA_DICT = Path(jieba.__file__).parent / "dict.txt"
+
+
+STRIP_TAGS = ("v", "d", "p", "c", "r", "u", "y", "e", "f", "s")
+
+
+@functools.lru_cache(maxsize=4)
+def load_tags(path=JIEBA_DICT):
+    """{word: part-of-speech tag} of a jieba dictionary (``word freq tag`` lines)."""
+    tags = {}
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        parts = line.split()
+        if len(parts) >= 3:
+            tags[parts[0]] = parts[2]
+    return tags
 
 
 def dictionary_terms(path, tags=("nt",)):
@@ -36,17 +52,35 @@ def dictionary_terms(path, tags=("nt",)):
 
 
 class NameExtractor:
-    """Find the specific names in a letter.
+    """Find the specific names in a letter: the evidence that two differently worded letters
+    are about one matter.
+
+    * Places and organisations by their suffix (…村, …小区, …公司, …有限公司, …府): the
+      suffix and up to ``max_prefix_chars`` characters before it, cut at a stop character
+      (的, 我, 县 ...), punctuation or another suffix (镇, 街道, 村 ...), so
+      "在青山县众鑫劳务有限公司上班" gives 众鑫劳务有限公司, "春华镇金鼎村" gives 金鼎村 and
+      "位于小塘路以东" gives 小塘路. Generic phrases are dropped by jieba's fixed IDF table
+      (a common word as the prefix, or across the prefix/suffix seam: 拆迁公司, 相信政府),
+      or are dictionary words themselves (走投无路, 人民政府); leading function words are
+      stripped (督促江南华府 gives 江南华府). Dropped too are names with fewer than ``prefix_chars`` prefix
+      characters (酒厂) and boundary-level units on their own (城关街道, 柳溪镇: too coarse
+      to identify a matter).
+    * Numbers that pin a matter down: full dates (2022年6月23日), amounts, counts and case
+      numbers with a unit (12.5万元, 1850元, 71户, 2731号) with at least
+      ``min_number_digits`` digits (or a decimal point). A date within
+      ``own_date_days`` of the letter's own date is its signature line, not evidence.
+    * Masked people (张某: every mask form was unified to 某 by normalize, so 郭×× and 郭某
+      compare equal) and the organisation terms of the petition dictionary (城管局, 派出所)
+      among the letter's tokens: shown as evidence, too common to count.
 
     Parameters
     ----------
     suffixes : list of str
         Place and organisation suffixes (村, 小区, 路, 公司 ...).
     prefix_chars : int
-        Characters kept before the suffix: the name's key (2: 金鼎村, 小塘路).
+        Fewest characters before the suffix (2: 金鼎村, 小塘路; 酒厂 is not a name).
     stop_chars : str
-        Characters that cannot be part of a name (的, 了, 我 ...): a candidate whose kept
-        prefix holds one (or ends with a suffix) is not a name ("我们村", "的小区").
+        Characters that cannot be part of a name (的, 了, 我 ...).
     generic_prefixes : list of str
         Prefixes that make a generic phrase, not a name (附近小区, 周边道路).
     surnames : str
@@ -54,61 +88,133 @@ class NameExtractor:
     mask_char : str
         The unified name mask (normalize's ``mask_char``).
     terms : list of str
-        Dictionary terms (organisations) that count as names when they are a token.
+        Dictionary terms (organisations) shown when they are a token.
     idf : dict, optional
-        {word: idf} of a general corpus. A candidate that is itself a known word is kept
-        (解放路, 中心医院); otherwise one whose prefix is a common word (idf below
-        ``common_idf``: 设置医院, 影响小区) or whose suffix completes a common word
-        (规划线路, 高速铁路) is dropped.
+        {word: idf} of a general corpus (jieba's).
     common_idf : float
+        Words with an IDF below this are common (see above).
+    max_prefix_chars : int
+        Most characters kept before the suffix.
+    boundary_suffixes : list of str
+        Units a name is also cut after (春华镇|金鼎村; it is cut after every suffix) that
+        are not names on their own (县, 镇, 街道): too coarse.
+    number_units : list of str
+        Units after a number that make it evidence.
+    min_number_digits : int
+    own_date_days : int
+    tags : dict, optional
+        {word: part-of-speech tag} of a general dictionary (default: jieba's); a name that
+        is a dictionary word is not a local name.
+    strip_tags : list of str
+        Tags of the words stripped from the start of a prefix.
     """
 
     def __init__(self, suffixes, prefix_chars=2, stop_chars="", generic_prefixes=(), surnames="",
-                 mask_char="某", terms=(), idf=None, common_idf=9.0):
+                 mask_char="某", terms=(), idf=None, common_idf=9.0, max_prefix_chars=6,
+                 boundary_suffixes=(), number_units=(), min_number_digits=3, own_date_days=7,
+                 tags=None, strip_tags=STRIP_TAGS):
         if not suffixes:
             raise ValueError("at least one name suffix is needed")
-        suffix = "|".join(sorted(map(re.escape, suffixes), key=len, reverse=True))
-        self._place = re.compile(rf"([{CJK}A-Za-z0-9]{{{prefix_chars}}})(?:{suffix})")
-        self._suffix = re.compile(rf"(?:{suffix})$")
+        suffix = "|".join(sorted(map(re.escape, set(suffixes) | set(boundary_suffixes)), key=len, reverse=True))
+        self._suffix_re = re.compile(suffix)
+        self._name_char = re.compile(rf"[{CJK}A-Za-z0-9]")
+        self._ends_with_suffix = re.compile(rf"(?:{suffix})$")
+        self._boundary = re.compile(rf"^.*(?:{suffix})")
+        self.coarse = frozenset(boundary_suffixes) - set(suffixes)  # units too coarse to be names
         self._person = re.compile(rf"[{re.escape(surnames)}]{re.escape(mask_char)}") if surnames else None
+        units = "|".join(sorted(map(re.escape, number_units), key=len, reverse=True))
+        self._number = re.compile(
+            rf"(?<![0-9.])(?:(\d{{4}})年(\d{{1,2}})月(\d{{1,2}})日"
+            + (rf"|(\d+(?:\.\d+)?)({units}))" if units else r"|(?!)()())"))
+        self.min_prefix, self.max_prefix = prefix_chars, max_prefix_chars
+        self.min_number_digits, self.own_date_days = min_number_digits, own_date_days
         self.stop_chars = set(stop_chars)
-        self.generic_prefixes = set(generic_prefixes)
+        self.generic_prefixes = tuple(generic_prefixes)
         self.terms = frozenset(terms)
         self.idf, self.common_idf = idf or {}, common_idf
+        self.tags = load_tags() if tags is None else tags
+        self.strip_tags = frozenset(strip_tags)
 
-    def _is_name(self, prefix, name):
-        if self.stop_chars & set(prefix) or prefix in self.generic_prefixes or self._suffix.search(prefix):
-            return False  # the last: 七里组村民 gives 七里组, not 里组村
-        if name in self.idf:
-            return True
-        common = self.common_idf
-        return (self.idf.get(prefix, common) >= common
-                and self.idf.get(prefix[-1] + name[len(prefix)], common) >= common)
+    def _strip(self, prefix):
+        """``prefix`` without leading function words (verbs, adverbs, conjunctions ...:
+        督促|江南华府, 但|江南华府), keeping at least ``min_prefix`` characters."""
+        while True:
+            for k in range(min(4, len(prefix) - self.min_prefix), 0, -1):
+                tag = self.tags.get(prefix[:k])
+                if tag in self.strip_tags and (k > 1 or tag != "v"):  # 走|投无路, 供|销社: verbs
+                    # as single characters start names too often
+                    prefix = prefix[k:]
+                    break
+            else:
+                return prefix
+
+    def _common(self, word):
+        return self.idf.get(word, self.common_idf) < self.common_idf
+
+    def _prefix(self, text, end):
+        """The name characters before position ``end``: at most ``max_prefix`` of them,
+        after the last stop character, punctuation or boundary unit."""
+        start = end
+        while (start > 0 and end - start < self.max_prefix and text[start - 1] not in self.stop_chars
+               and self._name_char.match(text[start - 1])):
+            start -= 1
+        prefix = text[start:end]
+        rest = self._boundary.sub("", prefix)  # 春华镇|金鼎, 江南华府|房地产
+        return rest if len(rest) >= self.min_prefix else prefix
 
     def _places(self, text):
         names = set()
-        # overlapped search: a name may start inside the previous match (春华镇金鼎村)
-        position = 0
-        while (match := self._place.search(text, position)) is not None:
-            if self._is_name(match.group(1), match.group(0)):
-                names.add(match.group(0))
-            position = match.start() + 1
+        for match in self._suffix_re.finditer(text):
+            suffix = match.group(0)
+            if suffix in self.coarse:
+                continue
+            prefix = self._prefix(text, match.start())
+            if prefix + suffix in self.tags:
+                continue
+            prefix = self._strip(prefix)
+            name = prefix + suffix
+            if name in self.tags or name in self.idf:
+                continue  # a dictionary word (走投无路, 人民政府), not a local name
+            if (len(prefix) < self.min_prefix or prefix.endswith(self.generic_prefixes)
+                    or self._ends_with_suffix.search(prefix)):
+                continue  # the last: 七里组村民 gives 七里组, not 里组村
+            if self._common(name) or self._common(prefix) or self._common(prefix[-1] + suffix[0]) or self._common(prefix[-1] + suffix):
+                continue  # 拆迁公司, 相信政府, 高速铁路
+            names.add(name)
         return names
 
-    def extract(self, text, tokens=""):
+    def _numbers(self, text, day=None):
+        found = set()
+        for match in self._number.finditer(text):
+            year, month, dom, number, unit = match.groups()
+            if year:
+                try:
+                    date = np.datetime64(f"{year}-{int(month):02d}-{int(dom):02d}", "D")
+                except ValueError:
+                    continue
+                if day is not None and abs(int((date - day).astype(np.int64))) <= self.own_date_days:
+                    continue
+                found.add(f"{year}年{int(month)}月{int(dom)}日")
+            elif "." in number or len(number.lstrip("0")) >= self.min_number_digits:
+                found.add(number + unit)
+        return found
+
+    def extract(self, text, tokens="", day=None):
         """Return the sorted specific names of ``text`` (str) and its space-joined ``tokens``.
+
+        ``day`` (numpy datetime64[D] or None) is the letter's date.
 
         Returns
         -------
-        places : list of str
-            Place and organisation names found by suffix (the blocking keys).
+        specific : list of str
+            Place and organisation names and numbers: the evidence and blocking keys.
         others : list of str
-            Masked people and dictionary organisation terms.
+            Masked people and dictionary organisation terms (shown, not counted).
         """
-        places = self._places(text)
+        specific = self._places(text) | self._numbers(text, day)
         others = set(self._person.findall(text)) if self._person else set()
         others.update(token for token in tokens.split() if token in self.terms)
-        return sorted(places), sorted(others - places)
+        return sorted(specific), sorted(others - specific)
 
 
 def load_idf(path=JIEBA_IDF):

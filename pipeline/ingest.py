@@ -236,7 +236,6 @@ def read_parquet(path, sheet=None):
         frame = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several types for damaged files
         raise PetitionError(f"{path}: unreadable Parquet file ({exc})") from exc
-    frame = frame.astype(object)
     frame[schema.SOURCE_ROW] = np.arange(1, len(frame) + 1)
     return RawTable(path, frame)
 
@@ -266,13 +265,16 @@ def read_table(path, sheet=None):
 
 def as_text(series):
     """Values as stripped strings; missing → ''; integral floats (Excel numbers) without '.0'."""
+    if pd.api.types.is_string_dtype(series) and not pd.api.types.is_object_dtype(series):
+        return series.fillna("").str.strip()  # a typed text column: vectorised
+
     def convert(value):
         if value is None or (isinstance(value, float) and np.isnan(value)):
             return ""
         if isinstance(value, float) and value.is_integer():
             return str(int(value))
         return str(value).strip()
-    return series.map(convert).astype(object)
+    return series.map(convert).astype("str")
 
 
 _DATE = re.compile(
@@ -353,8 +355,9 @@ def infer_level(values, level_patterns):
 
 def record_hash(frame, columns):
     """A stable 16-hex-digit hash of the given text columns of each row."""
-    joined = frame[list(columns)].astype(str).agg("\x1f".join, axis=1)
-    return joined.map(lambda s: hashlib.sha1(s.encode("utf-8")).hexdigest()[:16]).astype(object)
+    rows = zip(*(frame[column].astype(str) for column in columns))
+    return pd.Series([hashlib.sha1("\x1f".join(row).encode("utf-8")).hexdigest()[:16] for row in rows],
+                     index=frame.index, dtype="str")
 
 
 # --- mapping onto the schema ---------------------------------------------------------------
@@ -428,9 +431,9 @@ def to_schema(table, config):
 
     letters[schema.SOURCE_FILE] = table.path
     letters[schema.SOURCE_ROW] = raw[schema.SOURCE_ROW].astype("int64")
-    letters[schema.EXTRA] = (raw[unmapped].astype(str).agg(
-        lambda row: json.dumps(dict(row), ensure_ascii=False), axis=1).astype(object)
-        if unmapped else "")
+    extra = zip(*(as_text(raw[column]) for column in unmapped))
+    letters[schema.EXTRA] = ([json.dumps(dict(zip(unmapped, values)), ensure_ascii=False) for values in extra]
+                             if unmapped else "")
 
     no_text = (letters[schema.TITLE] == "") & (letters[schema.CONTENT] == "")
     quarantine = list(table.failed) + [
@@ -455,9 +458,11 @@ def drop_conflicting_ids(letters):
     repeated = letters.duplicated(schema.LETTER_ID, keep="first")
     if not repeated.any():
         return letters, []
-    text_hash = record_hash(letters, schema.TEXT_COLUMNS)
-    first = letters[~repeated].set_index(schema.LETTER_ID)
-    first_hash = text_hash[~repeated].set_axis(first.index)
+    involved = letters[letters.duplicated(schema.LETTER_ID, keep=False)]
+    text_hash = record_hash(involved, schema.TEXT_COLUMNS)
+    first_rows = ~repeated[involved.index]
+    first = involved[first_rows].set_index(schema.LETTER_ID)
+    first_hash = text_hash[first_rows].set_axis(first.index)
     records = []
     for i in repeated[repeated].index:
         letter_id = letters.at[i, schema.LETTER_ID]

@@ -7,11 +7,13 @@ this module only applies them:
   fallback; a trained nature model, when classify has one, overrides it where it is confident;
 * law_litigation (涉法涉诉): any ``law_litigation`` pattern matches;
 * anonymous (匿名): normalize found no petitioner (``petitioner_key_basis == 'none'``), or the
-  name is an anonymous value or pattern, or the text says the writer withholds a name;
-* signatory_count / joint (联名): the signatories column when it has a number, else the names
-  listed after a signature marker or a head count in the text; joint from ``min_count``;
-* collective (集体访): visitors >= ``min_visitors``, or such a head count or a marker word in a
-  visit's text;
+  name is an anonymous value or pattern and no ID number or phone identifies the writer, or
+  the text says the writer withholds a name;
+* signatory_count / joint (联名): the signatories column when it has a number, else (not for
+  visits, whose head counts are visitors) the names listed after a signature marker or a head
+  count in the text; joint from ``min_count``;
+* collective (集体访): the head count (visitors column, else a count in a visit's text) is at
+  least ``min_visitors``; with no head count, a marker word in a visit's text;
 * home_level: the lowest level of the places named in the text (by suffix, ignoring
   ``not_places``), '' when none; skip_level (越级): the addressee's level is above both the
   home level and the county (where petitions are first handled).
@@ -64,6 +66,7 @@ class AttributeRules:
             self.nature_fallback = nature["fallback"]
             self.law = _compile(tables["law_litigation"]["patterns"])
             anonymous = tables["anonymous"]
+            self.identifying_bases = set(anonymous["identifying_bases"])
             self.anonymous_names = set(anonymous["name_values"])
             self.anonymous_name = _compile(anonymous["name_patterns"])
             self.anonymous_text = _compile(anonymous["text_markers"])
@@ -106,8 +109,9 @@ class AttributeRules:
 
     def anonymous(self, name, key_basis, text):
         name = name.strip()
-        return (key_basis == "none" or name in self.anonymous_names
-                or bool(name and self.anonymous_name.search(name)) or bool(self.anonymous_text.search(text)))
+        unnamed = name in self.anonymous_names or bool(name and self.anonymous_name.search(name))
+        return (key_basis == "none" or (unnamed and key_basis not in self.identifying_bases)
+                or bool(self.anonymous_text.search(text)))
 
     def signatories_in_text(self, text):
         """Most signatories the text shows: names listed after a marker, or a stated count."""
@@ -164,13 +168,15 @@ def letter_attributes(letters, rules):
                schema.VISITORS, schema.CHANNEL, schema.ADDRESSEE_LEVEL]
     for text, name, basis, signatories, visitors, channel, addressee_level in \
             letters[columns].itertuples(index=False, name=None):
-        signed = int(signatories) if pd.notna(signatories) and signatories > 0 else rules.signatories_in_text(text)
+        signed = int(signatories) if pd.notna(signatories) and signatories > 0 else (
+            rules.signatories_in_text(text) if channel != "visit" else 0)
         heads = int(visitors) if pd.notna(visitors) and visitors > 0 else (
             rules.visitors_in_text(text) if channel == "visit" else 0)
         home = rules.home_level(text)
         rows.append((rules.nature(text), rules.law_litigation(text), rules.anonymous(name, basis, text),
                      signed >= rules.min_signatories, signed,
-                     heads >= rules.min_visitors or (channel == "visit" and bool(rules.collective_marker.search(text))),
+                     heads >= rules.min_visitors if heads else (
+                         channel == "visit" and bool(rules.collective_marker.search(text))),
                      home, rules.skip_level(addressee_level, home)))
     frame = pd.DataFrame(rows, index=letters.index, columns=[
         schema.NATURE, schema.LAW_LITIGATION, schema.ANONYMOUS, schema.JOINT, schema.SIGNATORY_COUNT,

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
+from tqdm import tqdm
 
 from pipeline import textmodel
 from pipeline.confusion import write_confusion
@@ -80,18 +80,15 @@ def run_cli(args, config):
                                                               settings.processes, settings.chunk_size)
     else:
         label_sets, _ = check_labels(label_sets)
-        _, summary = train_model(texts, label_sets, dataclasses.replace(settings, cv_folds=args.cv),
-                                 textmodel.LetterText.from_config(config),
-                                 bool(label_sep), settings.processes, final_fit=False)
+        with tqdm(total=args.cv, desc="cross-validate", unit="fold", disable=None) as bar:
+            _, summary = train_model(texts, label_sets, dataclasses.replace(settings, cv_folds=args.cv),
+                                     textmodel.LetterText.from_config(config), bool(label_sep),
+                                     settings.processes, final_fit=False, progress=bar.update)
         metrics = {"model": "configured (cross-validated)"} | summary["cross_validation"]
     metrics["data"] = str(args.data)
     metrics["outputs"] = list(map(str, write_confusion(metrics["confusion"], Path(args.out) / "confusion")))
     if args.json:
-        print(json.dumps(metrics, ensure_ascii=False, default=_plain))
+        print(json.dumps(metrics, ensure_ascii=False))
     else:
         print(format_metrics(metrics))
         print(f"confusion matrix: {', '.join(metrics['outputs'])}")
-
-
-def _plain(value):
-    return value.item() if isinstance(value, np.generic) else str(value)

@@ -43,6 +43,10 @@ _SPACES = re.compile(r"\s+")
 _DECIMAL = re.compile(r"(?<=\d)、(?=\d)")
 _ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{17}[\dXx])(?![0-9A-Za-z])")
 _MOBILE = re.compile(r"(?<!\d)1[3-9]\d[- ]?\d{4}[- ]?\d{4}(?!\d)")
+# After an explicit cue the number is masked even when more digits follow it directly
+# (身份证号3390…0467 2019年… written without a separator).
+_ID_AFTER_CUE = re.compile(r"(?<=身份证)((?:号码|号)?[:：]?\s*)(\d{17}[\dXx])")
+_MOBILE_AFTER_CUE = re.compile(r"(?<=电话|手机|联系)((?:号码|号|方式)?[:：]?\s*)(1[3-9]\d{9})")
 # A surname (or place word) followed by 1-3 mask characters: 郭××, 张xx, 李*, 王～, 赵某某.
 _MASK_AFTER_CJK = re.compile(rf"(?<=[{CJK}])[xX×*~某]{{1,3}}(?![A-Za-z])")
 # A free-standing run of 2-3 mask characters: xxx, ××, 某某.
@@ -87,8 +91,12 @@ class TextCleaner:
         return self._t2s.convert(text)
 
     def mask_identifiers(self, text):
-        """Replace valid ID-card numbers and mobile numbers."""
+        """Replace valid ID-card numbers and mobile numbers: standing alone, or after a cue
+        word (身份证号, 电话, 手机) even when other digits follow without a separator."""
+        text = _ID_AFTER_CUE.sub(lambda m: m.group(1) + self.id_mask if id_checksum_ok(m.group(2))
+                                 else m.group(0), text)
         text = _ID_NUMBER.sub(lambda m: self.id_mask if id_checksum_ok(m.group(1)) else m.group(0), text)
+        text = _MOBILE_AFTER_CUE.sub(lambda m: m.group(1) + self.phone_mask, text)
         return _MOBILE.sub(self.phone_mask, text)
 
     def unify_masks(self, text):

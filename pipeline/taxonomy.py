@@ -30,10 +30,11 @@ class Taxonomy:
     """
 
     def __init__(self, topics):
+        codes, names = [topic.code for topic in topics], [topic.zh for topic in topics]
+        if len(set(codes)) < len(codes) or len(set(names)) < len(names):
+            raise PetitionError("taxonomy: topic codes and Chinese names must be unique")
         self.topics = {topic.code: topic for topic in topics}
         self._by_name = {topic.zh: topic.code for topic in topics} | {code: code for code in self.topics}
-        if len(self.topics) != len(topics) or len(self._by_name) != 2 * len(topics):
-            raise PetitionError("taxonomy: topic codes and Chinese names must be unique")
 
     @classmethod
     def load(cls, path):

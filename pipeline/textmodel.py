@@ -4,7 +4,7 @@ Steps::
 
     text        LetterText: normalize.TextCleaner, then segment.Segmenter (jieba + the petition
                 dictionary) → clean_text, tokens, head (the first characters: the title)
-    features    TF-IDF of the jieba words, of character 1-3-grams of the whole text and of
+    features    TF-IDF of the jieba words, of character n-grams of the whole text and of
                 character n-grams of the head
     classifier  CalibratedLinearSVC: class-balanced LinearSVC with sigmoid-calibrated
                 probabilities; one-vs-rest over a label indicator matrix for multi-label data
@@ -209,7 +209,7 @@ def fit_model(model, texts, y):
         raise
 
 
-def cross_validated_proba(model, texts, y, strata, folds, seed=0, processes=1):
+def cross_validated_proba(model, texts, y, strata, folds, seed=0, processes=1, progress=None):
     """Out-of-fold probabilities of ``model`` (unfitted) on ``texts``.
 
     Parameters
@@ -220,6 +220,9 @@ def cross_validated_proba(model, texts, y, strata, folds, seed=0, processes=1):
         One label per text to stratify the folds on (the primary label).
     folds : int
         At most the count of the rarest stratum.
+
+    progress : callable, optional
+        Called with 1 after each fold.
 
     Returns an array (n_texts, n_labels). Cleaning and segmentation learn nothing from the
     labels, so they run once for all folds; the rest of the model is refitted per fold.
@@ -236,7 +239,7 @@ def cross_validated_proba(model, texts, y, strata, folds, seed=0, processes=1):
 
     n_labels = y.shape[1] if y.ndim == 2 else len(np.unique(y))
     proba = np.zeros((len(prepared), n_labels))
-    for test, fold in parallel.map_chunks(fold_proba, splits, processes, chunk_size=1):
+    for test, fold in parallel.map_chunks(fold_proba, splits, processes, chunk_size=1, progress=progress):
         proba[test] = fold
     return proba
 

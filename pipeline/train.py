@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sklearn.preprocessing import MultiLabelBinarizer
+from tqdm import tqdm
 
 from pipeline import ingest, schema, textmodel
 from pipeline.config import PROJECT_ROOT
@@ -73,8 +74,10 @@ def read_labelled(data, text_cols, label_col, label_sep=None, labels_file=None):
         texts = texts + "\n" + _column(frame, name, data)
     if labels_file:
         labels_frame = ingest.read_table(labels_file).frame
-        by_id = dict(zip(_column(labels_frame, _id_column(labels_frame, labels_file), labels_file),
-                         _column(labels_frame, label_col, labels_file)))
+        pairs = pd.DataFrame({"id": _column(labels_frame, _id_column(labels_frame, labels_file), labels_file),
+                              "label": _column(labels_frame, label_col, labels_file)}).drop_duplicates()
+        # an id given two different labels (a reused letter number) labels no row
+        by_id = dict(pairs.drop_duplicates("id", keep=False).itertuples(index=False, name=None))
         labels = _column(frame, _id_column(frame, data), data).map(lambda key: by_id.get(key, ""))
     else:
         labels = _column(frame, label_col, data)
@@ -113,7 +116,8 @@ def check_labels(label_sets, taxonomy=None):
     return label_sets, dict(counts.most_common())
 
 
-def train_model(texts, label_sets, settings, text_step, multilabel=False, processes=1, final_fit=True):
+def train_model(texts, label_sets, settings, text_step, multilabel=False, processes=1, final_fit=True,
+                progress=None):
     """Cross-validate, choose thresholds, then fit on everything (unless not ``final_fit``).
 
     Parameters
@@ -128,6 +132,8 @@ def train_model(texts, label_sets, settings, text_step, multilabel=False, proces
         Cross-validation folds run in this many processes.
     final_fit : bool
         False: cross-validation only (the model returned is None).
+    progress : callable, optional
+        Called with 1 after each cross-validation fold.
 
     Returns
     -------
@@ -141,7 +147,7 @@ def train_model(texts, label_sets, settings, text_step, multilabel=False, proces
     counts = Counter(label for labels_of in label_sets for label in labels_of)
     folds = min(settings.cv_folds, min(counts.values()))
     model = textmodel.build_model(text_step, settings, multilabel)
-    proba = textmodel.cross_validated_proba(model, texts, y, primary, folds, settings.seed, processes)
+    proba = textmodel.cross_validated_proba(model, texts, y, primary, folds, settings.seed, processes, progress)
     thresholds = textmodel.label_thresholds(proba, label_sets, labels)
     top = [labels[j] for j in proba.argmax(axis=1)]
     predicted = textmodel.topic_sets(proba, labels, thresholds) if multilabel else [[label] for label in top]
@@ -191,11 +197,14 @@ def run_cli(args, config):
     texts, label_sets, notes = read_labelled(args.data, args.text_col, args.label_col, args.label_sep, args.labels)
     for note in notes:
         print(f"train: {note}", file=sys.stderr)
-    label_sets, counts = check_labels(label_sets, Taxonomy.load(args.taxonomy) if args.taxonomy else None)
     taxonomy = Taxonomy.load(args.taxonomy or PROJECT_ROOT / settings.taxonomy)
+    label_sets, counts = check_labels(label_sets, taxonomy if args.taxonomy else None)
     text_step = textmodel.LetterText.from_config(config, extra_dicts=args.dict)
-    print(f"train: {len(texts)} letters, {len(counts)} labels; cross-validating ...", file=sys.stderr)
-    model, summary = train_model(texts, label_sets, settings, text_step, bool(args.label_sep), settings.processes)
+    print(f"train: {len(texts)} letters, {len(counts)} labels", file=sys.stderr)
+    with tqdm(total=min(settings.cv_folds, min(counts.values())), desc="cross-validate", unit="fold",
+              disable=None) as bar:
+        model, summary = train_model(texts, label_sets, settings, text_step, bool(args.label_sep),
+                                     settings.processes, progress=bar.update)
     data_files = [args.data] + ([args.labels] if args.labels else [])
     card = {
         "description": args.note,

@@ -63,6 +63,11 @@ def test_identifiers_in_text_are_masked(cleaner):
     assert "110105194912310021" in clean     # wrong checksum: not an ID number
 
 
+def test_identifiers_run_together_with_other_digits_are_masked_after_a_cue(cleaner):
+    clean = cleaner.clean(f"身份证号{VALID_ID}2019年5月12日,联系电话：138123456782020年")
+    assert clean == "身份证号[身份证号]2019年5月12日,联系电话:[手机号]2020年"
+
+
 def test_petitioner_key_prefers_the_strongest_identifier(keys):
     by_id, basis = keys.key_for(name="郭××", id_number=VALID_ID, phone="13812345678")
     assert basis == "id" and by_id == keys.key_for(name="别名", id_number=VALID_ID.lower())[0]
@@ -118,3 +123,13 @@ def test_parallel_normalize_equals_serial(config, cleaner, keys):
     parallel, _ = normalize.normalize(letters, cleaner, keys, processes=2, chunk_size=50)
     pd.testing.assert_frame_equal(serial, parallel)
     assert serial[schema.WAS_TRADITIONAL].any() and (serial[schema.PETITIONER_KEY_BASIS] == "id").any()
+
+
+def test_sample_registered_identifiers_never_survive_in_clean_text(config, cleaner, keys):
+    from pipeline import ingest
+    from tests.conftest import sample_path
+    letters = ingest.ingest([sample_path()], config)[0]
+    clean = "\n".join(normalize.normalize(letters, cleaner, keys, processes=2)[0][schema.CLEAN_TEXT])
+    registered = set(letters[schema.PETITIONER_ID_NUMBER]) | set(letters[schema.PETITIONER_PHONE])
+    assert len(registered) > 1000
+    assert [value for value in registered - {""} if value in clean] == []

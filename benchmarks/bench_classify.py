@@ -1,0 +1,111 @@
+"""Topic classification: the project's classifier against a plain reference on the real
+message board, and classification throughput on the bundled sample.
+
+1. 5-fold stratified cross-validation on ``../shared/corpora/messageboard/labeled.csv``, the
+   same folds for both: the project's model (configuration as committed, nothing tuned on
+   these folds) and the reference: jieba words, ``TfidfVectorizer(tokenizer=jieba.lcut,
+   token_pattern=None)``, ``LinearSVC()`` defaults. Also counts how many unlabelled messages
+   of ``messages.xlsx`` repeat a labelled text (the model does not use them).
+2. Letters per second of the default model on the sample (raw title + body in: cleaning
+   and segmentation included), 1 and 2 processes, best of ``--repeat``.
+
+Usage: python benchmarks/bench_classify.py --out bench/classify.json [--repeat 3]
+"""
+import argparse
+import dataclasses
+import json
+import os
+import time
+from pathlib import Path
+
+import jieba
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.metrics import f1_score
+from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.svm import LinearSVC
+
+from pipeline import ingest, schema, textmodel
+from pipeline.config import PROJECT_ROOT, load_config
+from pipeline.train import read_labelled, train_model
+
+BOARD = PROJECT_ROOT.parent / "shared" / "corpora" / "messageboard"
+
+
+def overlap_with_unlabelled(texts, path, size=20):
+    """Messages of ``path`` whose body's first ``size`` characters (spaces removed) occur in a
+    labelled text: such texts would leak into any fit on the unlabelled pool within CV."""
+    frame = ingest.read_table(path).frame
+    bodies = ingest.as_text(frame["留言详情"]).str.replace(r"\s+", "", regex=True)
+    labelled = "\x00".join("".join(text.split()) for text in texts)
+    return int(sum(len(body) >= size and body[:size] in labelled for body in bodies)), len(bodies)
+
+
+def cross_validation(config, seed):
+    texts, label_sets, _ = read_labelled(BOARD / "labeled.csv", ["text"], "label")
+    labels = np.array([s[0] for s in label_sets])
+    start = time.perf_counter()
+    _, summary = train_model(texts, label_sets, dataclasses.replace(config.classify, seed=seed), textmodel.LetterText.from_config(config),
+                             processes=config.classify.processes, final_fit=False)
+    project_seconds = time.perf_counter() - start
+    cv = summary["cross_validation"]
+    folds = StratifiedKFold(cv["folds"], shuffle=True, random_state=seed)  # the project's folds
+    start = time.perf_counter()
+    predicted = np.empty(len(texts), dtype=object)
+    for train, test in folds.split(texts, labels):
+        # built per fold, not cloned: jieba's loaded default tokenizer holds a lock and cannot be copied
+        reference = make_pipeline(TfidfVectorizer(tokenizer=jieba.lcut, token_pattern=None), LinearSVC())
+        reference.fit([texts[i] for i in train], labels[train])
+        predicted[test] = reference.predict([texts[i] for i in test])
+    reference_seconds = time.perf_counter() - start
+    overlapping, unlabelled = overlap_with_unlabelled(texts, BOARD / "messages.xlsx")
+    return {
+        "data": str(BOARD / "labeled.csv"), "rows": len(texts), "folds": cv["folds"], "seed": seed,
+        "project_macro_f1": cv["macro_f1"], "project_accuracy": cv["accuracy"],
+        "reference_macro_f1": round(float(f1_score(labels, predicted, average="macro")), 4),
+        "reference_accuracy": round(float(np.mean(predicted == labels)), 4),
+        "project_per_label_f1": {label: m["f1"] for label, m in cv["per_label"].items()},
+        "project_cv_seconds": round(project_seconds, 1), "reference_cv_seconds": round(reference_seconds, 1),
+        "target_project_macro_f1": 0.90,
+        "unlabelled_messages": unlabelled, "unlabelled_repeating_a_labelled_text": overlapping,
+    }
+
+
+def throughput(config, repeat):
+    letters, *_ = ingest.ingest([config.paths.sample_dump], config)
+    texts = (letters[schema.TITLE] + "\n" + letters[schema.CONTENT]).tolist()
+    model, _ = textmodel.load_model(PROJECT_ROOT / config.classify.model_dir)
+    textmodel.warm_up(model)
+    results = {"sample_letters": len(texts), "sample_mean_chars": round(float(np.mean([len(t) for t in texts])), 1)}
+    for processes in (1, 2):
+        wall = cpu = float("inf")
+        for _ in range(repeat):
+            start, start_cpu = time.perf_counter(), time.process_time()
+            textmodel.predict_proba(model, texts, processes, config.classify.chunk_size)
+            wall = min(wall, time.perf_counter() - start)
+            cpu = min(cpu, time.process_time() - start_cpu)
+        results[f"letters_per_s_{processes}proc"] = round(len(texts) / wall, 1)
+        if processes == 1:
+            # CPU time is what one core can do even when other work shares the machine
+            results["letters_per_cpu_s_1proc"] = round(len(texts) / cpu, 1)
+    results["target_letters_per_s_2proc"] = 2000
+    return results
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0, help="fold shuffling (same folds for both models)")
+    args = parser.parse_args(argv)
+    config = load_config()
+    results = {"cpu_count": os.cpu_count(), **cross_validation(config, args.seed), **throughput(config, args.repeat)}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
+    for key, value in results.items():
+        print(f"{key}: {value}")
+
+
+if __name__ == "__main__":
+    main()

@@ -55,6 +55,7 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_segment.py --out $(BENCH_DIR)/segment.json
 	$(PY) benchmarks/bench_dedupe.py board --out $(BENCH_DIR)/dedupe_board.json
 	$(PY) benchmarks/bench_classify.py --out $(BENCH_DIR)/classify.json
+	$(PY) benchmarks/bench_nightly.py --out $(BENCH_DIR)/nightly.json
 
 # The default model (topics, and nature as an attribute model) from the bundled sample and its
 # truth file. An office trains on its own archive the same way (README: Train).

@@ -125,8 +125,8 @@ def read_csv(path, sheet=None):
     costs one row, not the rest of the file.
     """
     lines, line_notes = decode_lines(Path(path).read_bytes())
-    if not lines:
-        return RawTable(path, pd.DataFrame(columns=[schema.SOURCE_ROW]))
+    if not any(line.strip() for line in lines):
+        raise PetitionError(f"{path}: empty file")
     header = next(csv.reader([lines[0]]))
     rows, numbers, failed = [], [], []
     start = 1  # index into lines of the next record

@@ -181,7 +181,7 @@ def test_wrong_columns_and_empty_files_give_clear_errors(tmp_path, cli):
     assert code == 2 and "wrong.csv: no text column" in err and "Traceback" not in err
     (tmp_path / "empty.csv").write_bytes(b"")
     code, _, err = cli("ingest", tmp_path / "empty.csv", "--run", tmp_path / "r")
-    assert code == 2 and "empty.csv" in err
+    assert code == 2 and "empty.csv: empty file" in err
     code, _, err = cli("ingest", tmp_path / "missing.csv", "--run", tmp_path / "r")
     assert code == 2 and "no such file" in err
 

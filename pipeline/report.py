@@ -45,11 +45,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from pipeline import __version__, schema
 from pipeline.config import PROJECT_ROOT
 from pipeline.errors import PetitionError
+from pipeline.taxonomy import Taxonomy
 
 PERIOD_MONTHS = {"month": 1, "quarter": 3, "half": 6, "year": 12}
 PERIOD_ZH = {"month": "月度", "quarter": "季度", "half": "半年", "year": "年度"}
@@ -223,14 +223,9 @@ def load_letters(run, history=None):
 
 def load_topic_names(path):
     """{code: Chinese name} from a taxonomy YAML; empty when the file is missing."""
-    path = Path(path)
-    if not path.exists():
+    if not Path(path).exists():
         return {}
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise PetitionError(f"{path}: unreadable taxonomy ({exc})") from exc
-    return {str(t["code"]): str(t.get("zh") or t["code"]) for t in data.get("topics", []) if "code" in t}
+    return {code: topic.zh for code, topic in Taxonomy.load(path).topics.items()}
 
 
 # --- Townships ---------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ The task is handed to workers by inheritance through ``fork``, not by pickling, 
 that holds loaded state (a jieba tokenizer with its dictionaries, an OpenCC converter)
 reaches every worker already loaded and is never re-sent per chunk.
 """
+import gc
 import multiprocessing
 
 _task = None
@@ -37,7 +38,11 @@ def map_chunks(task, items, processes=1, chunk_size=2000, progress=None):
         pool = None
     else:
         _task = task
+        # objects the parent already has are left out of the workers' garbage collection, which
+        # would otherwise write to (and so copy) every page holding them, dictionaries included
+        gc.freeze()
         pool = multiprocessing.get_context("fork").Pool(processes)
+        gc.unfreeze()
         outputs = pool.imap(_run, chunks)
     try:
         for output in outputs:

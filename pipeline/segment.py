@@ -15,11 +15,14 @@ Output: ``tokens``, the words joined by single spaces, stopwords and punctuation
 """
 import hashlib
 import logging
+import math
+import re
 import time
 import unicodedata
 from pathlib import Path
 
 import jieba
+import jieba.finalseg
 import pandas as pd
 
 from pipeline import parallel, schema
@@ -36,6 +39,114 @@ def text_hash(text):
 def _is_punctuation(token):
     """True for tokens made only of punctuation, symbols, spaces or control characters."""
     return all(unicodedata.category(ch)[0] in "PSZC" for ch in token)
+
+
+_ABSENT = object()  # not even the prefix of a dictionary word
+
+
+class DictionaryCutter:
+    """jieba's precise mode (``Tokenizer.lcut``), with the same dictionary and the same output,
+    in about half the time: the word graph and best route are computed in one pass over
+    plain lists, from a table of word log-probabilities built once.
+
+    Parameters
+    ----------
+    tokenizer : jieba.Tokenizer
+        Initialised, user dictionaries loaded; only read here.
+    hmm : bool
+        Runs of single characters not in the dictionary go to jieba's HMM (``finalseg``).
+    """
+
+    # jieba's block and whitespace patterns (jieba.re_han_default, jieba.re_skip_default)
+    _BLOCK = re.compile(r"([\u4E00-\u9FD5a-zA-Z0-9+#&\._%\-]+)")
+    _SKIP = re.compile(r"(\r\n|\s)")
+
+    def __init__(self, tokenizer, hmm=True):
+        tokenizer.check_initialized()
+        log_total = math.log(tokenizer.total)
+        # a word's log-probability; None for a prefix that is no word (it continues the scan)
+        self._logp = {word: math.log(freq) - log_total if freq else None for word, freq in tokenizer.FREQ.items()}
+        self._unknown = -log_total  # jieba scores a character outside the dictionary as frequency 1
+        self.hmm = hmm
+
+    def lcut(self, text):
+        """The words of ``text`` (list of str), as ``jieba.Tokenizer.lcut(text, HMM=self.hmm)``."""
+        words = []
+        for block in self._BLOCK.split(text):
+            if not block:
+                continue
+            if self._BLOCK.match(block):
+                ends = self._route(block)
+                words.extend(self._hmm_words(block, ends) if self.hmm else self._dag_words(block, ends))
+            else:
+                for part in self._SKIP.split(block):
+                    if self._SKIP.match(part):
+                        words.append(part)
+                    else:
+                        words.extend(part)
+        return words
+
+    def _route(self, block):
+        """``ends[k]``: where the best-scoring word starting at ``k`` ends (jieba's ``calc``:
+        maximise the summed log-probability; on a tie the longer word wins)."""
+        lookup, unknown = self._logp.get, self._unknown
+        n = len(block)
+        score, ends = [0.0] * (n + 1), list(range(1, n + 1))
+        for k in range(n - 1, -1, -1):
+            best, i = None, k + 1
+            word_logp = lookup(block[k], _ABSENT)
+            while word_logp is not _ABSENT:
+                if word_logp is not None and (best is None or word_logp + score[i] >= best):
+                    best, ends[k] = word_logp + score[i], i
+                if i == n:
+                    break
+                i += 1
+                word_logp = lookup(block[k:i], _ABSENT)
+            score[k] = unknown + score[k + 1] if best is None else best
+        return ends
+
+    @staticmethod
+    def _dag_words(block, ends):
+        """Words along the route; runs of single ASCII letters or digits joined (jieba's no-HMM cut)."""
+        words, x, run = [], 0, ""
+        while x < len(block):
+            word = block[x:ends[x]]
+            if len(word) == 1 and word.isascii() and word.isalnum():
+                run += word
+            else:
+                if run:
+                    words.append(run)
+                    run = ""
+                words.append(word)
+            x = ends[x]
+        if run:
+            words.append(run)
+        return words
+
+    def _hmm_words(self, block, ends):
+        """Words along the route; runs of single characters that are no dictionary word go to
+        the HMM (jieba's ``__cut_DAG``)."""
+        words, x, run = [], 0, ""
+        while x < len(block):
+            word = block[x:ends[x]]
+            if len(word) == 1:
+                run += word
+            else:
+                if run:
+                    words.extend(self._single_run(run))
+                    run = ""
+                words.append(word)
+            x = ends[x]
+        if run:
+            words.extend(self._single_run(run))
+        return words
+
+    def _single_run(self, run):
+        if len(run) == 1:
+            return [run]
+        if self._logp.get(run) is None:
+            return list(jieba.finalseg.cut(run))
+        return list(run)
 
 
 class Segmenter:
@@ -91,14 +202,14 @@ class Segmenter:
             tokenizer.load_userdict(str(path))
         words = self.stopwords_path.read_text(encoding="utf-8").split() if self.stopwords_path else []
         self._stopwords = frozenset(words)
-        self._tokenizer = tokenizer
+        self._tokenizer = DictionaryCutter(tokenizer, self.hmm)
 
     def cut(self, text):
         """Return the words of ``text`` (list of str), stopwords and punctuation removed."""
         if self._tokenizer is None:
             self._load()
         keep = self._keep
-        tokens = self._tokenizer.lcut(text, HMM=self.hmm)
+        tokens = self._tokenizer.lcut(text)
         for token in tokens:
             if token not in keep:
                 keep[token] = (token not in self._stopwords and len(token) >= self.min_token_chars

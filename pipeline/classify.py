@@ -12,7 +12,8 @@ Reads ``segmented.parquet`` and writes ``classified.parquet`` with, per letter:
 
 The model reads ``clean_text`` and segments it itself, with the dictionaries it was trained
 with: the run's ``tokens`` may come from other dictionaries (``segment --dict``), and words the
-model never saw would be lost on it.
+model never saw would be lost on it. The topic and nature models clean and segment each
+letter once between them when their text steps are alike (``textmodel.predict_probas``).
 """
 import json
 from pathlib import Path
@@ -61,12 +62,12 @@ def classify_letters(letters, model, card, rules, nature=None, processes=1, chun
         Called with the number of letters done.
     """
     texts = letters[schema.CLEAN_TEXT].tolist()
-    proba = textmodel.predict_proba(model, texts, processes, chunk_size, progress)
-    out = letters.assign(**topic_columns(proba, card))
+    models = [model, nature[0]] if nature else [model]
+    probas = textmodel.predict_probas(models, texts, processes, chunk_size, progress)
+    out = letters.assign(**topic_columns(probas[0], card))
     attributes = letter_attributes(letters, rules)
     if nature:
-        nature_model, nature_card = nature
-        nature_proba = textmodel.predict_proba(nature_model, texts, processes, chunk_size)
+        nature_proba, nature_card = probas[1], nature[1]
         confident = nature_proba.max(axis=1) >= nature_card["review"]["threshold"]
         predicted = np.array(nature_card["labels"], dtype=object)[nature_proba.argmax(axis=1)]
         attributes[schema.NATURE] = np.where(confident, predicted, attributes[schema.NATURE])

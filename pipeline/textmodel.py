@@ -363,9 +363,35 @@ def warm_up(model):
     model.predict_proba([""])
 
 
+def _text_step_key(model):
+    """What decides the output of a model's text step: its parameters and dictionaries."""
+    step = model[0]
+    return repr(sorted(step.get_params().items())), tuple(step.dictionaries_), step.stopword_text_
+
+
+def predict_probas(models, texts, processes=1, chunk_size=1000, progress=None):
+    """Probabilities of each of ``models`` for ``texts`` (list of str), in ``processes`` forked
+    workers: a list of arrays (n_texts, n_labels of that model).
+
+    Models whose text steps are alike (same parameters and dictionaries, as a topic and a
+    nature model trained by one installation) clean and segment each text once between them.
+    """
+    for model in models:
+        warm_up(model)
+    keys = [_text_step_key(model) for model in models]
+
+    def task(chunk):
+        prepared, outputs = {}, []
+        for model, key in zip(models, keys):
+            if key not in prepared:
+                prepared[key] = model[0].transform(chunk)
+            outputs.append(model[1:].predict_proba(prepared[key]))
+        return list(zip(*outputs))  # per text, one row per model
+    rows = parallel.map_chunks(task, texts, processes, chunk_size, progress)
+    return [np.vstack([row[i] for row in rows]) if rows else np.zeros((0, len(model.classes_)))
+            for i, model in enumerate(models)]
+
+
 def predict_proba(model, texts, processes=1, chunk_size=1000, progress=None):
     """Probabilities of ``model`` for ``texts`` (list of str), in ``processes`` forked workers."""
-    warm_up(model)
-    rows = parallel.map_chunks(lambda chunk: list(model.predict_proba(chunk)), texts, processes,
-                               chunk_size, progress)
-    return np.vstack(rows) if rows else np.zeros((0, len(model.classes_)))
+    return predict_probas([model], texts, processes, chunk_size, progress)[0]

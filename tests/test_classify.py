@@ -1,4 +1,5 @@
 """Train, evaluate and classify: the real board file, a hand-written archive, every bad input."""
+import copy
 import json
 import pickle
 import shutil
@@ -143,6 +144,22 @@ def test_multilabel_model(tiny_model):
     model, _ = textmodel.load_model(tiny_model)
     proba = model.predict_proba(["柳溪镇群众反映：公司拖欠农民工工资，另外工地夜间施工噪音扰民"])[0]
     assert proba.shape == (3,) and proba.argmin() == info["labels"].index("land")
+
+
+def test_models_sharing_a_text_step_predict_as_each_alone(board, board_model):
+    """The topic and nature models segment once between them, with the answers each gives alone;
+    a model with another text step still gets its own."""
+    texts = pd.read_csv(board / "labeled.csv")["text"].head(300).tolist()
+    topic, _ = textmodel.load_model(board_model)
+    nature, _ = textmodel.load_model(PROJECT_ROOT / "models" / "default" / "nature")
+    shorter = copy.deepcopy(nature)
+    shorter[0].set_params(max_chars=60)
+    assert textmodel._text_step_key(topic) == textmodel._text_step_key(nature) != textmodel._text_step_key(shorter)
+    together = textmodel.predict_probas([topic, nature, shorter], texts, processes=2, chunk_size=100)
+    assert (together[1] != together[2]).any()
+    for model, proba in zip((topic, nature, shorter), together):
+        assert proba.shape == (len(texts), len(model.classes_))
+        assert (proba == textmodel.predict_proba(model, texts)).all()
 
 
 def test_topics_are_the_top_label_and_every_label_over_its_threshold():

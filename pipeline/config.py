@@ -96,6 +96,10 @@ class DedupeConfig:
     number_units: list
     min_number_digits: int
     own_date_days: int
+    money_units: dict
+    amount_digits: int
+    qualified_suffixes: list
+    name_tags: list
     name_strip_tags: list
     surnames: str
     near_same_similarity: float

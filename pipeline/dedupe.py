@@ -57,7 +57,7 @@ from scipy.sparse.csgraph import connected_components
 from pipeline import schema
 from pipeline.dedupe_index import FORMAT_VERSION, Batch, DedupeIndex, csr_rows
 from pipeline.errors import PetitionError
-from pipeline.matter import NameExtractor, TermVectorizer, dictionary_terms, load_tags
+from pipeline.matter import NameExtractor, TermVectorizer
 from pipeline.minhash import (MinHasher, band_keys, join_pairs, lsh_params, mix64, pairs_within_window,
                              text_hashes)
 from pipeline.rundir import atomic_path, write_csv, write_json
@@ -148,12 +148,7 @@ class Featurizer:
         c = config.dedupe
         bands, rows = lsh_params(c.lsh_threshold, c.num_perm)
         vectorizer = TermVectorizer(c.tfidf_features, c.top_terms)
-        names = NameExtractor(c.name_suffixes, c.name_prefix_chars, c.name_stop_chars,
-                              c.generic_name_prefixes, c.surnames, config.normalize.mask_char,
-                              dictionary_terms(config.paths.dict_dir / "petition_dict.txt"),
-                              vectorizer.word_idf, c.name_common_idf, c.name_max_prefix_chars,
-                              c.name_boundary_suffixes, c.number_units, c.min_number_digits,
-                              c.own_date_days, load_tags(), c.name_strip_tags)
+        names = NameExtractor.from_config(config, vectorizer.word_idf)
         return cls(MinHasher(c.num_perm, c.shingle_size, c.seed), bands, rows, vectorizer, names,
                    c.min_body_chars, c.compare_chars, c.block_terms)
 

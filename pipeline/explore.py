@@ -228,10 +228,7 @@ def _extractor():
     """dedupe's NameExtractor configured as dedupe uses it, or None."""
     try:
         from pipeline.matter import NameExtractor
-        config = load_config()
-        d = config.dedupe
-        return NameExtractor(d.name_suffixes, d.name_prefix_chars, d.name_stop_chars, d.generic_name_prefixes,
-                             d.surnames, config.normalize.mask_char)
+        return NameExtractor.from_config(load_config())
     except Exception:  # the notebooks must work whatever state dedupe's module is in
         return None
 

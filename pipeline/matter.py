@@ -65,10 +65,15 @@ class NameExtractor:
       stripped (督促江南华府 gives 江南华府). Dropped too are names with fewer than ``prefix_chars`` prefix
       characters (酒厂) and boundary-level units on their own (城关街道, 柳溪镇: too coarse
       to identify a matter).
+    * Institutions whose own name is a common word (中医院, 人民医院, 第一中学) are named with
+      the place written before them (江北市中医院, 青山县人民医院) when their suffix is one
+      of ``qualified_suffixes``.
     * Numbers that pin a matter down: full dates (2022年6月23日), amounts, counts and case
       numbers with a unit (12.5万元, 1850元, 71户, 2731号) with at least
       ``min_number_digits`` digits (or a decimal point). A date within
       ``own_date_days`` of the letter's own date is its signature line, not evidence.
+      Amounts of money (``money_units``) are rounded to ``amount_digits`` significant
+      digits, as people quote one sum differently (14510元, 1.5万元 both give ≈1.5万元).
     * Masked people (张某: every mask form was unified to 某 by normalize, so 郭×× and 郭某
       compare equal) and the organisation terms of the petition dictionary (城管局, 派出所)
       among the letter's tokens: shown as evidence, too common to count.
@@ -102,6 +107,14 @@ class NameExtractor:
         Units after a number that make it evidence.
     min_number_digits : int
     own_date_days : int
+    money_units : dict
+        {unit: yuan}: the units of amounts of money (元: 1, 万元: 10000).
+    amount_digits : int
+        Significant digits amounts are compared at.
+    qualified_suffixes : list of str
+        Suffixes of institutions named with the place before them (see above).
+    name_tags : list of str
+        Tags of dictionary words that are names (a road jieba knows: 育才路 ns).
     tags : dict, optional
         {word: part-of-speech tag} of a general dictionary (default: jieba's); a name that
         is a dictionary word is not a local name.
@@ -112,7 +125,8 @@ class NameExtractor:
     def __init__(self, suffixes, prefix_chars=2, stop_chars="", generic_prefixes=(), surnames="",
                  mask_char="某", terms=(), idf=None, common_idf=9.0, max_prefix_chars=6,
                  boundary_suffixes=(), number_units=(), min_number_digits=3, own_date_days=7,
-                 tags=None, strip_tags=STRIP_TAGS):
+                 money_units=None, amount_digits=2, qualified_suffixes=(), name_tags=("ns", "nz"), tags=None,
+                 strip_tags=STRIP_TAGS):
         if not suffixes:
             raise ValueError("at least one name suffix is needed")
         suffix = "|".join(sorted(map(re.escape, set(suffixes) | set(boundary_suffixes)), key=len, reverse=True))
@@ -121,6 +135,8 @@ class NameExtractor:
         self._ends_with_suffix = re.compile(rf"(?:{suffix})$")
         self._boundary = re.compile(rf"^.*(?:{suffix})")
         self.coarse = frozenset(boundary_suffixes) - set(suffixes)  # units too coarse to be names
+        self.boundary_chars = frozenset(unit for unit in boundary_suffixes if len(unit) == 1)
+        self.qualified_suffixes, self.name_tags = frozenset(qualified_suffixes), frozenset(name_tags)
         self._person = re.compile(rf"[{re.escape(surnames)}]{re.escape(mask_char)}") if surnames else None
         units = "|".join(sorted(map(re.escape, number_units), key=len, reverse=True))
         self._number = re.compile(
@@ -128,6 +144,7 @@ class NameExtractor:
             + (rf"|(\d+(?:\.\d+)?)({units}))" if units else r"|(?!)()())"))
         self.min_prefix, self.max_prefix = prefix_chars, max_prefix_chars
         self.min_number_digits, self.own_date_days = min_number_digits, own_date_days
+        self.money_units, self.amount_digits = dict(money_units or {}), amount_digits
         self.stop_chars = set(stop_chars)
         self.generic_prefixes = tuple(generic_prefixes)
         self.terms = frozenset(terms)
@@ -135,14 +152,28 @@ class NameExtractor:
         self.tags = load_tags() if tags is None else tags
         self.strip_tags = frozenset(strip_tags)
 
+    @classmethod
+    def from_config(cls, config, idf=None):
+        """The extractor the ``dedupe`` settings describe; ``idf`` defaults to jieba's table."""
+        c = config.dedupe
+        if idf is None:
+            words, values, _ = load_idf()
+            idf = dict(zip(words, values.tolist()))
+        return cls(c.name_suffixes, c.name_prefix_chars, c.name_stop_chars, c.generic_name_prefixes, c.surnames,
+                   config.normalize.mask_char, dictionary_terms(config.paths.dict_dir / "petition_dict.txt"),
+                   idf, c.name_common_idf, c.name_max_prefix_chars, c.name_boundary_suffixes, c.number_units,
+                   c.min_number_digits, c.own_date_days, c.money_units, c.amount_digits, c.qualified_suffixes,
+                   c.name_tags, load_tags(), c.name_strip_tags)
+
     def _strip(self, prefix):
         """``prefix`` without leading function words (verbs, adverbs, conjunctions ...:
-        督促|江南华府, 但|江南华府), keeping at least ``min_prefix`` characters."""
+        督促|江南华府, 但|江南华府), keeping at least ``min_prefix`` characters and never
+        leaving a common word (东方|明珠苑 stays whole)."""
         while True:
             for k in range(min(4, len(prefix) - self.min_prefix), 0, -1):
                 tag = self.tags.get(prefix[:k])
-                if tag in self.strip_tags and (k > 1 or tag != "v"):  # 走|投无路, 供|销社: verbs
-                    # as single characters start names too often
+                # single-character verbs start names too often (走|投无路, 供|销社)
+                if tag in self.strip_tags and (k > 1 or tag != "v") and not self._common(prefix[k:]):
                     prefix = prefix[k:]
                     break
             else:
@@ -162,26 +193,51 @@ class NameExtractor:
         rest = self._boundary.sub("", prefix)  # 春华镇|金鼎, 江南华府|房地产
         return rest if len(rest) >= self.min_prefix else prefix
 
+    def _dictionary_name(self, word):
+        """A dictionary word is a name when tagged as one (育才路, 中山路: ``name_tags``), not
+        when it is a common word (走投无路, 人民政府)."""
+        return word if self.tags.get(word) in self.name_tags else None
+
+    def _qualified(self, text, start, word):
+        """``word`` (中医院, starting at ``start``) with the place written right before it
+        when that place ends in a one-character unit (江北|市|中医院); None without one."""
+        if start == 0 or text[start - 1] not in self.boundary_chars:
+            return None
+        unit = start - 1
+        place = self._prefix(text, unit)
+        if len(place) < self.min_prefix or self._ends_with_suffix.search(place[:-1] or "-"):
+            return None
+        return place + text[unit] + word
+
     def _places(self, text):
         names = set()
         for match in self._suffix_re.finditer(text):
             suffix = match.group(0)
             if suffix in self.coarse:
                 continue
-            prefix = self._prefix(text, match.start())
-            if prefix + suffix in self.tags:
-                continue
-            prefix = self._strip(prefix)
-            name = prefix + suffix
-            if name in self.tags or name in self.idf:
-                continue  # a dictionary word (走投无路, 人民政府), not a local name
-            if (len(prefix) < self.min_prefix or prefix.endswith(self.generic_prefixes)
-                    or self._ends_with_suffix.search(prefix)):
-                continue  # the last: 七里组村民 gives 七里组, not 里组村
-            if self._common(name) or self._common(prefix) or self._common(prefix[-1] + suffix[0]) or self._common(prefix[-1] + suffix):
-                continue  # 拆迁公司, 相信政府, 高速铁路
-            names.add(name)
+            raw_prefix = self._prefix(text, match.start())
+            name = self._local_name(raw_prefix, suffix)
+            if name is None and suffix in self.qualified_suffixes:
+                name = self._qualified(text, match.start() - len(raw_prefix), raw_prefix + suffix)
+            if name:
+                names.add(name)
         return names
+
+    def _local_name(self, prefix, suffix):
+        """``prefix + suffix`` without leading function words when it is a local name, else None."""
+        if prefix + suffix in self.tags:
+            return self._dictionary_name(prefix + suffix)
+        prefix = self._strip(prefix)
+        name = prefix + suffix
+        if name in self.tags or name in self.idf:
+            return self._dictionary_name(name)
+        if (len(prefix) < self.min_prefix or prefix.endswith(self.generic_prefixes)
+                or self._ends_with_suffix.search(prefix)):
+            return None  # the last: 七里组村民 gives 七里组, not 里组村
+        if (self._common(name) or self._common(prefix) or self._common(prefix[-1] + suffix[0])
+                or self._common(prefix[-1] + suffix)):
+            return None  # 拆迁公司, 相信政府, 高速铁路
+        return name
 
     def _numbers(self, text, day=None):
         found = set()
@@ -196,8 +252,14 @@ class NameExtractor:
                     continue
                 found.add(f"{year}年{int(month)}月{int(dom)}日")
             elif "." in number or len(number.lstrip("0")) >= self.min_number_digits:
-                found.add(number + unit)
+                found.add(self._amount(float(number) * self.money_units[unit]) if unit in self.money_units
+                          else number + unit)
         return found
+
+    def _amount(self, yuan):
+        """A sum of money at ``amount_digits`` significant digits: ≈330元, ≈1.5万元."""
+        rounded = float(f"{yuan:.{self.amount_digits}g}")
+        return f"≈{rounded / 10_000:g}万元" if rounded >= 10_000 else f"≈{rounded:g}元"
 
     def extract(self, text, tokens="", day=None):
         """Return the sorted specific names of ``text`` (str) and its space-joined ``tokens``.

@@ -24,7 +24,8 @@ Planted patterns (truth_letters.pattern)
 ----------------------------------------
 original         first letter of a matter.
 same_matter      first letter of another petitioner on the same matter (own wording, same
-                 names); 5-15 petitioners make an organised campaign.
+                 names); 5-15 petitioners make an organised campaign. Every letter of a
+                 matter several people raise is a complaint (not a consultation or suggestion).
 repeat_petition  the same person on the same matter 2-12 weeks later, rendered afresh
                  (different phrase variants and length) with a "已反映过" sentence.
 exact_copy       the same body again, 0-7 days later, to the same or another addressee.
@@ -85,6 +86,7 @@ TRUTH_PAIR_COLUMNS = ("letter_a", "letter_b", "relation")
 CHANNELS = ("来信", "来访", "来电", "网上信访", "领导信箱")
 LETTER, VISIT, PHONE, ONLINE, MAILBOX = range(5)
 NATURES = ("申诉", "举报控告", "求决", "咨询", "意见建议")
+SOFT_NATURES = ("咨询", "意见建议")  # not complaints: nobody campaigns with them
 PATTERNS = ("original", "exact_copy", "multi_addressed", "resend", "repeat_petition", "same_matter")
 ORIGINAL, EXACT, MULTI, RESEND, REPEAT, SAME = range(6)
 MALFORMED = ("", "empty_text", "bad_date", "unknown_channel", "duplicate_id")
@@ -285,6 +287,8 @@ class World:
             raw = phrases["topics"][code]
             cfg = {key: raw.get(key) for key in self.TOPIC_KEYS}
             cfg["nature_cum"] = _cumulative([raw["natures"].get(n, 0) for n in NATURES])
+            cfg["complaint_nature_cum"] = _cumulative([raw["natures"].get(n, 0) if n not in SOFT_NATURES else 0
+                                                       for n in NATURES])
             cfg["home_levels"] = [LEVELS.index(level) for level in raw["home"]]
             cfg["home_cum"] = _cumulative(list(raw["home"].values()))
             cfg["peak_days"] = [d for d in range(N_DAYS)
@@ -621,7 +625,7 @@ class _Planner:
             day = start if j == 0 else start + _randint(rng, 1, spread - 1)
             person = -1 if rng.random() < cfg["anonymous"] else self._person(matter, cfg, persons)
             persons.append(person)
-            self._plan_thread(matter, person, day, ORIGINAL if j == 0 else SAME, people >= 5)
+            self._plan_thread(matter, person, day, ORIGINAL if j == 0 else SAME, people)
             if len(self.plan) >= self.target:
                 return
 
@@ -647,13 +651,16 @@ class _Planner:
         return plan.add_person(kind=kind, township=township, place=place)
 
     # -- letters ---------------------------------------------------------------------------
-    def _plan_thread(self, matter, person, day, pattern, campaign):
-        """One petitioner's letters on a matter: the first, then reworded repeats."""
+    def _plan_thread(self, matter, person, day, pattern, people):
+        """One petitioner's letters on a matter raised by ``people`` petitioners: the first,
+        then reworded repeats. A matter several people raise is a complaint (申诉, 举报控告,
+        求决) in every letter: people asking a question or making a suggestion about the
+        same place are not raising one matter."""
         rng = self.rng
         cfg = self.world.topic_cfg[self.plan.m_topic[matter]]
-        nature = _weighted(rng, cfg["nature_cum"])
-        complaint = NATURES[nature] not in ("咨询", "意见建议")
-        joint = person >= 0 and complaint and rng.random() < cfg["joint"] * (3 if campaign else 1)
+        nature = _weighted(rng, cfg["complaint_nature_cum" if people > 1 else "nature_cum"])
+        complaint = NATURES[nature] not in SOFT_NATURES
+        joint = person >= 0 and complaint and rng.random() < cfg["joint"] * (3 if people >= 5 else 1)
         repeats = 0
         if person >= 0 and complaint and rng.random() < P_REPEAT:
             repeats = _pick(rng, (1, 1, 1, 2, 2, 3))
@@ -999,7 +1006,7 @@ class _Renderer:
             "ids": person >= 0 and rng.random() < P_IDS_IN_TEXT,
             "traditional": rng.random() < P_TRADITIONAL,
         }
-        kind = NATURES[nature] if NATURES[nature] in ("咨询", "意见建议") else "complaint"
+        kind = NATURES[nature] if NATURES[nature] in SOFT_NATURES else "complaint"
         family = "record" if record else "letter"
         structure = _pick(rng, world.structures[(family, kind)])
         target = self._target_length(rng, kind, record)

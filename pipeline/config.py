@@ -100,6 +100,7 @@ class DedupeConfig:
     amount_digits: int
     qualified_suffixes: list
     name_tags: list
+    full_names: bool
     name_strip_tags: list
     surnames: str
     near_same_similarity: float

@@ -115,6 +115,8 @@ class NameExtractor:
         Suffixes of institutions named with the place before them (see above).
     name_tags : list of str
         Tags of dictionary words that are names (a road jieba knows: 育才路 ns).
+    full_names : bool
+        Count people's full names found among the tokens (see ``_people``).
     tags : dict, optional
         {word: part-of-speech tag} of a general dictionary (default: jieba's); a name that
         is a dictionary word is not a local name.
@@ -125,8 +127,8 @@ class NameExtractor:
     def __init__(self, suffixes, prefix_chars=2, stop_chars="", generic_prefixes=(), surnames="",
                  mask_char="某", terms=(), idf=None, common_idf=9.0, max_prefix_chars=6,
                  boundary_suffixes=(), number_units=(), min_number_digits=3, own_date_days=7,
-                 money_units=None, amount_digits=2, qualified_suffixes=(), name_tags=("ns", "nz"), tags=None,
-                 strip_tags=STRIP_TAGS):
+                 money_units=None, amount_digits=2, qualified_suffixes=(), name_tags=("ns", "nz"), full_names=True,
+                 tags=None, strip_tags=STRIP_TAGS):
         if not suffixes:
             raise ValueError("at least one name suffix is needed")
         suffix = "|".join(sorted(map(re.escape, set(suffixes) | set(boundary_suffixes)), key=len, reverse=True))
@@ -138,6 +140,8 @@ class NameExtractor:
         self.boundary_chars = frozenset(unit for unit in boundary_suffixes if len(unit) == 1)
         self.qualified_suffixes, self.name_tags = frozenset(qualified_suffixes), frozenset(name_tags)
         self._person = re.compile(rf"[{re.escape(surnames)}]{re.escape(mask_char)}") if surnames else None
+        self.surnames, self.mask_char, self.full_names = frozenset(surnames), mask_char, full_names
+        self._all_cjk = re.compile(rf"[{CJK}]+")
         units = "|".join(sorted(map(re.escape, number_units), key=len, reverse=True))
         self._number = re.compile(
             rf"(?<![0-9.])(?:(\d{{4}})年(\d{{1,2}})月(\d{{1,2}})日"
@@ -163,7 +167,7 @@ class NameExtractor:
                    config.normalize.mask_char, dictionary_terms(config.paths.dict_dir / "petition_dict.txt"),
                    idf, c.name_common_idf, c.name_max_prefix_chars, c.name_boundary_suffixes, c.number_units,
                    c.min_number_digits, c.own_date_days, c.money_units, c.amount_digits, c.qualified_suffixes,
-                   c.name_tags, load_tags(), c.name_strip_tags)
+                   c.name_tags, c.full_names, load_tags(), c.name_strip_tags)
 
     def _strip(self, prefix):
         """``prefix`` without leading function words (verbs, adverbs, conjunctions ...:
@@ -239,6 +243,16 @@ class NameExtractor:
             return None  # 拆迁公司, 相信政府, 高速铁路
         return name
 
+    def _people(self, tokens):
+        """Full names of people among the tokens: 2-3 characters, a surname first, a word of
+        no dictionary (jieba's HMM made it: 雷伟, 邹国强); masked names (雷某) are too common."""
+        if not self.full_names:
+            return set()
+        return {token for token in tokens.split()
+                if 2 <= len(token) <= 3 and token[0] in self.surnames and self.mask_char not in token
+                and token not in self.tags and token not in self.idf and token not in self.terms
+                and self._all_cjk.fullmatch(token)}
+
     def _numbers(self, text, day=None):
         found = set()
         for match in self._number.finditer(text):
@@ -273,7 +287,7 @@ class NameExtractor:
         others : list of str
             Masked people and dictionary organisation terms (shown, not counted).
         """
-        specific = self._places(text) | self._numbers(text, day)
+        specific = self._places(text) | self._numbers(text, day) | self._people(tokens)
         others = set(self._person.findall(text)) if self._person else set()
         others.update(token for token in tokens.split() if token in self.terms)
         return sorted(specific), sorted(others - specific)

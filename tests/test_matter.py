@@ -38,3 +38,15 @@ def test_leading_words_stripped_unless_a_common_word_is_left(extractor):
     assert names(extractor, "我们一再督促江南华府开发商") == ["江南华府"]
     assert names(extractor, "位于小塘路以东") == ["小塘路"]
     assert names(extractor, "我们在东方明珠苑小区遭到殴打") == ["东方明珠苑"]
+
+
+def test_full_names_of_people_count_masked_ones_do_not(extractor, config):
+    from pipeline.segment import Segmenter
+    segmenter = Segmenter.from_config(config)
+
+    def people(text):
+        return extractor.extract(text, " ".join(segmenter.cut(text)))
+    specific, others = people("2024年7月21日,我在新塘镇被邹国强等人殴打,新塘派出所至今不立案,雷某还威胁我")
+    assert "邹国强" in specific and "新塘派出所" in specific
+    assert "雷某" in others and "雷某" not in specific
+    assert people("我们多次找过镇里,对方一拖再拖,白跑了好几趟")[0] == []

@@ -74,6 +74,8 @@ class NameExtractor:
       ``own_date_days`` of the letter's own date is its signature line, not evidence.
       Amounts of money (``money_units``) are rounded to ``amount_digits`` significant
       digits, as people quote one sum differently (14510元, 1.5万元 both give ≈1.5万元).
+    * People's full names among the tokens (邹国强: a surname, then one or two characters
+      that make no dictionary word), when ``full_names``.
     * Masked people (张某: every mask form was unified to 某 by normalize, so 郭×× and 郭某
       compare equal) and the organisation terms of the petition dictionary (城管局, 派出所)
       among the letter's tokens: shown as evidence, too common to count.

@@ -7,9 +7,13 @@ that index; every stage timed with its peak memory. In the same run, a reference
 MinHashLSH (same shingles, num_perm and threshold) against this project's numpy MinHash LSH
 on 100,000 letters, and the ratio of their times.
 
+``scale --segmented PATH`` reuses an earlier run's ``segmented.parquet`` instead (synth,
+ingest, normalize and segment skipped): its first N letters by date, then the next 10,000.
+
 Usage:
     python benchmarks/bench_dedupe.py board --out bench/dedupe_board.json
     python benchmarks/bench_dedupe.py scale --n 1000000 --out bench/dedupe_scale.json [--work DIR]
+    python benchmarks/bench_dedupe.py scale --segmented RUN/segmented.parquet [--n N] --out FILE
 """
 import argparse
 import json
@@ -25,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pipeline.config import PROJECT_ROOT, load_config
 
@@ -111,28 +117,19 @@ def scale(args):
     work.mkdir(parents=True, exist_ok=True)
     log = work / "log.txt"
     env_note = {"PETITION_DATA_DIR": os.environ.get("PETITION_DATA_DIR", "(default)")}
-    total = args.n + INCREMENT
-    dump = work / "letters.parquet"
     results = {"n": args.n, "increment": INCREMENT, "cpu_count": os.cpu_count(),
                "python": platform.python_version(), "work": str(work), "env": env_note, "stages": {}}
     stages = results["stages"]
-    stages["synth"] = timed([sys.executable, "-m", "pipeline.synth", "--n", total, "--seed", args.seed,
-                             "--out", dump, "--truth-dir", work / "truth"], f"synth {total:,} letters", log)
-    run = work / "run"
-    stages["ingest"] = timed(petition("ingest", dump, "--run", run), "ingest", log)
-    stages["normalize"] = timed(petition("normalize", "--run", run), "normalize", log)
-    stages["segment"] = timed(petition("segment", "--run", run, "--no-cache"), "segment", log)
-    # the latest INCREMENT letters (by date) are the next night's dump
-    letters = pd.read_parquet(run / "segmented.parquet")
-    order = letters["received_at"].sort_values(kind="stable", na_position="first").index
+    if args.segmented:
+        segmented = Path(args.segmented)
+        results["segmented"] = str(segmented)
+    else:
+        segmented = synthesize(args.n + INCREMENT, args.seed, work, stages, log)
     night, increment = work / "night", work / "increment"
-    for path, rows in ((night, order[:-INCREMENT]), (increment, order[-INCREMENT:])):
-        path.mkdir(exist_ok=True)
-        letters.loc[rows].to_parquet(path / "segmented.parquet", index=False)
-    del letters
+    results["n"] = split_night(segmented, night, increment, args.n)
     index = work / "index"
     shutil.rmtree(index, ignore_errors=True)
-    stages["dedupe"] = timed(petition("dedupe", "--run", night, "--index", index), f"dedupe {args.n:,}", log)
+    stages["dedupe"] = timed(petition("dedupe", "--run", night, "--index", index), f"dedupe {results['n']:,}", log)
     stages["dedupe"]["summary"] = json.loads((night / "summary.json").read_text(encoding="utf-8"))
     stages["increment"] = timed(petition("dedupe", "--run", increment, "--index", index),
                                 f"increment {INCREMENT:,}", log)
@@ -145,6 +142,44 @@ def scale(args):
         "increment_seconds": stages["increment"]["seconds"] <= TARGETS["increment_seconds"],
     }
     save(results, args.out)
+
+
+def synthesize(total, seed, work, stages, log):
+    """Synthesize ``total`` letters and run ingest, normalize and segment on them (timed into
+    ``stages``); returns the segmented Parquet file."""
+    dump, run = work / "letters.parquet", work / "run"
+    stages["synth"] = timed([sys.executable, "-m", "pipeline.synth", "--n", total, "--seed", seed,
+                             "--out", dump, "--truth-dir", work / "truth"], f"synth {total:,} letters", log)
+    stages["ingest"] = timed(petition("ingest", dump, "--run", run), "ingest", log)
+    stages["normalize"] = timed(petition("normalize", "--run", run), "normalize", log)
+    stages["segment"] = timed(petition("segment", "--run", run, "--no-cache"), "segment", log)
+    return run / "segmented.parquet"
+
+
+def split_night(segmented, night, increment, n=None):
+    """Write the first ``n`` letters of ``segmented`` by date (default: all but the last
+    INCREMENT) to ``night/segmented.parquet`` and the next INCREMENT letters, the next
+    night's dump, to ``increment/``; rows keep their file order, read batch by batch.
+    Returns the night's letter count."""
+    days = pq.read_table(segmented, columns=["received_at"]).column(0).to_pandas()
+    order = days.sort_values(kind="stable", na_position="first").index.to_numpy()
+    n = len(order) - INCREMENT if n is None else min(n, len(order) - INCREMENT)
+    part = np.full(len(order), -1)
+    part[order[:n]], part[order[n:n + INCREMENT]] = 0, 1
+    writers, start = [None, None], 0
+    reader = pq.ParquetFile(segmented, buffer_size=1 << 20, pre_buffer=False)
+    for batch in reader.iter_batches(batch_size=65536):
+        for number, folder in enumerate((night, increment)):
+            rows = np.flatnonzero(part[start:start + batch.num_rows] == number)
+            if len(rows):
+                folder.mkdir(parents=True, exist_ok=True)
+                writers[number] = writers[number] or pq.ParquetWriter(folder / "segmented.parquet", batch.schema)
+                writers[number].write_batch(batch.take(pa.array(rows)))
+        start += batch.num_rows
+    for writer in writers:
+        if writer:
+            writer.close()
+    return n
 
 
 def reference(segmented, n=REFERENCE_LETTERS):
@@ -197,11 +232,15 @@ def main(argv=None):
     board_parser = sub.add_parser("board", help="links per relation on messages.xlsx")
     board_parser.add_argument("--out", required=True)
     scale_parser = sub.add_parser("scale", help="N synthetic letters from an empty index, then an increment")
-    scale_parser.add_argument("--n", type=int, default=1_000_000)
+    scale_parser.add_argument("--n", type=int, help="letters deduped from an empty index (default: 1,000,000; "
+                                                    "with --segmented, all but the last 10,000)")
     scale_parser.add_argument("--seed", type=int, default=11)
     scale_parser.add_argument("--work", help="working folder (default: a new temporary folder; kept)")
+    scale_parser.add_argument("--segmented", help="an existing segmented.parquet to use instead of synthesizing")
     scale_parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
+    if args.command == "scale" and args.n is None and not args.segmented:
+        args.n = 1_000_000
     {"board": board, "scale": scale}[args.command](args)
 
 

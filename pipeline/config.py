@@ -107,6 +107,8 @@ class DedupeConfig:
     near_min_cosine: float
     block_terms: int
     max_block: int
+    max_lsh_bucket: int
+    max_petitioner_letters: int
     multi_addressed_window_days: int
     repeat_window_days: int
     same_matter_window_days: int
@@ -117,6 +119,7 @@ class DedupeConfig:
     same_matter_one_name_cosine: float
     processes: int
     chunk_size: int
+    chunk_pairs: int
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,6 +13,11 @@ Candidates (pairs worth scoring), each with at least one of the night's letters:
 * within ``same_matter_window_days``: a shared specific name and top TF-IDF term, two
   shared top terms, or two shared specific names (``matter_keys``).
 
+A blocking key (band, petitioner, same-matter key) held by more letters than its ``max_``
+setting is skipped as too generic. Candidates are listed by ranges of their later letter
+(``Blocks``, ``Candidates``) and scored ``chunk_pairs`` at a time in threads, so memory
+grows with the letters, not with their pairs.
+
 Scores of a candidate pair: character similarity (rapidfuzz ratio of the comparison texts),
 TF-IDF cosine, shared specific names (``pipeline.matter``), days apart. Relation, first
 that holds (a pair matching none is not linked):
@@ -40,10 +45,12 @@ Cases are the connected components of the links (``scipy.sparse.csgraph``); a ca
 the id of its earliest letter (date, then id), so it stays put as letters are added, and
 N nightly runs give the ids one run over everything gives.
 """
+import collections
 import dataclasses
 import hashlib
 import json
 import multiprocessing
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -58,8 +65,7 @@ from pipeline import schema
 from pipeline.dedupe_index import FORMAT_VERSION, Batch, DedupeIndex, csr_rows
 from pipeline.errors import PetitionError
 from pipeline.matter import NameExtractor, TermVectorizer
-from pipeline.minhash import (MinHasher, band_keys, join_pairs, lsh_params, mix64, pairs_within_window,
-                             text_hashes)
+from pipeline.minhash import MinHasher, band_keys, join_pairs, lsh_params, mix64, text_hashes
 from pipeline.rundir import atomic_path, write_csv, write_json
 
 NEEDED_COLUMNS = (schema.LETTER_ID, schema.RECEIVED_AT, schema.ADDRESSEE, schema.PETITIONER_KEY,
@@ -69,7 +75,7 @@ LINK_COLUMNS = ("letter_a", "letter_b", "relation", "score", "shared_names", "ch
                 "tfidf_cosine", "days_apart", "same_petitioner")
 EXACT, MULTI, RESEND, REPEAT, SAME = schema.RELATIONS
 NO_LINK = ""
-PERFORMANCE_KEYS = ("processes", "chunk_size")  # change speed, not results
+PERFORMANCE_KEYS = ("processes", "chunk_size", "chunk_pairs")  # change speed, not results
 
 
 def config_hash(settings):
@@ -187,52 +193,79 @@ def _featurize_chunk(chunk):
 
 
 def _concat_chunks(parts):
-    """Join chunk arrays; CSR pointers are shifted by the values before them."""
+    """Join chunk arrays, array by array, emptying ``parts`` as it goes (the features of a
+    million letters are not held twice); CSR pointers are shifted by the values before them."""
     out = {}
-    for name in parts[0]:
+    for name in list(parts[0]):
+        pieces = [p.pop(name) for p in parts]
         if name.endswith("_ptr"):
-            offsets = np.cumsum([0] + [p[name][-1] for p in parts[:-1]])
-            out[name] = np.concatenate([parts[0][name][:1]] + [p[name][1:] + off for p, off in zip(parts, offsets)])
-        else:
-            out[name] = np.concatenate([p[name] for p in parts])
+            offsets = np.cumsum([0] + [piece[-1] for piece in pieces[:-1]])
+            pieces = [pieces[0][:1]] + [piece[1:] + offset for piece, offset in zip(pieces, offsets)]
+        out[name] = np.concatenate(pieces)
+        del pieces
     return out
 
 
-def featurize(letters, featurizer, processes=1, chunk_size=20000, progress=None):
-    """Features of ``letters`` (a DataFrame with ``NEEDED_COLUMNS`` and optionally ``topics``).
+def _in_order(tasks, run, window):
+    """Results of ``run(task)`` for ``tasks`` in order, at most ``window`` submitted ahead
+    (``run`` returns an AsyncResult), so a stream of tasks is never all in memory."""
+    pending = collections.deque()
+    for task in tasks:
+        pending.append(run(task))
+        if len(pending) >= window:
+            yield pending.popleft().get()
+    while pending:
+        yield pending.popleft().get()
+
+
+def featurize(letters, chunks, featurizer, processes=1, chunk_size=20000, progress=None):
+    """Features of ``letters`` (a DataFrame with ``NEEDED_COLUMNS`` but the text ones, and
+    optionally ``topics``) whose texts come in ``chunks``: (clean_texts, tokens) lists of at
+    most ``chunk_size`` letters in the order of ``letters``, read as they are needed.
 
     Returns a ``Batch`` whose ``letters`` frame holds the index columns. ``progress``, if
     given, is called with the number of letters finished after each chunk.
     """
     global _worker_featurizer
-    texts, tokens = letters[schema.CLEAN_TEXT].tolist(), letters[schema.TOKENS].tolist()
     days = pd.to_datetime(letters[schema.RECEIVED_AT]).to_numpy(dtype="datetime64[D]")
-    chunks = [(texts[i:i + chunk_size], tokens[i:i + chunk_size], days[i:i + chunk_size])
-              for i in range(0, len(texts), chunk_size)]
+
+    def with_days(chunks):
+        done = 0
+        for texts, tokens in chunks:
+            yield texts, tokens, days[done:done + len(texts)]
+            done += len(texts)
     results = []
-    if processes <= 1 or len(chunks) <= 1:
-        for chunk in chunks:
-            results.append(featurizer.arrays(*chunk))
-            if progress:
-                progress(len(chunk[0]))
+    if processes <= 1 or len(letters) <= chunk_size:  # one chunk: forking would only copy memory
+        outputs = map(lambda chunk: featurizer.arrays(*chunk), with_days(chunks))
+        pool = None
     else:
         _worker_featurizer = featurizer  # forked workers inherit it, IDF table included
-        with multiprocessing.get_context("fork").Pool(processes) as pool:
-            for chunk, result in zip(chunks, pool.imap(_featurize_chunk, chunks)):
-                results.append(result)
-                if progress:
-                    progress(len(chunk[0]))
+        pool = multiprocessing.get_context("fork").Pool(processes)
+        outputs = _in_order(with_days(chunks), lambda chunk: pool.apply_async(_featurize_chunk, (chunk,)),
+                            2 * processes)
+    try:
+        for output in outputs:
+            results.append(output)
+            if progress:
+                progress(len(output[1]))
+    finally:
+        if pool:
+            pool.terminate()
+            pool.join()
     if not results:
         results = [featurizer.arrays([], [])]
+    places = np.array([p for r in results for p in r[1]], dtype=object)
+    others = np.array([o for r in results for o in r[2]], dtype=object)
     arrays = _concat_chunks([r[0] for r in results])
+    del results
     frame = pd.DataFrame({
         schema.LETTER_ID: letters[schema.LETTER_ID].astype(str).to_numpy(),
         schema.RECEIVED_AT: pd.to_datetime(letters[schema.RECEIVED_AT]).astype("datetime64[ns]").to_numpy(),
         schema.ADDRESSEE: letters[schema.ADDRESSEE].fillna("").astype(str).to_numpy(),
         schema.PETITIONER_KEY: letters[schema.PETITIONER_KEY].fillna("").astype(str).to_numpy(),
         BODY_HASH: arrays.pop(BODY_HASH),
-        PLACES: np.array([p for r in results for p in r[1]], dtype=object),
-        OTHERS: np.array([o for r in results for o in r[2]], dtype=object),
+        PLACES: places,
+        OTHERS: others,
         schema.TOPICS: (letters[schema.TOPICS].fillna("").astype(str).to_numpy()
                         if schema.TOPICS in letters else ""),
     })
@@ -259,14 +292,19 @@ class Pool:
         self.order = np.lexsort((ids, np.nan_to_num(self.days, nan=np.inf)))  # earliest first
         self.rank = np.empty(len(ids), dtype=np.int64)
         self.rank[self.order] = np.arange(len(ids))
+        self.first_of_body = np.full(self.bodies.max(initial=-1) + 1, -1, dtype=np.int64)
+        self.first_of_body[self.bodies[::-1]] = np.arange(len(ids))[::-1]  # a letter holding each text
+        self._csr = {}
 
     def csr(self, name):
-        new = (self.batch.arrays[name], self.batch.arrays[f"{name}_ptr"])
-        if not self.history:
-            return new
-        old_values, old_ptr = self.index.csr(name)
-        return (np.concatenate((old_values, new[0])),
-                np.concatenate((old_ptr, new[1][1:] + old_ptr[-1])))
+        """The CSR layout ``name`` of every letter (values, pointers), made once."""
+        if name not in self._csr:
+            new = (self.batch.arrays[name], self.batch.arrays[f"{name}_ptr"])
+            if self.history:
+                old_values, old_ptr = self.index.csr(name)
+                new = (np.concatenate((old_values, new[0])), np.concatenate((old_ptr, new[1][1:] + old_ptr[-1])))
+            self._csr[name] = new
+        return self._csr[name]
 
     def bands(self, positions):
         """Band keys of ``positions`` (sorted), history rows read from the index."""
@@ -292,46 +330,129 @@ class Pool:
 def _codes(values):
     """Integer codes of strings; -1 for the empty string (unknown)."""
     codes, uniques = pd.factorize(values.fillna("").astype(str))
-    if "" in set(uniques):
-        codes = np.where(codes == list(uniques).index(""), -1, codes)
+    empty = np.flatnonzero(np.asarray(uniques == ""))
+    if len(empty):
+        codes = np.where(codes == empty[0], -1, codes)
     return codes.astype(np.int64)
 
 
 # --- candidates -----------------------------------------------------------------------------
 
-def _unique_pairs(first, second, total):
-    a, b = np.minimum(first, second), np.maximum(first, second)
-    keep = a != b
-    code = np.unique(a[keep] * total + b[keep])
-    return code // total, code % total
+def _ranges(starts, ends):
+    """Every index in ``starts[i]..ends[i]-1`` and the ``i`` it came from (empty ranges skipped)."""
+    counts = np.maximum(ends - starts, 0)
+    source = np.repeat(np.arange(len(starts)), counts)
+    index = np.arange(counts.sum(), dtype=np.int64) + np.repeat(starts - (np.cumsum(counts) - counts), counts)
+    return source, index
 
 
-def block_pairs(labels, positions, days, new, window):
-    """Pairs of letters (global positions) whose entries share a label, at least one of
-    them new, at most ``window`` days apart; an undated letter pairs with its whole block."""
-    dated = ~np.isnan(days)
-    whole = np.floor(np.nan_to_num(days)).astype(np.int64)
-    fresh, old = np.flatnonzero(new & dated), np.flatnonzero(~new & dated)
-    firsts, seconds = [], []
+class Blocks:
+    """Letters that share a blocking label (a petitioner, an LSH band, a same-matter key),
+    sorted so that the pairs whose later letter lies in a range of positions are listed
+    without listing the others: candidate pairs are made and scored chunk by chunk.
 
-    def add(i, j, left, right):
-        firsts.append(positions[left[i]])
-        seconds.append(positions[right[j]])
+    A pair is two entries of one block from different letters, at most ``window`` days apart
+    (whole days; a letter without a date pairs with its whole block), or any two when
+    ``window`` is None. Each pair is listed once per block, from the entry of its later
+    position.
 
-    i, j = pairs_within_window(labels[fresh], whole[fresh], window)
-    add(i, j, fresh, fresh)
-    add(*join_pairs(labels[fresh], labels[old], whole[fresh], whole[old], window), fresh, old)
-    undated_new, undated_old = np.flatnonzero(new & ~dated), np.flatnonzero(~new & ~dated)
-    add(*join_pairs(labels[undated_new], labels), undated_new, np.arange(len(labels)))
-    add(*join_pairs(labels[fresh], labels[undated_old]), fresh, undated_old)
-    return np.concatenate(firsts), np.concatenate(seconds)
+    Parameters
+    ----------
+    blocks, positions : arrays of int, one entry each
+        Block number (0..B-1) and letter position of each entry.
+    days : array of float, optional
+        Day number of each entry's letter, NaN when unknown; needed when ``window`` is given.
+    window : int, optional
+    """
+
+    def __init__(self, blocks, positions, days=None, window=None):
+        blocks, positions = np.asarray(blocks, dtype=np.int64), np.asarray(positions, dtype=np.int64)
+        self.window = window
+        if window is None:  # in a block by position: the partners of an entry are those before it
+            offset, span = positions, int(positions.max(initial=0)) + 1
+        else:  # in a block by day, undated entries first (offset 0, outside every window)
+            dated = ~np.isnan(days)
+            whole = np.floor(np.where(dated, days, 0)).astype(np.int64)
+            offset = np.where(dated, whole - whole[dated].min(initial=0) + window + 1, 0)
+            span = int(offset.max(initial=0)) + window + 1
+        value = blocks * span + offset
+        order = np.argsort(value)
+        value, self.positions = value[order], positions[order].astype(np.int32)
+        self.block = np.searchsorted(value, value - value % span).astype(np.int32)  # its block's first entry
+        if window is not None:
+            self.first_dated = np.searchsorted(value, value - value % span + 1).astype(np.int32)
+            undated = value % span == 0
+            self.low = np.where(undated, self.first_dated, np.searchsorted(value, value - window)).astype(np.int32)
+            self.high = np.where(undated, np.searchsorted(value, value - value % span + span),
+                                 np.searchsorted(value, value + window, side="right")).astype(np.int32)
+        del value, order
+        self.by_position = np.argsort(self.positions, kind="stable").astype(np.int32)
+        self.sorted_positions = self.positions[self.by_position]
+
+    def __len__(self):
+        return len(self.positions)
+
+    def _partner_ranges(self, entries):
+        """Ranges of sorted entries that may pair with ``entries`` (sorted indices): a list
+        of (starts, ends) arrays."""
+        if self.window is None:
+            return [(self.block[entries], entries)]
+        return [(self.block[entries], self.first_dated[entries]), (self.low[entries], self.high[entries])]
+
+    def weights(self, total):
+        """For each position up to ``total``, at most how many pairs its entries list."""
+        counts = sum(end - start for start, end in self._partner_ranges(np.arange(len(self.positions))))
+        return np.bincount(self.positions, weights=counts, minlength=total)
+
+    def pairs(self, lo, hi):
+        """Pairs (a, b), ``a < b``, with ``lo <= b < hi``."""
+        entries = self.by_position[np.searchsorted(self.sorted_positions, lo):
+                                   np.searchsorted(self.sorted_positions, hi)]
+        firsts, seconds = [], []
+        for start, end in self._partner_ranges(entries):
+            source, partner = _ranges(start, end)
+            a, b = self.positions[partner], self.positions[entries[source]]
+            keep = a < b
+            firsts.append(a[keep])
+            seconds.append(b[keep])
+        return np.concatenate(firsts), np.concatenate(seconds)
 
 
-def candidate_pairs(pool, settings):
-    """Every pair worth scoring (global positions ``a < b``, at least one new letter)."""
-    total, new = len(pool.letters), pool.is_new
-    firsts, seconds = [], []
-    # same text: each new letter to the earliest other letter with that text
+def _holding(values, wanted, bits=24):
+    """Indices of ``values`` (int64) found in ``wanted``: a bitmap of hashed values first,
+    then a sorted search of the few that pass it (a search for every value is slow when
+    there are tens of millions)."""
+    wanted = np.unique(wanted)
+    shift = np.uint64(64 - bits)
+    bitmap = np.zeros(1 << bits, dtype=bool)
+    bitmap[mix64(wanted.view(np.uint64)) >> shift] = True
+    maybe = np.flatnonzero(bitmap[mix64(values.view(np.uint64)) >> shift])
+    if not len(wanted):
+        return maybe
+    found = np.minimum(np.searchsorted(wanted, values[maybe]), len(wanted) - 1)
+    return maybe[wanted[found] == values[maybe]]
+
+
+def usable_blocks(labels, positions, new, max_block):
+    """Group entries (``labels``, letter ``positions``) into blocks by label, keeping blocks
+    that hold a new letter and 2 to ``max_block`` entries (a label held by more letters is
+    too generic to block on: a township and 问题, a placeholder name, boilerplate).
+
+    Returns (block number, position) of the kept entries, grouped by block."""
+    if not new.all():  # only labels a new letter holds
+        relevant = _holding(labels, labels[new[positions]])
+        labels, positions = labels[relevant], positions[relevant]
+    order = np.argsort(labels)
+    labels, positions = labels[order], positions[order]
+    starts = np.flatnonzero(np.concatenate(([True], labels[1:] != labels[:-1])))[:len(labels)]
+    counts = np.diff(np.append(starts, len(labels)))
+    kept = np.repeat((counts >= 2) & (counts <= max_block), counts)
+    return np.repeat(np.arange(len(starts)), counts)[kept], positions[kept]
+
+
+def same_text_pairs(pool):
+    """Each new letter and the earliest other letter with its text (pairs ``a < b``)."""
+    new = pool.is_new
     new_bodies = np.unique(pool.bodies[new])
     members = np.flatnonzero(np.isin(pool.bodies, new_bodies))
     members = members[np.lexsort((pool.rank[members], pool.bodies[members]))]
@@ -340,35 +461,27 @@ def candidate_pairs(pool, settings):
     earliest = members[starts[group]]
     second = members[np.minimum(starts[group] + 1, len(members) - 1)]
     partner = np.where(members == earliest, np.where(sizes[group] > 1, second, members), earliest)
-    chosen = new[members]
-    firsts.append(members[chosen])
-    seconds.append(partner[chosen])
-    # LSH: distinct texts sharing a band, expanded to their letters
-    body_a, body_b = _lsh_body_pairs(pool)
-    p1, letter_a = join_pairs(body_a, pool.bodies)
-    p2, letter_b = join_pairs(body_b[p1], pool.bodies)
-    firsts.append(letter_a[p2])
-    seconds.append(letter_b)
-    # same petitioner; shared place names
+    chosen = new[members] & (partner != members)
+    a, b = np.minimum(members, partner)[chosen], np.maximum(members, partner)[chosen]
+    order = np.argsort(b, kind="stable")
+    return a[order], b[order]
+
+
+def candidate_blocks(pool, settings):
+    """The blocking sources of candidate pairs: LSH bands, petitioners, same-matter keys."""
+    total, new = len(pool.letters), pool.is_new
+    bands = pool.bands(np.arange(total))
+    labels, owner = bands.ravel().view(np.int64), np.repeat(np.arange(total), bands.shape[1])
+    del bands
+    lsh = Blocks(*usable_blocks(labels, owner, new, settings.max_lsh_bucket))
+    del labels, owner
     known = np.flatnonzero(pool.keys >= 0)
-    relevant = known[np.isin(pool.keys[known], pool.keys[new & (pool.keys >= 0)])]
-    pairs = block_pairs(pool.keys[relevant], relevant, pool.days[relevant], new[relevant],
-                        settings.repeat_window_days)
-    firsts.append(pairs[0])
-    seconds.append(pairs[1])
+    block, owner = usable_blocks(pool.keys[known], known, new, settings.max_petitioner_letters)
+    petitioner = Blocks(block, owner, pool.days[owner], settings.repeat_window_days)
     owner, labels = matter_keys(pool)
-    keep = np.isin(labels, labels[new[owner]])
-    # a key shared by more than max_block letters is generic (a township and 问题), not a
-    # matter; blocks that large would also make the pairs explode
-    values, counts = np.unique(labels[keep], return_counts=True)
-    keep &= ~np.isin(labels, values[counts > settings.max_block])
-    pairs = block_pairs(labels[keep], owner[keep], pool.days[owner[keep]], new[owner[keep]],
-                        settings.same_matter_window_days)
-    firsts.append(pairs[0])
-    seconds.append(pairs[1])
-    a, b = _unique_pairs(np.concatenate(firsts), np.concatenate(seconds), total)
-    keep = new[a] | new[b]
-    return a[keep], b[keep]
+    block, owner = usable_blocks(labels, owner, new, settings.max_block)
+    matter = Blocks(block, owner, pool.days[owner], settings.same_matter_window_days)
+    return lsh, petitioner, matter
 
 
 def matter_keys(pool):
@@ -393,55 +506,123 @@ def matter_keys(pool):
             np.concatenate((place_keys, term_keys, name_keys)).view(np.int64))
 
 
-def _lsh_body_pairs(pool):
-    """Pairs of distinct texts (body codes) that share an LSH band, one of them new."""
-    positions = np.arange(len(pool.letters))
-    _, first = np.unique(pool.bodies, return_index=True)  # one letter per distinct text
-    has_new = np.zeros(pool.bodies.max() + 1 if len(pool.bodies) else 0, dtype=bool)
-    has_new[pool.bodies[pool.is_new]] = True
-    fresh = np.sort(np.unique(pool.bodies[pool.is_new], return_index=True)[1] + pool.history)
-    old = np.sort(first[~has_new[pool.bodies[first]] & (first < pool.history)])
-    fresh_keys, old_keys = pool.bands(positions[fresh]), pool.bands(positions[old])
-    n_bands = fresh_keys.shape[1]
-    fresh_flat = fresh_keys.ravel().view(np.int64)
-    fresh_owner = np.repeat(fresh, n_bands)
-    i, j = pairs_within_window(fresh_flat)
-    a, b = [fresh_owner[i]], [fresh_owner[j]]
-    if len(old):
-        i, j = join_pairs(fresh_flat, old_keys.ravel().view(np.int64))
-        a.append(fresh_owner[i])
-        b.append(np.repeat(old, n_bands)[j])
-    a, b = pool.bodies[np.concatenate(a)], pool.bodies[np.concatenate(b)]
-    return _unique_pairs(a, b, len(pool.letters))
+def chunk_bounds(weights, start, limit):
+    """Cut positions ``start..len(weights)-1`` into ranges whose ``weights`` sum to at most
+    ``limit`` (a heavier position is a range of its own); returns the range bounds."""
+    cumulative = np.concatenate(([0.0], np.cumsum(weights[start:])))
+    bounds = [0]
+    while bounds[-1] < len(cumulative) - 1:
+        end = int(np.searchsorted(cumulative, cumulative[bounds[-1]] + limit, side="right")) - 1
+        bounds.append(max(end, bounds[-1] + 1))
+    return [start + bound for bound in bounds]
+
+
+class Candidates:
+    """Candidate pairs of the pool (global positions ``a < b``, ``b`` new: every pair has a
+    new letter and new letters come last), listed by ranges of ``b``: the same text, a
+    shared LSH band of different texts, the same petitioner within the repeat window, a
+    shared same-matter key within its window."""
+
+    def __init__(self, pool, settings):
+        self.pool = pool
+        self.same = same_text_pairs(pool)
+        self.lsh, self.petitioner, self.matter = candidate_blocks(pool, settings)
+
+    def chunks(self, limit):
+        """Ranges (lo, hi) of ``b`` holding about ``limit`` listed pairs each."""
+        total = len(self.pool.letters)
+        weights = sum(blocks.weights(total) for blocks in (self.lsh, self.petitioner, self.matter))
+        bounds = chunk_bounds(weights, self.pool.history, limit)
+        return list(zip(bounds[:-1], bounds[1:]))
+
+    def pairs(self, lo, hi):
+        """Every candidate pair with ``lo <= b < hi`` once, sorted by b then a."""
+        bodies = self.pool.bodies
+        same_a, same_b = self.same
+        chosen = slice(np.searchsorted(same_b, lo), np.searchsorted(same_b, hi))
+        pieces = [(same_a[chosen], same_b[chosen])]
+        a, b = self.lsh.pairs(lo, hi)
+        different = bodies[a] != bodies[b]  # the same text: the first source
+        pieces += [(a[different], b[different]), self.petitioner.pairs(lo, hi), self.matter.pairs(lo, hi)]
+        return _unique_pairs(np.concatenate([p[0] for p in pieces]), np.concatenate([p[1] for p in pieces]),
+                             len(self.pool.letters))
+
+
+def _unique(values, inverse=False):
+    """Sorted distinct ``values`` (and, with ``inverse``, where each value went): np.unique
+    by sorting, which is faster than its hashing on large int arrays."""
+    order = np.argsort(values) if inverse else None
+    ordered = values[order] if inverse else np.sort(values)
+    first = np.concatenate(([True], ordered[1:] != ordered[:-1])) if len(ordered) else np.zeros(0, dtype=bool)
+    if not inverse:
+        return ordered[first]
+    where = np.empty(len(values), dtype=np.int64)
+    where[order] = np.cumsum(first) - 1
+    return ordered[first], where
+
+
+def _unique_pairs(first, second, total):
+    """Each pair (``first < second``) once, sorted by ``second`` then ``first``."""
+    code = _unique(second.astype(np.int64) * total + first)
+    return code % total, code // total
 
 
 # --- scores and relations -----------------------------------------------------------------------
 
+def character_counts(texts, bins=256, step=10_000):
+    """How often each text holds characters of each of ``bins`` hashed bins (uint16; texts
+    are cut to ``compare_chars``, well under 65,536)."""
+    counts = np.empty((len(texts), bins), dtype=np.uint16)
+    shift = np.uint32(32 - int(np.log2(bins)))
+    for start in range(0, len(texts), step):
+        part = texts[start:start + step]
+        lengths = np.fromiter(map(len, part), dtype=np.int64, count=len(part))
+        codes = np.frombuffer("".join(part).encode("utf-32-le"), dtype=np.uint32)
+        cells = np.repeat(np.arange(len(part)) * bins, lengths) + ((codes * np.uint32(0x9E3779B1)) >> shift)
+        counts[start:start + len(part)] = np.bincount(cells, minlength=len(part) * bins).reshape(len(part), bins)
+    return counts
+
+
+def ratio_bound(texts, left, right):
+    """An upper bound of the rapidfuzz ratio of texts ``left[i]`` and ``right[i]`` (indices
+    into ``texts``), cheap to compute for many pairs. The ratio is 2 x LCS / total length,
+    and a common subsequence holds each character at most as often as the text that has it
+    fewer times; counting characters in hashed bins only loosens that bound."""
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    counts = character_counts(texts)
+    shared = np.concatenate([np.minimum(counts[left[i:i + 50_000]], counts[right[i:i + 50_000]]).sum(axis=1)
+                             for i in range(0, len(left), 50_000)] or [np.zeros(0)])
+    total = lengths[left] + lengths[right]
+    return np.where(total > 0, 2.0 * shared / np.maximum(total, 1), 1.0)
+
+
 def char_similarity(pool, a, b, needed, cutoff=0.0, workers=1):
     """rapidfuzz ratio (0-1) of the comparison texts where ``needed`` (NaN elsewhere; 1 for
-    the same text), computed once per distinct text pair. Ratios under ``cutoff`` may be
-    returned as 0 (rapidfuzz stops early)."""
+    the same text), computed once per distinct text pair. Pairs whose ratio is surely under
+    ``cutoff`` (``ratio_bound``) are not compared and stay NaN."""
     body_a, body_b = pool.bodies[a], pool.bodies[b]
     same = body_a == body_b
     similarity = np.where(same, 1.0, np.nan)
     todo = needed & ~same
     if todo.any():
-        total = pool.bodies.max() + 1
-        code, inverse = np.unique(body_a[todo] * total + body_b[todo], return_inverse=True)
-        rep = np.full(total, -1, dtype=np.int64)
-        rep[pool.bodies[::-1]] = np.arange(len(pool.bodies))[::-1]  # first letter with each text
-        left, right = rep[code // total], rep[code % total]
-        involved = np.unique(np.concatenate((left, right)))
-        lookup = dict(zip(involved.tolist(), pool.texts(involved)))
-        scores = cpdist([lookup[p] for p in left.tolist()], [lookup[p] for p in right.tolist()],
-                        scorer=fuzz.ratio, score_cutoff=cutoff * 100, workers=workers, dtype=np.float32)
-        similarity[todo] = scores[inverse] / 100.0
+        total = len(pool.first_of_body)
+        code, inverse = _unique(body_a[todo].astype(np.int64) * total + body_b[todo], inverse=True)
+        left, right = pool.first_of_body[code // total], pool.first_of_body[code % total]
+        involved = _unique(np.concatenate((left, right)))
+        texts = pool.texts(involved)
+        left, right = np.searchsorted(involved, left), np.searchsorted(involved, right)
+        compared = ratio_bound(texts, left, right) >= cutoff - 1e-9 if cutoff else np.ones(len(code), dtype=bool)
+        scores = np.full(len(code), np.nan)
+        scores[compared] = cpdist([texts[i] for i in left[compared].tolist()],
+                                  [texts[i] for i in right[compared].tolist()],
+                                  scorer=fuzz.ratio, workers=workers, dtype=np.float32) / 100.0
+        similarity[todo] = scores[inverse]
     return similarity
 
 
-def tfidf_cosine(pool, a, b, chunk=500_000):
+def tfidf_cosine(pool, a, b, chunk=50_000):
     """Cosine of the letters' TF-IDF vectors (rows are L2-normalised)."""
-    involved = np.unique(np.concatenate((a, b)))
+    involved = _unique(np.concatenate((a, b)))
     vectors = pool.vectors(involved)
     ia, ib = np.searchsorted(involved, a), np.searchsorted(involved, b)
     out = np.empty(len(a))
@@ -456,7 +637,7 @@ def shared_name_counts(pool, a, b):
     values, pointers = pool.csr("names")
     names_a, offsets = csr_rows(values, pointers, a)
     pair = np.repeat(np.arange(len(a)), np.diff(offsets))
-    involved = np.unique(b)
+    involved = _unique(b)
     names_b, offsets_b = csr_rows(values, pointers, involved)
     owner = np.repeat(involved, np.diff(offsets_b)).astype(np.uint64)
     table = np.sort((owner << np.uint64(40)) | (names_b >> np.uint64(24)))
@@ -492,8 +673,8 @@ def score_pairs(pool, a, b, settings, workers=1):
     cosine = tfidf_cosine(pool, a, b)
     # near-same texts share their words: below near_min_cosine the ratio cannot reach
     # near_same_similarity in practice, and rapidfuzz is the costly step
-    similarity = char_similarity(pool, a, b, cosine >= settings.near_min_cosine,
-                                 settings.near_same_similarity, workers)
+    similarity = char_similarity(pool, a, b, cosine >= settings.near_min_cosine, settings.near_same_similarity,
+                                 workers)
     shared = shared_name_counts(pool, a, b)
     days = np.abs(pool.days[a] - pool.days[b])
     same_text = pool.bodies[a] == pool.bodies[b]
@@ -505,26 +686,45 @@ def score_pairs(pool, a, b, settings, workers=1):
     relation = relations(near, same_text, different_addressee, same_petitioner, days, matter, shared, cosine,
                          settings)
     linked = relation != NO_LINK
-    a, b = a[linked], b[linked]
-    similarity = char_similarity(pool, a, b, np.ones(len(a), dtype=bool), workers=workers)  # exact, for evidence
+    a, b, similarity = a[linked], b[linked], similarity[linked]
+    missing = np.isnan(similarity)  # the evidence of the links not compared yet
+    similarity[missing] = char_similarity(pool, a[missing], b[missing], np.ones(missing.sum(), dtype=bool),
+                                          workers=workers)
     earlier = pool.rank[a] <= pool.rank[b]
     first, second = np.where(earlier, a, b), np.where(earlier, b, a)
-    ids = pool.letters[schema.LETTER_ID].to_numpy()
-    places, others = pool.letters[PLACES].to_numpy(dtype=object), pool.letters[OTHERS].to_numpy(dtype=object)
 
-    def names(i):
-        return set(places[i].split("|")) | set(others[i].split("|"))
+    def column(name, rows):
+        return pool.letters[name].take(rows).to_numpy(dtype=object)
+
+    def names(rows):
+        return [set(p.split("|")) | set(o.split("|")) for p, o in zip(column(PLACES, rows), column(OTHERS, rows))]
     near_relation = np.isin(relation[linked], [EXACT, MULTI, RESEND])
     return pd.DataFrame({
-        "letter_a": ids[first], "letter_b": ids[second], "relation": relation[linked],
+        "letter_a": column(schema.LETTER_ID, first), "letter_b": column(schema.LETTER_ID, second),
+        "relation": relation[linked],
         "score": np.round(np.where(near_relation, similarity, np.minimum(matter[linked], 1.0)), 3),
-        "shared_names": ["、".join(sorted((names(x) & names(y)) - {""}))
-                         for x, y in zip(first.tolist(), second.tolist())],
+        "shared_names": ["、".join(sorted((x & y) - {""})) for x, y in zip(names(first), names(second))],
         "char_similarity": np.round(similarity, 3),
         "tfidf_cosine": np.round(cosine[linked], 3),
         "days_apart": np.round(days[linked], 1),
         "same_petitioner": same_petitioner[linked],
     }, columns=list(LINK_COLUMNS))
+
+
+def find_links(pool, settings, workers=1):
+    """Links of the pool's new letters. Candidate pairs are listed and scored chunk by chunk
+    (``chunk_pairs`` at a time), ``workers`` chunks at once in threads (numpy, scipy and
+    rapidfuzz release the GIL), so memory holds a few chunks' pairs, not all of them."""
+    empty = np.zeros(0, dtype=np.int64)
+    if pool.history == len(pool.letters):
+        return score_pairs(pool, empty, empty, settings)
+    candidates = Candidates(pool, settings)
+
+    def links(bounds):
+        return score_pairs(pool, *candidates.pairs(*bounds), settings)
+    with ThreadPoolExecutor(max(1, workers)) as executor:
+        frames = list(executor.map(links, candidates.chunks(settings.chunk_pairs)))
+    return pd.concat(frames, ignore_index=True)
 
 
 # --- cases ---------------------------------------------------------------------------------------
@@ -544,20 +744,22 @@ def assign_cases(letters, links):
     position = pd.Index(ids)
     a = position.get_indexer(links["letter_a"]) if len(links) else np.zeros(0, dtype=np.int64)
     b = position.get_indexer(links["letter_b"]) if len(links) else np.zeros(0, dtype=np.int64)
-    graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(len(ids), len(ids)))
+    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(len(ids), len(ids)))
     _, component = connected_components(graph, directed=False)
+    del graph
     first_rank = np.full(component.max() + 1 if len(ids) else 0, np.iinfo(np.int64).max)
     np.minimum.at(first_rank, component, rank)
     first = order[first_rank[component]]
     # every link seen from both ends; keep each letter's earliest neighbour
     me, other = np.concatenate((a, b)), np.concatenate((b, a))
-    relation = np.concatenate((links["relation"].to_numpy(dtype=str),) * 2) if len(links) else np.zeros(0, dtype=str)
+    del a, b
+    codes, names = pd.factorize(links["relation"]) if len(links) else (np.zeros(0, dtype=np.int64), np.zeros(0))
     pick = np.lexsort((rank[other], me))
-    me, other, relation = me[pick], other[pick], relation[pick]
-    head = np.unique(me, return_index=True)[1]
+    me, other, relation = me[pick], other[pick], np.concatenate((codes, codes))[pick]
+    head = np.flatnonzero(np.concatenate(([True], me[1:] != me[:-1]))) if len(me) else me
     duplicate_of = np.full(len(ids), "", dtype=object)
     kind = np.full(len(ids), "", dtype=object)
-    duplicate_of[me[head]], kind[me[head]] = ids[other[head]], relation[head]
+    duplicate_of[me[head]], kind[me[head]] = ids[other[head]], np.asarray(names, dtype=object)[relation[head]]
     is_first = first == np.arange(len(ids))
     duplicate_of[is_first], kind[is_first] = "", ""
     return pd.DataFrame({schema.CASE_ID: ids[first], schema.DUPLICATE_OF: duplicate_of,
@@ -606,8 +808,12 @@ def case_table(letters, cases, in_run, before_run):
 
 # --- the stage ----------------------------------------------------------------------------------
 
+TEXT_COLUMNS = (schema.CLEAN_TEXT, schema.TOKENS)
+
+
 def read_letters(run):
-    """The run's letters from its latest stage output (classified, else segmented)."""
+    """The run's letters from its latest stage output (classified, else segmented), without
+    their texts (``text_chunks`` reads those). Returns (stage name, its path, letters)."""
     stage_name = "classify" if run.output_path("classify").exists() else "segment"
     path = run.output_path(stage_name)
     if not path.exists():
@@ -619,31 +825,51 @@ def read_letters(run):
     missing = [c for c in NEEDED_COLUMNS if c not in available]
     if missing:
         raise PetitionError(f"{path}: missing columns {missing}; re-run normalize and segment")
-    columns = list(NEEDED_COLUMNS) + ([schema.TOPICS] if schema.TOPICS in available else [])
-    return stage_name, run.read(stage_name, columns=columns)
+    columns = [c for c in NEEDED_COLUMNS if c not in TEXT_COLUMNS] + ([schema.TOPICS] if schema.TOPICS in available else [])
+    return stage_name, path, run.read(stage_name, columns=columns)
+
+
+def _parquet_batches(path, batch_size, columns=None):
+    """Record batches of a Parquet file, read with a small buffer: a file of one huge row
+    group is not read into memory whole."""
+    return pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False).iter_batches(batch_size=batch_size,
+                                                                                   columns=columns)
+
+
+def text_chunks(path, rows, chunk_size):
+    """(clean_texts, tokens) lists of the rows of Parquet ``path`` where ``rows`` (bool, in
+    file order), ``chunk_size`` rows at a time, read batch by batch."""
+    start = 0
+    for batch in _parquet_batches(path, chunk_size, list(TEXT_COLUMNS)):
+        chosen = np.flatnonzero(rows[start:start + batch.num_rows])
+        start += batch.num_rows
+        if len(chosen):
+            batch = batch.take(pa.array(chosen))
+            yield batch.column(0).to_pylist(), batch.column(1).to_pylist()
 
 
 def write_deduped(source, target, keep, cases):
     """Copy ``source`` Parquet rows where ``keep`` to ``target``, adding the case columns,
     batch by batch (a million letters' text need not be in memory twice)."""
     reader = pq.ParquetFile(source)
+    added = {column: cases[column].to_numpy().astype(str) for column in (schema.CASE_ID, schema.DUPLICATE_OF,
+                                                                          schema.RELATION)}
     start = 0
     with atomic_path(target) as tmp:
         writer = None
-        for batch in reader.iter_batches(batch_size=65536):
+        for batch in _parquet_batches(source, 65536):
             table = pa.Table.from_batches([batch])
             mask = keep[start:start + len(table)]
             rows = np.flatnonzero(mask)
             table = table.take(rows)
-            for column in (schema.CASE_ID, schema.DUPLICATE_OF, schema.RELATION):
-                values = cases[column].to_numpy()[start:start + len(mask)][rows]
-                table = table.append_column(column, pa.array(values.astype(str), type=pa.string()))
+            for column, values in added.items():
+                table = table.append_column(column, pa.array(values[start:start + len(mask)][rows], type=pa.string()))
             start += len(mask)
             writer = writer or pq.ParquetWriter(tmp, table.schema)
             writer.write_table(table)
         if writer is None:  # no rows: write the schema with the new columns
             empty = reader.schema_arrow.empty_table()
-            for column in (schema.CASE_ID, schema.DUPLICATE_OF, schema.RELATION):
+            for column in added:
                 empty = empty.append_column(column, pa.array([], type=pa.string()))
             pq.write_table(empty, tmp)
         else:
@@ -655,37 +881,38 @@ def dedupe_run(run, index, config, processes=None, progress=None):
     outputs. Returns (rows in, rows out, quarantine records, summary dict)."""
     settings = config.dedupe
     processes = processes or settings.processes
-    stage_name, letters = read_letters(run)
+    stage_name, path, letters = read_letters(run)
     letters = letters.reset_index(drop=True)
     indexed = pd.Index(index.letters[schema.LETTER_ID]) if len(index) else pd.Index([])
     known = letters[schema.LETTER_ID].astype(str).isin(indexed).to_numpy()
     featurizer = Featurizer.from_config(config)
-    batch = featurize(letters[~known], featurizer, processes, settings.chunk_size, progress)
+    batch = featurize(letters[~known], text_chunks(path, ~known, settings.chunk_size), featurizer, processes,
+                      settings.chunk_size, progress)
     # a known id must come with the text it was indexed with
     quarantine = []
     if known.any():
         again = letters[known]
-        hashes = text_hashes(comparison_texts(again[schema.CLEAN_TEXT].tolist(), settings.min_body_chars))
+        clean = [text for texts, _ in text_chunks(path, known, settings.chunk_size) for text in texts]
+        hashes = text_hashes(comparison_texts(clean, settings.min_body_chars))
         stored = index.letters.set_index(schema.LETTER_ID)[BODY_HASH]
         changed = stored.loc[again[schema.LETTER_ID].astype(str)].to_numpy() != hashes
-        quarantine = [{schema.SOURCE_FILE: str(run.output_path(stage_name)), schema.SOURCE_ROW: row + 1,
+        quarantine = [{schema.SOURCE_FILE: str(path), schema.SOURCE_ROW: row + 1,
                        "column": schema.LETTER_ID, "raw": letter_id,
                        "reason": "letter_id already in the dedupe index with another text"}
                       for row, letter_id in zip(np.flatnonzero(known)[changed].tolist(),
                                                 again[schema.LETTER_ID].astype(str)[changed])]
-    pool = Pool(index, batch, settings.tfidf_features)
-    a, b = candidate_pairs(pool, settings) if len(batch) else (np.zeros(0, dtype=np.int64),) * 2
-    links = score_pairs(pool, a, b, settings, workers=processes)
-    history_size = len(index)
+    links = find_links(Pool(index, batch, settings.tfidf_features), settings, workers=processes)
+    history_size, added = len(index), len(batch)
     index.add(batch, links)
     everything = index.letters if len(index) else batch.letters  # the latter has the columns
+    del batch  # the index holds its features now, memory-mapped
     all_links = index.links if len(index.links) else links
     cases = assign_cases(everything, all_links)
     run_ids = letters[schema.LETTER_ID].astype(str)
     bad = run_ids.isin({q["raw"] for q in quarantine}).to_numpy()
     position = pd.Index(everything[schema.LETTER_ID]).get_indexer(run_ids)
     run_cases = cases.iloc[np.where(position >= 0, position, 0)].reset_index(drop=True)
-    write_deduped(run.output_path(stage_name), run.output_path("dedupe"), ~bad, run_cases)
+    write_deduped(path, run.output_path("dedupe"), ~bad, run_cases)
     in_run = np.zeros(len(everything), dtype=bool)
     in_run[position[~bad]] = True
     before = np.arange(len(everything)) < history_size
@@ -693,7 +920,7 @@ def dedupe_run(run, index, config, processes=None, progress=None):
     write_csv(table, run.path / "cases.csv")
     run_links = all_links[all_links["letter_a"].isin(run_ids[~bad]) | all_links["letter_b"].isin(run_ids[~bad])]
     write_csv(run_links.reset_index(drop=True), run.path / "links.csv")
-    summary = summarize(letters[~bad], run_cases[~bad], links, table, len(batch), index, config)
+    summary = summarize(letters[~bad], run_cases[~bad], links, table, added, index, config)
     write_json(summary, run.path / "summary.json")
     return len(letters), int((~bad).sum()), quarantine, summary
 

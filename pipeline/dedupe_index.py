@@ -79,9 +79,10 @@ class Batch:
         return sp.csr_matrix((data, indices, pointers), shape=(len(rows), n_features))
 
     def texts(self, rows):
-        data, pointers = csr_rows(self.arrays["text"], self.arrays["text_ptr"], rows)
-        raw = data.tobytes()
-        return [raw[pointers[i]:pointers[i + 1]].decode("utf-8") for i in range(len(rows))]
+        """Comparison texts of ``rows``, sliced row by row (no index array per byte)."""
+        text, pointers = memoryview(np.asarray(self.arrays["text"])), self.arrays["text_ptr"]
+        return [str(text[start:end], "utf-8")
+                for start, end in zip(pointers[rows].tolist(), pointers[np.asarray(rows) + 1].tolist())]
 
     def save(self, directory, links):
         directory.mkdir(parents=True)

@@ -10,8 +10,8 @@ for 32-bit shingle hashes ``x`` and random 64-bit ``a`` (odd) and ``b``: a 2-uni
 like datasketch's ``(a*x + b) mod p``, but the modulus is the machine word's, so numpy needs
 no division (twice as fast).
 
-Candidate pairs come from grouping equal band keys with ``np.unique``/sorting
-(``pairs_within_window``, ``join_pairs``).
+``pairs_within_window`` and ``join_pairs`` pair equal keys by sorting (dedupe lists its
+candidate pairs chunk by chunk with ``pipeline.dedupe.Blocks``).
 """
 import numpy as np
 from scipy.integrate import quad

@@ -364,9 +364,11 @@ def warm_up(model):
 
 
 def _text_step_key(model):
-    """What decides the output of a model's text step: its parameters and dictionaries."""
+    """What decides the output of a model's text step: its settings and the dictionaries it
+    carries (not where they were read from when it was trained)."""
     step = model[0]
-    return repr(sorted(step.get_params().items())), tuple(step.dictionaries_), step.stopword_text_
+    settings = {k: v for k, v in step.get_params().items() if k not in ("user_dicts", "stopwords")}
+    return repr(sorted(settings.items())), tuple(step.dictionaries_), step.stopword_text_
 
 
 def predict_probas(models, texts, processes=1, chunk_size=1000, progress=None):

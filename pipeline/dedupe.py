@@ -280,8 +280,8 @@ class Pool:
     def __init__(self, index, batch, n_features):
         self.index, self.batch, self.n_features = index, batch, n_features
         self.history = len(index)
-        frames = [index.letters, batch.letters] if len(index) else [batch.letters]
-        self.letters = pd.concat(frames, ignore_index=True)
+        self.letters = (pd.concat([index.letters, batch.letters], ignore_index=True) if len(index)
+                        else batch.letters.reset_index(drop=True))
         self.is_new = np.arange(len(self.letters)) >= self.history
         dates = pd.to_datetime(self.letters[schema.RECEIVED_AT])
         self.days = ((dates - pd.Timestamp("1970-01-01")).dt.total_seconds() / 86400).to_numpy(dtype=float)
@@ -443,11 +443,13 @@ def usable_blocks(labels, positions, new, max_block):
         relevant = _holding(labels, labels[new[positions]])
         labels, positions = labels[relevant], positions[relevant]
     order = np.argsort(labels)
-    labels, positions = labels[order], positions[order]
+    labels, positions = labels[order], positions[order].astype(np.int32)
+    del order
     starts = np.flatnonzero(np.concatenate(([True], labels[1:] != labels[:-1])))[:len(labels)]
-    counts = np.diff(np.append(starts, len(labels)))
+    del labels
+    counts = np.diff(np.append(starts, len(positions)))
     kept = np.repeat((counts >= 2) & (counts <= max_block), counts)
-    return np.repeat(np.arange(len(starts)), counts)[kept], positions[kept]
+    return np.repeat(np.arange(len(starts), dtype=np.int32), counts)[kept], positions[kept]
 
 
 def same_text_pairs(pool):
@@ -480,6 +482,7 @@ def candidate_blocks(pool, settings):
     petitioner = Blocks(block, owner, pool.days[owner], settings.repeat_window_days)
     owner, labels = matter_keys(pool)
     block, owner = usable_blocks(labels, owner, new, settings.max_block)
+    del labels
     matter = Blocks(block, owner, pool.days[owner], settings.same_matter_window_days)
     return lsh, petitioner, matter
 

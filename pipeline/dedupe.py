@@ -854,7 +854,6 @@ def text_chunks(path, rows, chunk_size):
 def write_deduped(source, target, keep, cases):
     """Copy ``source`` Parquet rows where ``keep`` to ``target``, adding the case columns,
     batch by batch (a million letters' text need not be in memory twice)."""
-    reader = pq.ParquetFile(source)
     added = {column: cases[column].to_numpy().astype(str) for column in (schema.CASE_ID, schema.DUPLICATE_OF,
                                                                           schema.RELATION)}
     start = 0
@@ -871,7 +870,7 @@ def write_deduped(source, target, keep, cases):
             writer = writer or pq.ParquetWriter(tmp, table.schema)
             writer.write_table(table)
         if writer is None:  # no rows: write the schema with the new columns
-            empty = reader.schema_arrow.empty_table()
+            empty = pq.read_schema(source).empty_table()
             for column in added:
                 empty = empty.append_column(column, pa.array([], type=pa.string()))
             pq.write_table(empty, tmp)

@@ -241,6 +241,15 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.command == "scale" and args.n is None and not args.segmented:
         args.n = 1_000_000
+    if args.command == "scale" and args.segmented and not Path(args.segmented).is_file():
+        parser.error(f"--segmented {args.segmented}: no such file")
+    if args.command == "scale" and args.segmented:
+        try:
+            columns = pq.read_schema(args.segmented).names
+        except pa.ArrowException as exc:
+            parser.error(f"--segmented {args.segmented}: not a readable Parquet file ({exc})")
+        if "received_at" not in columns or "tokens" not in columns:
+            parser.error(f"--segmented {args.segmented}: not a segment output (needs received_at and tokens)")
     {"board": board, "scale": scale}[args.command](args)
 
 

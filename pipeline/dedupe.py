@@ -56,9 +56,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import scipy.sparse as sp
 from rapidfuzz import fuzz
 from rapidfuzz.process import cpdist
-from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from pipeline import schema
@@ -66,6 +66,7 @@ from pipeline.dedupe_index import FORMAT_VERSION, Batch, DedupeIndex, csr_rows
 from pipeline.errors import PetitionError
 from pipeline.matter import NameExtractor, TermVectorizer
 from pipeline.minhash import MinHasher, band_keys, join_pairs, lsh_params, mix64, text_hashes
+from pipeline.parallel import release_memory
 from pipeline.rundir import atomic_path, write_csv, write_json
 
 NEEDED_COLUMNS = (schema.LETTER_ID, schema.RECEIVED_AT, schema.ADDRESSEE, schema.PETITIONER_KEY,
@@ -170,13 +171,13 @@ class Featurizer:
         vectors = self.vectorizer.transform(tokens)
         encoded = [text.encode("utf-8") for text in texts]
         text_ptr = np.concatenate(([0], np.cumsum(list(map(len, encoded))))).astype(np.int64)
-        names, names_ptr = _name_hashes(places)  # the evidence: masked people and terms are too common
-        place_hashes, places_ptr = _name_hashes(places)
+        # specific names: the evidence and blocking keys (masked people and terms are too common)
+        names, names_ptr = _name_hashes(places)
         terms, terms_ptr = top_terms(vectors, self.block_terms)
         arrays = {
             BODY_HASH: text_hashes(full),
             "bands": band_keys(signatures, self.bands, self.rows),
-            "names": names, "names_ptr": names_ptr, "places": place_hashes, "places_ptr": places_ptr,
+            "names": names, "names_ptr": names_ptr,
             "terms": terms, "terms_ptr": terms_ptr,
             "vec_data": vectors.data.astype(np.float32), "vec_indices": vectors.indices.astype(np.int32),
             "vec_ptr": vectors.indptr.astype(np.int64),
@@ -258,6 +259,7 @@ def featurize(letters, chunks, featurizer, processes=1, chunk_size=20000, progre
     others = np.array([o for r in results for o in r[2]], dtype=object)
     arrays = _concat_chunks([r[0] for r in results])
     del results
+    release_memory()
     frame = pd.DataFrame({
         schema.LETTER_ID: letters[schema.LETTER_ID].astype(str).to_numpy(),
         schema.RECEIVED_AT: pd.to_datetime(letters[schema.RECEIVED_AT]).astype("datetime64[ns]").to_numpy(),
@@ -314,12 +316,15 @@ class Pool:
         return np.concatenate(parts)
 
     def vectors(self, positions):
-        """TF-IDF rows of sorted ``positions``."""
-        import scipy.sparse as sp
-        old, new = positions[positions < self.history], positions[positions >= self.history] - self.history
-        parts = [self.index.vectors(old, self.n_features)] if len(old) else []
-        parts.append(self.batch.vectors(new, self.n_features))
-        return sp.vstack(parts, format="csr")
+        """TF-IDF rows of ``positions``, in that order."""
+        old = positions < self.history
+        if not old.any():
+            return self.batch.vectors(positions - self.history, self.n_features)
+        if old.all():
+            return self.index.vectors(positions, self.n_features)
+        stacked = sp.vstack([self.index.vectors(positions[old], self.n_features),
+                             self.batch.vectors(positions[~old] - self.history, self.n_features)], format="csr")
+        return stacked[np.argsort(np.concatenate((np.flatnonzero(old), np.flatnonzero(~old))))]
 
     def texts(self, positions):
         """Comparison texts of sorted ``positions``."""
@@ -480,9 +485,12 @@ def candidate_blocks(pool, settings):
     known = np.flatnonzero(pool.keys >= 0)
     block, owner = usable_blocks(pool.keys[known], known, new, settings.max_petitioner_letters)
     petitioner = Blocks(block, owner, pool.days[owner], settings.repeat_window_days)
-    owner, labels = matter_keys(pool)
-    block, owner = usable_blocks(labels, owner, new, settings.max_block)
-    del labels
+    # one kind of key at a time: tens of millions of keys are never held together
+    kinds = [usable_blocks(labels, owner, new, settings.max_block) for owner, labels in matter_keys(pool)]
+    offsets = np.cumsum([0] + [int(block.max(initial=-1)) + 1 for block, _ in kinds[:-1]])
+    block = np.concatenate([block + offset for (block, _), offset in zip(kinds, offsets)])
+    owner = np.concatenate([owner for _, owner in kinds])
+    del kinds
     matter = Blocks(block, owner, pool.days[owner], settings.same_matter_window_days)
     return lsh, petitioner, matter
 
@@ -491,22 +499,23 @@ def matter_keys(pool):
     """Same-matter blocking keys of each letter: every (specific name, top TF-IDF term), every
     pair of its top terms and every pair of its specific names, so a pair is a candidate
     when the letters share a name and a distinctive word, two distinctive words or two
-    names (a village's letters about other matters stay apart). Returns (owner position, key)."""
-    places, place_ptr = pool.csr("places")
+    names (a village's letters about other matters stay apart). Yields (owner positions,
+    keys) for each of the three kinds; their hashes are salted apart."""
+    names, name_ptr = pool.csr("names")
     terms, term_ptr = pool.csr("terms")
     total = len(pool.letters)
-    place_owner = np.repeat(np.arange(total), np.diff(place_ptr))
+    name_owner = np.repeat(np.arange(total), np.diff(name_ptr))
     term_owner = np.repeat(np.arange(total), np.diff(term_ptr))
-    i, j = join_pairs(place_owner, term_owner)
-    place_keys = mix64(places[i] ^ mix64(terms[j] + np.uint64(1)))
+    i, j = join_pairs(name_owner, term_owner)
+    yield name_owner[i], mix64(names[i] ^ mix64(terms[j] + np.uint64(1))).view(np.int64)
+    del i, j
     k, m = join_pairs(term_owner, term_owner)
     k, m = k[terms[k] < terms[m]], m[terms[k] < terms[m]]  # each unordered pair of top terms once
-    term_keys = mix64(mix64(terms[k] + np.uint64(2)) ^ terms[m])
-    n, q = join_pairs(place_owner, place_owner)
-    n, q = n[places[n] < places[q]], q[places[n] < places[q]]  # each unordered pair of names once
-    name_keys = mix64(mix64(places[n] + np.uint64(3)) ^ places[q])
-    return (np.concatenate((place_owner[i], term_owner[k], place_owner[n])),
-            np.concatenate((place_keys, term_keys, name_keys)).view(np.int64))
+    yield term_owner[k], mix64(mix64(terms[k] + np.uint64(2)) ^ terms[m]).view(np.int64)
+    del k, m
+    n, q = join_pairs(name_owner, name_owner)
+    n, q = n[names[n] < names[q]], q[names[n] < names[q]]  # each unordered pair of names once
+    yield name_owner[n], mix64(mix64(names[n] + np.uint64(3)) ^ names[q]).view(np.int64)
 
 
 def chunk_bounds(weights, start, limit):
@@ -530,6 +539,7 @@ class Candidates:
         self.pool = pool
         self.same = same_text_pairs(pool)
         self.lsh, self.petitioner, self.matter = candidate_blocks(pool, settings)
+        release_memory()
 
     def chunks(self, limit):
         """Ranges (lo, hi) of ``b`` holding about ``limit`` listed pairs each."""
@@ -624,14 +634,12 @@ def char_similarity(pool, a, b, needed, cutoff=0.0, workers=1):
 
 
 def tfidf_cosine(pool, a, b, chunk=50_000):
-    """Cosine of the letters' TF-IDF vectors (rows are L2-normalised)."""
-    involved = _unique(np.concatenate((a, b)))
-    vectors = pool.vectors(involved)
-    ia, ib = np.searchsorted(involved, a), np.searchsorted(involved, b)
+    """Cosine of the letters' TF-IDF vectors (rows are L2-normalised), ``chunk`` pairs at a
+    time: only their rows are copied out of the pool."""
     out = np.empty(len(a))
     for start in range(0, len(a), chunk):
         end = start + chunk
-        out[start:end] = np.asarray(vectors[ia[start:end]].multiply(vectors[ib[start:end]]).sum(axis=1)).ravel()
+        out[start:end] = np.asarray(pool.vectors(a[start:end]).multiply(pool.vectors(b[start:end])).sum(axis=1)).ravel()
     return out
 
 
@@ -724,7 +732,9 @@ def find_links(pool, settings, workers=1):
     candidates = Candidates(pool, settings)
 
     def links(bounds):
-        return score_pairs(pool, *candidates.pairs(*bounds), settings)
+        scored = score_pairs(pool, *candidates.pairs(*bounds), settings)
+        release_memory()
+        return scored
     with ThreadPoolExecutor(max(1, workers)) as executor:
         frames = list(executor.map(links, candidates.chunks(settings.chunk_pairs)))
     return pd.concat(frames, ignore_index=True)
@@ -747,7 +757,7 @@ def assign_cases(letters, links):
     position = pd.Index(ids)
     a = position.get_indexer(links["letter_a"]) if len(links) else np.zeros(0, dtype=np.int64)
     b = position.get_indexer(links["letter_b"]) if len(links) else np.zeros(0, dtype=np.int64)
-    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(len(ids), len(ids)))
+    graph = sp.coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(len(ids), len(ids)))
     _, component = connected_components(graph, directed=False)
     del graph
     first_rank = np.full(component.max() + 1 if len(ids) else 0, np.iinfo(np.int64).max)

@@ -8,9 +8,8 @@ Layout of an index directory::
                              places, others (names, "|"-joined), topics
         links.parquet        the links found when the shard was added (schema of links.csv)
         bands.npy            LSH band keys (letters x bands, uint64)
-        names.npy, names_ptr.npy          hashes of each letter's names (CSR layout)
-        places.npy, places_ptr.npy        hashes of its place names
-        terms.npy, terms_ptr.npy          its top TF-IDF term columns (with places: blocking keys)
+        names.npy, names_ptr.npy          hashes of each letter's specific names (CSR layout)
+        terms.npy, terms_ptr.npy          its top TF-IDF term columns (with names: blocking keys)
         vec_data.npy, vec_indices.npy, vec_ptr.npy    TF-IDF top terms (CSR)
         text.npy, text_ptr.npy            comparison text, UTF-8 bytes
 
@@ -32,8 +31,8 @@ from pipeline.errors import PetitionError
 from pipeline.rundir import write_json
 
 FORMAT = "petition-dedupe-index"
-FORMAT_VERSION = 1
-ARRAYS = ("bands", "names", "names_ptr", "places", "places_ptr", "terms", "terms_ptr",
+FORMAT_VERSION = 2
+ARRAYS = ("bands", "names", "names_ptr", "terms", "terms_ptr",
           "vec_data", "vec_indices", "vec_ptr", "text", "text_ptr")
 
 
@@ -68,15 +67,19 @@ class Batch:
 
     def __init__(self, letters, arrays):
         self.letters, self.arrays = letters, arrays
+        self._vectors = None
 
     def __len__(self):
         return len(self.letters)
 
     def vectors(self, rows, n_features):
-        a = self.arrays
-        indices, pointers = csr_rows(a["vec_indices"], a["vec_ptr"], rows)
-        data, _ = csr_rows(a["vec_data"], a["vec_ptr"], rows)
-        return sp.csr_matrix((data, indices, pointers), shape=(len(rows), n_features))
+        """TF-IDF rows ``rows`` (any order) as a CSR matrix; the matrix of every row is made
+        once, over the arrays as they are (memory-mapped ones are not read whole)."""
+        if self._vectors is None:
+            a = self.arrays
+            self._vectors = sp.csr_matrix((a["vec_data"], a["vec_indices"], a["vec_ptr"]),
+                                          shape=(len(self), n_features), copy=False)
+        return self._vectors[np.asarray(rows)]
 
     def texts(self, rows):
         """Comparison texts of ``rows``, sliced row by row (no index array per byte)."""
@@ -178,7 +181,7 @@ class DedupeIndex:
         self.links = pd.concat(links, ignore_index=True) if links else pd.DataFrame()
 
     def array(self, name):
-        """One array of every shard, concatenated (names/places/vec pointers are per shard)."""
+        """One array of every shard, concatenated (names/terms/vec pointers are per shard)."""
         return np.concatenate([s.arrays[name] for s in self.shards]) if self.shards else None
 
     def csr(self, name):

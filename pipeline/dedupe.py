@@ -55,6 +55,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 from rapidfuzz import fuzz
@@ -297,6 +298,8 @@ class Pool:
         self.first_of_body = np.full(self.bodies.max(initial=-1) + 1, -1, dtype=np.int64)
         self.first_of_body[self.bodies[::-1]] = np.arange(len(ids))[::-1]  # a letter holding each text
         self._csr = {}
+        self.names = pc.split_pattern(pc.binary_join_element_wise(  # the evidence of links
+            _arrow(self.letters[PLACES]), _arrow(self.letters[OTHERS]), pa.scalar("|", pa.large_string())), "|")
 
     def csr(self, name):
         """The CSR layout ``name`` of every letter (values, pointers), made once."""
@@ -330,6 +333,13 @@ class Pool:
         """Comparison texts of sorted ``positions``."""
         old, new = positions[positions < self.history], positions[positions >= self.history] - self.history
         return (self.index.texts(old) if len(old) else []) + self.batch.texts(new)
+
+
+def _arrow(values):
+    """A pandas string column as one pyarrow large_string array (no copy when it is one)."""
+    values = pa.array(values)
+    values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    return values.cast(pa.large_string())
 
 
 def _codes(values):
@@ -506,6 +516,11 @@ def matter_keys(pool):
     total = len(pool.letters)
     name_owner = np.repeat(np.arange(total), np.diff(name_ptr))
     term_owner = np.repeat(np.arange(total), np.diff(term_ptr))
+    if not pool.is_new.all():  # a key a new letter holds is made of its names and terms only
+        kept = _holding(names.view(np.int64), names[pool.is_new[name_owner]].view(np.int64))
+        names, name_owner = names[kept], name_owner[kept]
+        kept = _holding(terms.view(np.int64), terms[pool.is_new[term_owner]].view(np.int64))
+        terms, term_owner = terms[kept], term_owner[kept]
     i, j = join_pairs(name_owner, term_owner)
     yield name_owner[i], mix64(names[i] ^ mix64(terms[j] + np.uint64(1))).view(np.int64)
     del i, j
@@ -658,6 +673,28 @@ def shared_name_counts(pool, a, b):
     return np.bincount(pair[hit], minlength=len(a))
 
 
+def shared_names(pool, first, second):
+    """The names (specific ones, masked people, organisation terms) letters ``first[i]`` and
+    ``second[i]`` share: sorted and "、"-joined, '' when none (a pyarrow string array).
+    Computed with arrow and numpy, not per pair in Python: scoring threads share the GIL."""
+    lists_a, lists_b = pool.names.take(first), pool.names.take(second)
+    names_a, names_b = pc.list_flatten(lists_a), pc.list_flatten(lists_b)
+    distinct = pc.unique(pa.concat_arrays([names_a, names_b]))
+    distinct = distinct.take(pc.array_sort_indices(distinct))  # code point order, as sorted() has it
+    size = len(distinct) + 1
+
+    def keys(lists, names):
+        pairs = pc.list_parent_indices(lists).to_numpy().astype(np.int64)
+        return pairs * size + pc.index_in(names, distinct).to_numpy(zero_copy_only=False)
+    both = np.sort(np.concatenate((_unique(keys(lists_a, names_a)), _unique(keys(lists_b, names_b)))))
+    shared = both[1:][both[1:] == both[:-1]]  # np.intersect1d, without np.unique's slow hashing
+    pair, name = shared // size, shared % size
+    chosen = pc.not_equal(distinct.take(name), "").to_numpy(zero_copy_only=False)
+    pair, name = pair[chosen], name[chosen]
+    offsets = np.searchsorted(pair, np.arange(len(first) + 1)).astype(np.int32)
+    return pc.binary_join(pa.ListArray.from_arrays(offsets, distinct.take(name)), pa.scalar("、", pa.large_string()))
+
+
 def relations(near, same_text, different_addressee, same_petitioner, days, matter, shared, cosine, settings):
     """The relation of each pair (``NO_LINK`` when none applies); arrays of equal length.
 
@@ -704,17 +741,13 @@ def score_pairs(pool, a, b, settings, workers=1):
     earlier = pool.rank[a] <= pool.rank[b]
     first, second = np.where(earlier, a, b), np.where(earlier, b, a)
 
-    def column(name, rows):
-        return pool.letters[name].take(rows).to_numpy(dtype=object)
-
-    def names(rows):
-        return [set(p.split("|")) | set(o.split("|")) for p, o in zip(column(PLACES, rows), column(OTHERS, rows))]
+    ids = pool.letters[schema.LETTER_ID].array
     near_relation = np.isin(relation[linked], [EXACT, MULTI, RESEND])
     return pd.DataFrame({
-        "letter_a": column(schema.LETTER_ID, first), "letter_b": column(schema.LETTER_ID, second),
+        "letter_a": ids.take(first), "letter_b": ids.take(second),
         "relation": relation[linked],
         "score": np.round(np.where(near_relation, similarity, np.minimum(matter[linked], 1.0)), 3),
-        "shared_names": ["、".join(sorted((x & y) - {""})) for x, y in zip(names(first), names(second))],
+        "shared_names": pd.array(shared_names(pool, first, second), dtype="str"),
         "char_similarity": np.round(similarity, 3),
         "tfidf_cosine": np.round(cosine[linked], 3),
         "days_apart": np.round(days[linked], 1),
@@ -747,16 +780,21 @@ def assign_cases(letters, links):
 
     Returns a DataFrame indexed like ``letters`` with ``case_id``, ``duplicate_of`` (the
     earliest letter it is linked to, '' for the case's first letter) and ``relation``.
+    Ids are matched and sorted with arrow (millions of links: no Python string per link).
     """
-    ids = letters[schema.LETTER_ID].to_numpy(dtype=str)
+    ids = _arrow(letters[schema.LETTER_ID])
     days = pd.to_datetime(letters[schema.RECEIVED_AT]).to_numpy(dtype="datetime64[ns]").astype(np.int64)
     days = np.where(pd.isna(letters[schema.RECEIVED_AT]).to_numpy(), np.iinfo(np.int64).max, days)
-    order = np.lexsort((ids, days))
+    order = pc.sort_indices(pa.table({"day": days, "id": ids}),
+                            sort_keys=[("day", "ascending"), ("id", "ascending")]).to_numpy()
     rank = np.empty(len(ids), dtype=np.int64)
     rank[order] = np.arange(len(ids))
-    position = pd.Index(ids)
-    a = position.get_indexer(links["letter_a"]) if len(links) else np.zeros(0, dtype=np.int64)
-    b = position.get_indexer(links["letter_b"]) if len(links) else np.zeros(0, dtype=np.int64)
+
+    def positions(column):
+        if not len(links):
+            return np.zeros(0, dtype=np.int64)
+        return pc.index_in(_arrow(links[column]), value_set=ids).to_numpy(zero_copy_only=False).astype(np.int64)
+    a, b = positions("letter_a"), positions("letter_b")
     graph = sp.coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(len(ids), len(ids)))
     _, component = connected_components(graph, directed=False)
     del graph
@@ -767,16 +805,18 @@ def assign_cases(letters, links):
     me, other = np.concatenate((a, b)), np.concatenate((b, a))
     del a, b
     codes, names = pd.factorize(links["relation"]) if len(links) else (np.zeros(0, dtype=np.int64), np.zeros(0))
-    pick = np.lexsort((rank[other], me))
+    pick = np.argsort(me * len(ids) + rank[other])
     me, other, relation = me[pick], other[pick], np.concatenate((codes, codes))[pick]
     head = np.flatnonzero(np.concatenate(([True], me[1:] != me[:-1]))) if len(me) else me
-    duplicate_of = np.full(len(ids), "", dtype=object)
+    duplicate_of = np.full(len(ids), -1, dtype=np.int64)
     kind = np.full(len(ids), "", dtype=object)
-    duplicate_of[me[head]], kind[me[head]] = ids[other[head]], np.asarray(names, dtype=object)[relation[head]]
+    duplicate_of[me[head]], kind[me[head]] = other[head], np.asarray(names, dtype=object)[relation[head]]
     is_first = first == np.arange(len(ids))
-    duplicate_of[is_first], kind[is_first] = "", ""
-    return pd.DataFrame({schema.CASE_ID: ids[first], schema.DUPLICATE_OF: duplicate_of,
-                         schema.RELATION: kind}, index=letters.index)
+    duplicate_of[is_first], kind[is_first] = -1, ""
+    duplicate_ids = pc.if_else(pa.array(duplicate_of >= 0), ids.take(np.maximum(duplicate_of, 0)), "")
+    return pd.DataFrame({schema.CASE_ID: pd.array(ids.take(first), dtype="str"),
+                         schema.DUPLICATE_OF: pd.array(duplicate_ids, dtype="str"),
+                         schema.RELATION: pd.array(kind, dtype="str")}, index=letters.index)
 
 
 def case_table(letters, cases, in_run, before_run):

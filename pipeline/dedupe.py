@@ -65,7 +65,7 @@ from scipy.sparse.csgraph import connected_components
 from pipeline import schema
 from pipeline.dedupe_index import FORMAT_VERSION, Batch, DedupeIndex, csr_rows
 from pipeline.errors import PetitionError
-from pipeline.matter import NameExtractor, TermVectorizer
+from pipeline.matter import NameExtractor, TermVectorizer, top_entries
 from pipeline.minhash import MinHasher, band_keys, join_pairs, lsh_params, mix64, text_hashes
 from pipeline.parallel import release_memory
 from pipeline.rundir import atomic_path, write_csv, write_json
@@ -108,15 +108,13 @@ def _csr(lists_of_arrays):
 
 
 def top_terms(vectors, count):
-    """The ``count`` highest-weighted term columns of each row of a CSR matrix, as a CSR
-    layout (uint64 values, pointers)."""
-    lengths = np.diff(vectors.indptr)
-    rows = np.repeat(np.arange(vectors.shape[0]), lengths)
-    order = np.lexsort((vectors.indices, -vectors.data, rows))  # ties broken by column: deterministic
-    rank = np.arange(len(order)) - np.repeat(vectors.indptr[:-1], lengths)
-    chosen = order[rank < count]
-    kept = np.minimum(lengths, count)
-    return vectors.indices[chosen].astype(np.uint64), np.concatenate(([0], np.cumsum(kept))).astype(np.int64)
+    """The ``count`` highest-weighted term columns of each row of a CSR matrix of
+    non-negative weights, as a CSR layout (uint64 values, pointers); ties go to the lower
+    column."""
+    vectors.sort_indices()
+    kept = np.minimum(np.diff(vectors.indptr), count)
+    return (vectors.indices[top_entries(vectors, count)].astype(np.uint64),
+            np.concatenate(([0], np.cumsum(kept))).astype(np.int64))
 
 
 def _name_hashes(names_per_letter):

@@ -19,7 +19,10 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 
 from pipeline import __version__, schema
 from pipeline.errors import PetitionError
@@ -58,9 +61,23 @@ def write_parquet(df, path):
 
 
 def write_csv(df, path):
-    """Write ``df`` to CSV (UTF-8 with BOM) atomically."""
+    """Write ``df`` to CSV (UTF-8 with BOM, so Excel shows Chinese) atomically.
+
+    Frames of typed columns (numbers, booleans, strings: a dedupe's millions of links) go
+    through pyarrow's writer, ten times faster than pandas'; it quotes every string, and
+    booleans are written True/False as pandas writes them. Frames with an ``object`` column
+    (values of mixed types) go through pandas.
+    """
     with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False, encoding=CSV_ENCODING)
+        if any(dtype == object for dtype in df.dtypes):
+            df.to_csv(tmp, index=False, encoding=CSV_ENCODING)
+            return
+        columns = {name: (np.where(column.to_numpy(), "True", "False") if column.dtype == bool else column)
+                   for name, column in df.items()}
+        table = pa.Table.from_pandas(pd.DataFrame(columns, index=df.index), preserve_index=False)
+        with open(tmp, "wb") as out:
+            out.write("\ufeff".encode("utf-8"))
+            pa_csv.write_csv(table, out)
 
 
 def write_json(obj, path):

@@ -253,6 +253,20 @@ def test_run_without_segment_output(cli, tmp_path):
     assert code == 2 and "petition segment" in err
 
 
+def test_board_link_evidence_names_what_the_letters_share(board_deduped):
+    """links.csv (written by arrow) against the names the index keeps for each letter."""
+    raw = (board_deduped / "links.csv").read_bytes()
+    assert raw.startswith("\ufeff".encode("utf-8"))  # Excel reads it as UTF-8
+    links = pd.read_csv(board_deduped / "links.csv", dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    letters = pd.read_parquet(board_deduped.parent / "index" / "000001" / "letters.parquet").set_index(schema.LETTER_ID)
+    held = {letter: set(f"{places}|{others}".split("|")) - {""}
+            for letter, places, others in zip(letters.index, letters["places"], letters["others"])}
+    expected = ["、".join(sorted(held[a] & held[b])) for a, b in zip(links["letter_a"], links["letter_b"])]
+    assert links["shared_names"].tolist() == expected
+    assert (links["shared_names"] != "").mean() > 0.5
+    assert set(links["same_petitioner"]) == {"True", "False"}
+
+
 # --- the planted truth of the sample -------------------------------------------------------------------
 
 TARGETS = {"exact_copy": (0.98, 0.95), "multi_addressed": (0.98, 0.95),

@@ -1,7 +1,9 @@
 """Specific names: hand-written sentences of the kinds petition letters are made of."""
+import numpy as np
+import pandas as pd
 import pytest
 
-from pipeline.matter import NameExtractor
+from pipeline.matter import NameExtractor, TermVectorizer, top_entries
 
 
 @pytest.fixture(scope="module")
@@ -50,3 +52,18 @@ def test_full_names_of_people_count_masked_ones_do_not(extractor, config):
     assert "邹国强" in specific and "新塘派出所" in specific
     assert "雷某" in others and "雷某" not in specific
     assert people("我们多次找过镇里,对方一拖再拖,白跑了好几趟")[0] == []
+
+
+def test_top_entries_order_like_lexsort(board_run):
+    """Highest weights of each row first, equal weights in column order: as np.lexsort on
+    (column, -weight, row) orders them, on the board's TF-IDF rows with ties made."""
+    tokens = pd.read_parquet(board_run / "segmented.parquet", columns=["tokens"])["tokens"].tolist()
+    vectors = TermVectorizer(top_terms=1000).transform(tokens)
+    vectors.data = np.round(vectors.data, 2).astype(np.float32)  # many equal weights within a row
+    vectors.eliminate_zeros()
+    lengths = np.diff(vectors.indptr)
+    rows = np.repeat(np.arange(vectors.shape[0]), lengths)
+    order = np.lexsort((vectors.indices, -vectors.data, rows))
+    rank = np.arange(len(order)) - np.repeat(vectors.indptr[:-1], lengths)
+    assert (lengths > 5).mean() > 0.9
+    np.testing.assert_array_equal(top_entries(vectors, 5), order[rank < 5])

@@ -110,7 +110,7 @@ def _csr(lists_of_arrays):
 def top_terms(vectors, count):
     """The ``count`` highest-weighted term columns of each row of a CSR matrix of
     non-negative weights, as a CSR layout (uint64 values, pointers); ties go to the lower
-    column."""
+    column (the matrix's indices are sorted in place first)."""
     vectors.sort_indices()
     kept = np.minimum(np.diff(vectors.indptr), count)
     return (vectors.indices[top_entries(vectors, count)].astype(np.uint64),
@@ -296,7 +296,7 @@ class Pool:
         self.first_of_body = np.full(self.bodies.max(initial=-1) + 1, -1, dtype=np.int64)
         self.first_of_body[self.bodies[::-1]] = np.arange(len(ids))[::-1]  # a letter holding each text
         self._csr = {}
-        self.names = pc.split_pattern(pc.binary_join_element_wise(  # the evidence of links
+        self.evidence_names = pc.split_pattern(pc.binary_join_element_wise(  # every name, for shared_names
             _arrow(self.letters[PLACES]), _arrow(self.letters[OTHERS]), pa.scalar("|", pa.large_string())), "|")
 
     def csr(self, name):
@@ -494,10 +494,13 @@ def candidate_blocks(pool, settings):
     block, owner = usable_blocks(pool.keys[known], known, new, settings.max_petitioner_letters)
     petitioner = Blocks(block, owner, pool.days[owner], settings.repeat_window_days)
     # one kind of key at a time: tens of millions of keys are never held together
-    kinds = [usable_blocks(labels, owner, new, settings.max_block) for owner, labels in matter_keys(pool)]
-    offsets = np.cumsum([0] + [int(block.max(initial=-1)) + 1 for block, _ in kinds[:-1]])
-    block = np.concatenate([block + offset for (block, _), offset in zip(kinds, offsets)])
-    owner = np.concatenate([owner for _, owner in kinds])
+    kinds = []
+    for owner, labels in matter_keys(pool):
+        kinds.append(usable_blocks(labels, owner, new, settings.max_block))
+        del owner, labels
+    offsets = np.cumsum([0] + [int(numbers.max(initial=-1)) + 1 for numbers, _ in kinds[:-1]])
+    block = np.concatenate([numbers + offset for (numbers, _), offset in zip(kinds, offsets)])
+    owner = np.concatenate([positions for _, positions in kinds])
     del kinds
     matter = Blocks(block, owner, pool.days[owner], settings.same_matter_window_days)
     return lsh, petitioner, matter
@@ -508,7 +511,9 @@ def matter_keys(pool):
     pair of its top terms and every pair of its specific names, so a pair is a candidate
     when the letters share a name and a distinctive word, two distinctive words or two
     names (a village's letters about other matters stay apart). Yields (owner positions,
-    keys) for each of the three kinds; their hashes are salted apart."""
+    keys) for each of the three kinds; their hashes are salted apart. With history in the
+    pool, only keys made of a new letter's names and terms are made (the others could
+    not block a new letter)."""
     names, name_ptr = pool.csr("names")
     terms, term_ptr = pool.csr("terms")
     total = len(pool.letters)
@@ -657,7 +662,8 @@ def tfidf_cosine(pool, a, b, chunk=50_000):
 
 
 def shared_name_counts(pool, a, b):
-    """How many names (places, people, organisations) each pair of letters shares."""
+    """How many specific names (the ones counted: places, organisations, numbers, full names
+    of people) each pair of letters shares."""
     values, pointers = pool.csr("names")
     names_a, offsets = csr_rows(values, pointers, a)
     pair = np.repeat(np.arange(len(a)), np.diff(offsets))
@@ -675,7 +681,7 @@ def shared_names(pool, first, second):
     """The names (specific ones, masked people, organisation terms) letters ``first[i]`` and
     ``second[i]`` share: sorted and "、"-joined, '' when none (a pyarrow string array).
     Computed with arrow and numpy, not per pair in Python: scoring threads share the GIL."""
-    lists_a, lists_b = pool.names.take(first), pool.names.take(second)
+    lists_a, lists_b = pool.evidence_names.take(first), pool.evidence_names.take(second)
     names_a, names_b = pc.list_flatten(lists_a), pc.list_flatten(lists_b)
     distinct = pc.unique(pa.concat_arrays([names_a, names_b]))
     distinct = distinct.take(pc.array_sort_indices(distinct))  # code point order, as sorted() has it
@@ -788,11 +794,12 @@ def assign_cases(letters, links):
     rank = np.empty(len(ids), dtype=np.int64)
     rank[order] = np.arange(len(ids))
 
-    def positions(column):
-        if not len(links):
-            return np.zeros(0, dtype=np.int64)
-        return pc.index_in(_arrow(links[column]), value_set=ids).to_numpy(zero_copy_only=False).astype(np.int64)
-    a, b = positions("letter_a"), positions("letter_b")
+    ends = (pc.index_in(pa.concat_arrays([_arrow(links["letter_a"]), _arrow(links["letter_b"])]), value_set=ids)
+            if len(links) else pa.array([], type=pa.int32()))
+    if ends.null_count:
+        raise PetitionError("the dedupe index holds links to letters it does not hold; rebuild it with --rebuild")
+    ends = ends.to_numpy().astype(np.int64)
+    a, b = ends[:len(links)], ends[len(links):]
     graph = sp.coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(len(ids), len(ids)))
     _, component = connected_components(graph, directed=False)
     del graph
@@ -803,7 +810,7 @@ def assign_cases(letters, links):
     me, other = np.concatenate((a, b)), np.concatenate((b, a))
     del a, b
     codes, names = pd.factorize(links["relation"]) if len(links) else (np.zeros(0, dtype=np.int64), np.zeros(0))
-    pick = np.argsort(me * len(ids) + rank[other])
+    pick = np.argsort(me * len(ids) + rank[other], kind="stable")
     me, other, relation = me[pick], other[pick], np.concatenate((codes, codes))[pick]
     head = np.flatnonzero(np.concatenate(([True], me[1:] != me[:-1]))) if len(me) else me
     duplicate_of = np.full(len(ids), -1, dtype=np.int64)

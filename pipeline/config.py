@@ -50,6 +50,7 @@ class SegmentConfig:
     hmm: bool
     processes: int
     chunk_size: int
+    batch_rows: int
     min_token_chars: int
     extra_dicts: list
 

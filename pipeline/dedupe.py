@@ -68,7 +68,7 @@ from pipeline.errors import PetitionError
 from pipeline.matter import NameExtractor, TermVectorizer, top_entries
 from pipeline.minhash import MinHasher, band_keys, join_pairs, lsh_params, mix64, text_hashes
 from pipeline.parallel import release_memory
-from pipeline.rundir import atomic_path, write_csv, write_json
+from pipeline.rundir import atomic_path, parquet_batches, write_csv, write_json
 
 NEEDED_COLUMNS = (schema.LETTER_ID, schema.RECEIVED_AT, schema.ADDRESSEE, schema.PETITIONER_KEY,
                   schema.CLEAN_TEXT, schema.TOKENS)
@@ -887,18 +887,11 @@ def read_letters(run):
     return stage_name, path, run.read(stage_name, columns=columns)
 
 
-def _parquet_batches(path, batch_size, columns=None):
-    """Record batches of a Parquet file, read with a small buffer: a file of one huge row
-    group is not read into memory whole."""
-    return pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False).iter_batches(batch_size=batch_size,
-                                                                                   columns=columns)
-
-
 def text_chunks(path, rows, chunk_size):
     """(clean_texts, tokens) lists of the rows of Parquet ``path`` where ``rows`` (bool, in
     file order), ``chunk_size`` rows at a time, read batch by batch."""
     start = 0
-    for batch in _parquet_batches(path, chunk_size, list(TEXT_COLUMNS)):
+    for batch in parquet_batches(path, chunk_size, list(TEXT_COLUMNS)):
         chosen = np.flatnonzero(rows[start:start + batch.num_rows])
         start += batch.num_rows
         if len(chosen):
@@ -914,7 +907,7 @@ def write_deduped(source, target, keep, cases):
     start = 0
     with atomic_path(target) as tmp:
         writer = None
-        for batch in _parquet_batches(source, 65536):
+        for batch in parquet_batches(source, 65536):
             table = pa.Table.from_batches([batch])
             mask = keep[start:start + len(table)]
             rows = np.flatnonzero(mask)

@@ -11,6 +11,7 @@ Every file is written atomically (temporary file + rename), so an interrupted st
 never leaves a half-written output for the next stage to read.
 """
 import dataclasses
+import itertools
 import json
 import os
 import platform
@@ -23,6 +24,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
 
 from pipeline import __version__, schema
 from pipeline.errors import PetitionError
@@ -52,6 +54,13 @@ def atomic_path(path):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def parquet_batches(path, batch_rows, columns=None):
+    """Record batches of a Parquet file, read with a small buffer: a file of one huge row
+    group is not read into memory whole."""
+    return pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False).iter_batches(batch_size=batch_rows,
+                                                                                   columns=columns)
 
 
 def write_parquet(df, path):
@@ -125,20 +134,46 @@ class RunDir:
     def output_path(self, stage):
         return self.path / STAGE_OUTPUTS[stage]
 
-    def read(self, stage, columns=None):
-        """Return the DataFrame a stage wrote (only ``columns`` if given); a clear error if
-        that stage has not run."""
+    def _output(self, stage):
         path = self.output_path(stage)
         if not path.exists():
             raise PetitionError(f"{self.path}: no {stage} output ({path.name}); "
                                 f"run `petition {stage} --run {self.path}` first")
+        return path
+
+    def read(self, stage, columns=None):
+        """Return the DataFrame a stage wrote (only ``columns`` if given); a clear error if
+        that stage has not run."""
+        path = self._output(stage)
         try:
             return pd.read_parquet(path, columns=columns)
         except Exception as exc:  # pyarrow raises several types for damaged files
             raise PetitionError(f"{path}: unreadable Parquet ({exc}); re-run `petition {stage}`") from exc
 
+    def read_batches(self, stage, batch_rows):
+        """The rows a stage wrote as DataFrames of at most ``batch_rows`` rows, read one at a
+        time (one empty DataFrame when there are none). Returns (total rows, iterator)."""
+        path = self._output(stage)
+        try:
+            rows = pq.read_metadata(path).num_rows
+        except Exception as exc:  # pyarrow raises several types for damaged files
+            raise PetitionError(f"{path}: unreadable Parquet ({exc}); re-run `petition {stage}`") from exc
+        if not rows:
+            return 0, iter([pd.read_parquet(path)])
+        return rows, (batch.to_pandas() for batch in parquet_batches(path, batch_rows))
+
     def write(self, stage, df):
         write_parquet(df, self.output_path(stage))
+
+    def write_batches(self, stage, frames):
+        """Write DataFrames (at least one; all with the columns and types of the first) one
+        after another as a stage's output, atomically."""
+        frames = iter(frames)
+        first = next(frames)
+        schema = pa.Schema.from_pandas(first, preserve_index=False)
+        with atomic_path(self.output_path(stage)) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+            for frame in itertools.chain([first], frames):
+                writer.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False))
 
     @staticmethod
     def _stage_frame(stage, rows, columns):

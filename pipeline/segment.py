@@ -13,6 +13,7 @@
 
 Output: ``tokens``, the words joined by single spaces, stopwords and punctuation removed.
 """
+import collections
 import hashlib
 import logging
 import math
@@ -310,17 +311,22 @@ def run_cli(args, config):
     from pipeline.rundir import RunDir, stage
 
     run = RunDir(args.run)
-    letters = run.read("normalize")
+    rows, batches = run.read_batches("normalize", config.segment.batch_rows)
     segmenter = Segmenter.from_config(config, extra_dicts=args.dict)
     cache = None if args.no_cache else SegmentCache(config.paths.data_dir / "segcache", segmenter.fingerprint())
     processes = args.processes or config.segment.processes
     if processes < 1:
         raise PetitionError(f"--processes must be at least 1, got {processes}")
-    with stage(run, "segment") as result, \
-            tqdm(total=len(letters), desc="segment", unit="letter", disable=None) as bar:
-        segmented, stats = segment(letters, segmenter, cache, processes, config.segment.chunk_size,
-                                   progress=bar.update)
-        run.write("segment", segmented)
+    totals = collections.Counter({"cached": 0, "segmented": 0, "characters": 0})
+
+    def segmented_batches():  # batch by batch: a million letters' texts are never all in memory
+        for letters in batches:
+            segmented, stats = segment(letters, segmenter, cache, processes, config.segment.chunk_size,
+                                       progress=bar.update)
+            totals.update(stats)
+            yield segmented
+    with stage(run, "segment") as result, tqdm(total=rows, desc="segment", unit="letter", disable=None) as bar:
+        run.write_batches("segment", segmented_batches())
         run.set_quarantine("segment", [])
-        result.rows_in = result.rows_out = len(letters)
-        result.notes = stats | {"processes": processes}
+        result.rows_in = result.rows_out = rows
+        result.notes = dict(totals) | {"processes": processes}

@@ -41,6 +41,7 @@ class NormalizeConfig:
     phone_mask: str
     processes: int
     chunk_size: int
+    batch_rows: int
     anonymous_names: list
     boilerplate: list
 

@@ -20,6 +20,7 @@ number, else the phone, else name + address, else the name alone. The key comes 
 (``$PETITION_KEY_FILE``, default ``~/.config/petition/key``), so later stages can link a
 person's letters without anyone reading who they are.
 """
+import collections
 import hashlib
 import hmac
 import html
@@ -238,16 +239,24 @@ def run_cli(args, config):
     from pipeline.rundir import RunDir, stage
 
     run = RunDir(args.run)
-    letters = run.read("ingest")
+    rows, batches = run.read_batches("ingest", config.normalize.batch_rows)
     cleaner = TextCleaner.from_config(config)
     keys = PetitionerKeys(load_key(), cleaner, config.normalize.anonymous_names)
-    with stage(run, "normalize") as result, \
-            tqdm(total=len(letters), desc="normalize", unit="letter", disable=None) as bar:
-        normalized, quarantine = normalize(letters, cleaner, keys, config.normalize.processes,
-                                           config.normalize.chunk_size, progress=bar.update)
-        run.write("normalize", normalized)
+    quarantine, written, traditional, bases = [], 0, 0, collections.Counter()
+
+    def normalized_batches():  # batch by batch: a million letters' texts are never all in memory
+        nonlocal written, traditional
+        for letters in batches:
+            normalized, dropped = normalize(letters, cleaner, keys, config.normalize.processes,
+                                            config.normalize.chunk_size, progress=bar.update)
+            quarantine.extend(dropped)
+            written += len(normalized)
+            traditional += int(normalized[schema.WAS_TRADITIONAL].sum())
+            bases.update(normalized[schema.PETITIONER_KEY_BASIS].value_counts().to_dict())
+            yield normalized
+    with stage(run, "normalize") as result, tqdm(total=rows, desc="normalize", unit="letter", disable=None) as bar:
+        run.write_batches("normalize", normalized_batches())
         run.set_quarantine("normalize", quarantine)
-        result.rows_in, result.rows_out, result.quarantined = len(letters), len(normalized), len(quarantine)
-        result.notes = {"traditional": int(normalized[schema.WAS_TRADITIONAL].sum()),
-                        "petitioner keys by basis":
-                            normalized[schema.PETITIONER_KEY_BASIS].value_counts().to_dict()}
+        result.rows_in, result.rows_out, result.quarantined = rows, written, len(quarantine)
+        result.notes = {"traditional": traditional,
+                        "petitioner keys by basis": dict(bases.most_common())}

@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.config import PROJECT_ROOT, load_config
+from pipeline.rundir import parquet_batches
 
 INCREMENT = 10_000
 REFERENCE_LETTERS = 100_000
@@ -167,8 +168,7 @@ def split_night(segmented, night, increment, n=None):
     part = np.full(len(order), -1)
     part[order[:n]], part[order[n:n + INCREMENT]] = 0, 1
     writers, start = [None, None], 0
-    reader = pq.ParquetFile(segmented, buffer_size=1 << 20, pre_buffer=False)
-    for batch in reader.iter_batches(batch_size=65536):
+    for batch in parquet_batches(segmented, 65536):
         for number, folder in enumerate((night, increment)):
             rows = np.flatnonzero(part[start:start + batch.num_rows] == number)
             if len(rows):

@@ -66,7 +66,7 @@ from pipeline import schema
 from pipeline.dedupe_index import FORMAT_VERSION, Batch, DedupeIndex, csr_rows
 from pipeline.errors import PetitionError
 from pipeline.matter import NameExtractor, TermVectorizer, top_entries
-from pipeline.minhash import MinHasher, band_keys, join_pairs, lsh_params, mix64, text_hashes
+from pipeline.minhash import MinHasher, band_keys, index_ranges, join_pairs, lsh_params, mix64, text_hashes
 from pipeline.parallel import release_memory
 from pipeline.rundir import atomic_path, parquet_batches, write_csv, write_json
 
@@ -351,14 +351,6 @@ def _codes(values):
 
 # --- candidates -----------------------------------------------------------------------------
 
-def _ranges(starts, ends):
-    """Every index in ``starts[i]..ends[i]-1`` and the ``i`` it came from (empty ranges skipped)."""
-    counts = np.maximum(ends - starts, 0)
-    source = np.repeat(np.arange(len(starts)), counts)
-    index = np.arange(counts.sum(), dtype=np.int64) + np.repeat(starts - (np.cumsum(counts) - counts), counts)
-    return source, index
-
-
 class Blocks:
     """Letters that share a blocking label (a petitioner, an LSH band, a same-matter key),
     sorted so that the pairs whose later letter lies in a range of positions are listed
@@ -423,7 +415,7 @@ class Blocks:
                                    np.searchsorted(self.sorted_positions, hi)]
         firsts, seconds = [], []
         for start, end in self._partner_ranges(entries):
-            source, partner = _ranges(start, end)
+            source, partner = index_ranges(start, end)
             a, b = self.positions[partner], self.positions[entries[source]]
             keep = a < b
             firsts.append(a[keep])
@@ -692,11 +684,11 @@ def shared_names(pool, first, second):
         return pairs * size + pc.index_in(names, distinct).to_numpy(zero_copy_only=False)
     both = np.sort(np.concatenate((_unique(keys(lists_a, names_a)), _unique(keys(lists_b, names_b)))))
     shared = both[1:][both[1:] == both[:-1]]  # np.intersect1d, without np.unique's slow hashing
-    pair, name = shared // size, shared % size
-    chosen = pc.not_equal(distinct.take(name), "").to_numpy(zero_copy_only=False)
-    pair, name = pair[chosen], name[chosen]
+    names = distinct.take(shared % size)
+    named = pc.not_equal(names, "")
+    pair = (shared // size)[named.to_numpy(zero_copy_only=False)]
     offsets = np.searchsorted(pair, np.arange(len(first) + 1)).astype(np.int32)
-    return pc.binary_join(pa.ListArray.from_arrays(offsets, distinct.take(name)), pa.scalar("、", pa.large_string()))
+    return pc.binary_join(pa.ListArray.from_arrays(offsets, names.filter(named)), pa.scalar("、", pa.large_string()))
 
 
 def relations(near, same_text, different_addressee, same_petitioner, days, matter, shared, cosine, settings):

@@ -28,6 +28,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from pipeline.errors import PetitionError
+from pipeline.minhash import index_ranges
 from pipeline.rundir import write_json
 
 FORMAT = "petition-dedupe-index"
@@ -49,9 +50,8 @@ class IndexProblem(PetitionError):
 def csr_rows(values, pointers, rows):
     """Rows ``rows`` of a CSR layout (``values``, ``pointers``) as (values, pointers)."""
     starts, ends = pointers[rows], pointers[np.asarray(rows) + 1]
-    lengths = ends - starts
-    take = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(lengths.sum())
-    return values[take], np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
+    _, take = index_ranges(starts, ends)
+    return values[take], np.concatenate(([0], np.cumsum(ends - starts))).astype(np.int64)
 
 
 class Batch:

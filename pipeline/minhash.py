@@ -210,8 +210,15 @@ def join_pairs(left_labels, right_labels, left_days=None, right_days=None, windo
     left, right = combined[:len(left_labels)], combined[len(left_labels):]
     order = np.argsort(right, kind="stable")
     ordered = right[order]
-    lo = np.searchsorted(ordered, left - window, side="left")
-    counts = np.searchsorted(ordered, left + window, side="right") - lo
-    first = np.repeat(np.arange(len(left)), counts)
-    offset = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-    return first, order[np.repeat(lo, counts) + offset]
+    first, index = index_ranges(np.searchsorted(ordered, left - window, side="left"),
+                                np.searchsorted(ordered, left + window, side="right"))
+    return first, order[index]
+
+
+def index_ranges(starts, ends):
+    """Every index in ``starts[i]..ends[i]-1`` and the ``i`` it came from (empty ranges
+    skipped), as two int64 arrays: ranges of many rows expanded without a Python loop."""
+    counts = np.maximum(ends - starts, 0)
+    source = np.repeat(np.arange(len(starts)), counts)
+    index = np.arange(counts.sum(), dtype=np.int64) + np.repeat(starts - (np.cumsum(counts) - counts), counts)
+    return source, index

@@ -239,7 +239,9 @@ def run_cli(args, config):
     from pipeline.rundir import RunDir, stage
 
     run = RunDir(args.run)
-    rows, batches = run.read_batches("ingest", config.normalize.batch_rows)
+    rows, batches = run.read_batches("ingest", config.normalize.batch_rows,
+                                     needed=(schema.TITLE, schema.CONTENT, *schema.PETITIONER_COLUMNS,
+                                             schema.SOURCE_FILE, schema.SOURCE_ROW))
     cleaner = TextCleaner.from_config(config)
     keys = PetitionerKeys(load_key(), cleaner, config.normalize.anonymous_names)
     quarantine, written, traditional, bases = [], 0, 0, collections.Counter()

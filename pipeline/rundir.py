@@ -150,14 +150,19 @@ class RunDir:
         except Exception as exc:  # pyarrow raises several types for damaged files
             raise PetitionError(f"{path}: unreadable Parquet ({exc}); re-run `petition {stage}`") from exc
 
-    def read_batches(self, stage, batch_rows):
+    def read_batches(self, stage, batch_rows, needed=()):
         """The rows a stage wrote as DataFrames of at most ``batch_rows`` rows, read one at a
-        time (one empty DataFrame when there are none). Returns (total rows, iterator)."""
+        time (one empty DataFrame when there are none). Returns (total rows, iterator).
+        A clear error if the file is unreadable or lacks one of the ``needed`` columns."""
         path = self._output(stage)
         try:
-            rows = pq.read_metadata(path).num_rows
+            metadata = pq.read_metadata(path)
         except Exception as exc:  # pyarrow raises several types for damaged files
             raise PetitionError(f"{path}: unreadable Parquet ({exc}); re-run `petition {stage}`") from exc
+        missing = [column for column in needed if column not in metadata.schema.names]
+        if missing:
+            raise PetitionError(f"{path}: missing columns {missing}; re-run `petition {stage}`")
+        rows = metadata.num_rows
         if not rows:
             return 0, iter([pd.read_parquet(path)])
         return rows, (batch.to_pandas() for batch in parquet_batches(path, batch_rows))

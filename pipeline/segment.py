@@ -311,7 +311,7 @@ def run_cli(args, config):
     from pipeline.rundir import RunDir, stage
 
     run = RunDir(args.run)
-    rows, batches = run.read_batches("normalize", config.segment.batch_rows)
+    rows, batches = run.read_batches("normalize", config.segment.batch_rows, needed=(schema.CLEAN_TEXT,))
     segmenter = Segmenter.from_config(config, extra_dicts=args.dict)
     cache = None if args.no_cache else SegmentCache(config.paths.data_dir / "segcache", segmenter.fingerprint())
     processes = args.processes or config.segment.processes

@@ -108,3 +108,15 @@ def test_dictionary_cutter_cuts_as_jieba_does(board, config, hmm):
     cutter = DictionaryCutter(reference, hmm=hmm)
     differing = [text[:40] for text in texts if cutter.lcut(text) != reference.lcut(text, HMM=hmm)]
     assert not differing
+
+
+@pytest.mark.parametrize("content, message", [(b"not parquet", "unreadable Parquet"),
+                                              (None, "missing columns ['clean_text']")])
+def test_segment_bad_normalize_output_is_a_one_line_error(cli, tmp_path, content, message):
+    path = tmp_path / "normalized.parquet"
+    if content is None:  # a Parquet file without the text column
+        pd.DataFrame({"letter_id": ["L1"], "title": ["标题"]}).to_parquet(path)
+    else:
+        path.write_bytes(content)
+    code, _, err = cli("segment", "--run", tmp_path)
+    assert code != 0 and message in err and str(path) in err

@@ -27,7 +27,8 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.svm import LinearSVC
 
-from pipeline import ingest, schema, textmodel
+from pipeline import ingest, schema
+from pipeline.classifier import predict, textmodel
 from pipeline.config import PROJECT_ROOT, load_config
 from pipeline.train import read_labelled, train_model
 
@@ -89,7 +90,7 @@ def throughput(config, repeat):
     texts = (letters[schema.TITLE] + "\n" + letters[schema.CONTENT]).tolist()
     model_dir = PROJECT_ROOT / config.classify.model_dir
     model, _ = textmodel.load_model(model_dir)
-    nature, _ = textmodel.load_model(model_dir / "nature")
+    nature, _ = predict.load_nature_model(model_dir)
     chunk_size = config.classify.chunk_size
     results = {"sample_letters": len(texts), "sample_mean_chars": round(float(np.mean([len(t) for t in texts])), 1)}
     for processes in (1, 2):

@@ -31,7 +31,8 @@ import os
 import pandas as pd
 from IPython.display import HTML, Markdown, display
 
-from pipeline import explore, report, schema
+from pipeline import explore, schema
+from pipeline.reporting.tables import CHANNEL_ZH
 
 RUN = explore.find_run()
 HISTORY = os.environ.get("PETITION_HISTORY")
@@ -71,7 +72,7 @@ overview = explore.public_columns(case)[[schema.LETTER_ID, schema.RECEIVED_AT, s
                                          schema.DUPLICATE_OF]]
 overview = overview.assign(**{schema.PETITIONER_KEY: overview[schema.PETITIONER_KEY].map(explore.pseudonym),
                               schema.TOPIC: overview[schema.TOPIC].map(lambda c: names.get(c, c)),
-                              schema.CHANNEL: overview[schema.CHANNEL].map(lambda c: report.CHANNEL_ZH.get(c, c))})
+                              schema.CHANNEL: overview[schema.CHANNEL].map(lambda c: CHANNEL_ZH.get(c, c))})
 overview.reset_index(drop=True)
 
 # %% [markdown]
@@ -99,18 +100,13 @@ if len(case) > MAX_LETTERS:
 
 # %% [markdown]
 # ## Links dedupe found inside this case
-# From `links.csv` when the run has it: which letter was linked to which, why, and how strongly.
+# From `links.csv` when the run has it: which letter was linked to which, why, how strongly, and
+# the specific names both letters hold (`shared_names`, redacted like the texts).
 
 # %%
 links_path = RUN / "links.csv"
 if links_path.exists():
     links = pd.read_csv(links_path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    ids = set(case[schema.LETTER_ID])
-    columns = [c for c in links.columns if c in ("letter_a", "letter_b", "relation", "score", "evidence")]
-    inside = links[links.iloc[:, 0].isin(ids) | links.iloc[:, 1].isin(ids)][columns].copy()
-    if "evidence" in inside:  # shared names: redacted like the texts
-        inside["evidence"] = inside["evidence"].map(
-            lambda e: explore.redact(e, case[schema.PETITIONER_NAME], case[schema.ADDRESS]))
-    display(inside)
+    display(explore.case_links(links, case))
 else:
     display(Markdown("This run has no `links.csv`."))

@@ -52,9 +52,9 @@ display(Markdown(f"Run `{RUN}`: {len(letters)} letters, {len(dated)} dated, "
 # denominator of the shares below.
 
 # %%
-exploded = dated[[schema.RECEIVED_AT, "_topics"]].explode("_topics").dropna(subset=["_topics"])
+exploded = dated[[schema.RECEIVED_AT, schema.TOPIC_LIST]].explode(schema.TOPIC_LIST).dropna(subset=[schema.TOPIC_LIST])
 exploded["month"] = exploded[schema.RECEIVED_AT].dt.to_period("M")
-counts = exploded.pivot_table(index="month", columns="_topics", values=schema.RECEIVED_AT,
+counts = exploded.pivot_table(index="month", columns=schema.TOPIC_LIST, values=schema.RECEIVED_AT,
                               aggfunc="count", fill_value=0)
 items = dated.groupby(dated[schema.RECEIVED_AT].dt.to_period("M")).size().rename("件次（分母）")
 counts = counts.reindex(items.index, fill_value=0)
@@ -89,7 +89,8 @@ plt.show()
 # ## Quarters, with the change from the same quarter a year before (同比)
 
 # %%
-quarterly = exploded.groupby([exploded[schema.RECEIVED_AT].dt.to_period("Q"), "_topics"]).size().unstack(fill_value=0)
+quarterly = (exploded.groupby([exploded[schema.RECEIVED_AT].dt.to_period("Q"), schema.TOPIC_LIST]).size()
+             .unstack(fill_value=0))
 quarterly = quarterly.reindex(columns=order, fill_value=0)
 quarter_items = dated.groupby(dated[schema.RECEIVED_AT].dt.to_period("Q")).size()
 latest = quarterly.index.max()

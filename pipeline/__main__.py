@@ -1,3 +1,4 @@
+"""``python -m pipeline ...``: the ``petition`` command."""
 import sys
 
 from pipeline.cli import main

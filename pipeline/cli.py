@@ -1,17 +1,197 @@
 """The ``petition`` command: one subcommand per stage.
 
-Each stage module provides ``add_parser(subparsers)``, which registers its subcommand and
-sets ``func(args, config)``. Errors meant for users (``PetitionError``) are printed as one
+All argument parsing lives here: one function per command registers its subcommand and sets
+``func(args, config)``, which maps the parsed arguments onto the stage's ``run_stage`` (or
+``train_command``, ``evaluate_command``, ``run_nightly``) with the configuration loaded once.
+Errors meant for users (``PetitionError``, a bad configuration among them) are printed as one
 line and exit with status 2; anything else is a bug and keeps its traceback.
 """
 import argparse
+import datetime as dt
 import sys
+import time
+from pathlib import Path
 
-from pipeline import __version__, classify, dedupe, evaluate, ingest, nightly, normalize, report, segment, train
-from pipeline.config import load_config
+import pandas as pd
+
+from pipeline import (__version__, classify, dedupe, evaluate, ingest, nightly, normalize, report, schema, segment,
+                      train)
+from pipeline.config import PERIODS, load_config
 from pipeline.errors import PetitionError
+from pipeline.rundir import RunDir
 
-STAGES = (ingest, normalize, segment, classify, dedupe, nightly, report, train, evaluate)
+
+def count(text):
+    """argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def stage_parser(subparsers, name, run_help="run directory", **texts):
+    """The subcommand ``name`` (``texts``: its help and description) with the ``--run`` option."""
+    parser = subparsers.add_parser(name, **texts)
+    parser.add_argument("--run", required=True, help=run_help)
+    return parser
+
+
+def add_processes(parser):
+    parser.add_argument("--processes", type=count, help="worker processes (default: configuration)")
+
+
+def add_ingest(subparsers):
+    parser = stage_parser(
+        subparsers, "ingest", "run directory (created if missing)", help="read letter dumps into a new run directory",
+        description="Read CSV/XLSX/JSONL/Parquet files or folders and map them onto the letter schema.")
+    parser.add_argument("inputs", nargs="+", help="files or folders")
+    parser.add_argument("--sheet", help="workbook sheet name or 1-based number (default: first)")
+    parser.add_argument("--channel", choices=schema.CHANNELS,
+                        help="channel of files without a channel column (e.g. online for a message board)")
+    parser.set_defaults(func=lambda args, config: ingest.run_stage(
+        RunDir(args.run), config, inputs=args.inputs, channel=args.channel, sheet=args.sheet))
+
+
+def add_normalize(subparsers):
+    parser = stage_parser(
+        subparsers, "normalize", help="clean text, mask identifiers, pseudonymise petitioners",
+        description="Read ingested.parquet, write normalized.parquet.")
+    parser.set_defaults(func=lambda args, config: normalize.run_stage(RunDir(args.run), config))
+
+
+def add_segment(subparsers):
+    parser = stage_parser(
+        subparsers, "segment", help="cut text into words with jieba and the petition dictionary",
+        description="Read normalized.parquet, write segmented.parquet.")
+    parser.add_argument("--dict", action="append", default=[], metavar="FILE",
+                        help="extra jieba user dictionary (repeatable), e.g. place names")
+    add_processes(parser)
+    parser.add_argument("--no-cache", action="store_true", help="segment every letter again")
+    parser.set_defaults(func=lambda args, config: segment.run_stage(
+        RunDir(args.run), config, dicts=args.dict, processes=args.processes, cache=not args.no_cache))
+
+
+def add_classify(subparsers):
+    parser = stage_parser(
+        subparsers, "classify",
+        help="topic, confidence and attributes (nature, 涉法涉诉, anonymous, joint, collective, 越级)",
+        description="Read segmented.parquet, write classified.parquet.")
+    parser.add_argument("--model", metavar="DIR", help="model directory (default: classify.model_dir)")
+    add_processes(parser)
+    parser.set_defaults(func=lambda args, config: classify.run_stage(
+        RunDir(args.run), config, model=args.model, processes=args.processes))
+
+
+def add_dedupe(subparsers):
+    parser = stage_parser(
+        subparsers, "dedupe", help="link copies, 一信多投, repeat petitions and same-matter letters into cases",
+        description="Read classified.parquet (else segmented.parquet), match it against the index of "
+                    "earlier letters, add it there; write deduped.parquet, links.csv, cases.csv, summary.json.")
+    parser.add_argument("--index", help="dedupe index directory (default: DATA_DIR/index)")
+    parser.add_argument("--rebuild", action="store_true",
+                        help="start an empty index when the existing one is damaged or was built "
+                             "with other settings (the old one is moved aside)")
+    add_processes(parser)
+    parser.set_defaults(func=lambda args, config: dedupe.run_stage(
+        RunDir(args.run), config, index=args.index, rebuild=args.rebuild, processes=args.processes))
+
+
+def report_end(text):
+    """``--end``'s date YYYY-MM-DD as a Timestamp (None when not given)."""
+    if text is None:
+        return None
+    try:
+        return pd.Timestamp(dt.date.fromisoformat(text))
+    except ValueError:
+        raise PetitionError(f"--end: expected a date YYYY-MM-DD, got {text!r}") from None
+
+
+def add_report(subparsers):
+    parser = stage_parser(
+        subparsers, "report", help="office report: totals, topics, repeats, places, months (xlsx, html, md)",
+        description="Read deduped.parquet (and the history of earlier letters), write report.xlsx, "
+                    "report.html and report.md for the last complete period.")
+    parser.add_argument("--period", choices=PERIODS,
+                        help="month, quarter, half or year (default: configuration report.period)")
+    parser.add_argument("--end", help="report the last complete period ending on this date, YYYY-MM-DD "
+                                      "(default: the latest received_at)")
+    parser.add_argument("--history", help="Parquet file or folder of every earlier letter with the classify "
+                                          "and dedupe columns (default: RUN/../archive/letters if it exists)")
+    parser.set_defaults(func=lambda args, config: report.run_stage(
+        RunDir(args.run), config, history=args.history, period=args.period, end=report_end(args.end)))
+
+
+def add_nightly(subparsers):
+    parser = subparsers.add_parser(
+        "nightly", help="run every stage over a dump into a dated run directory",
+        description=nightly.__doc__.split("\n\n")[1])
+    parser.add_argument("inputs", nargs="+", help="the dump: files or folders")
+    parser.add_argument("--home", default="runs", help="home of runs, index and archive (default: runs)")
+    parser.add_argument("--channel", choices=schema.CHANNELS, help="passed to ingest: channel of files without one")
+    parser.add_argument("--dict", action="append", default=[], metavar="FILE",
+                        help="passed to segment: extra jieba user dictionary")
+    parser.add_argument("--model", help="passed to classify: model directory")
+    parser.add_argument("--period", choices=PERIODS,
+                        help="passed to report: month, quarter, half or year (default: configuration report.period)")
+    parser.set_defaults(func=run_nightly)
+
+
+def run_nightly(args, config):
+    files = ingest.expand_inputs(args.inputs)
+    start = time.perf_counter()
+    run = nightly.run_nightly(files, Path(args.home), config, channel=args.channel, dicts=args.dict,
+                              model=args.model, period=args.period)
+    print(f"nightly: {run} complete in {time.perf_counter() - start:.1f} s")
+
+
+def add_train(subparsers):
+    parser = subparsers.add_parser(
+        "train", help="train the topic classifier on a labelled archive",
+        description="Fit the classifier on a labelled CSV/XLSX/JSONL and write model.joblib + model_card.json.")
+    parser.add_argument("--data", required=True, help="labelled archive (CSV, XLSX or JSONL)")
+    parser.add_argument("--text-col", required=True, action="append", metavar="C",
+                        help="text column (repeat for title and body: joined with a newline)")
+    parser.add_argument("--label-col", required=True, metavar="L", help="label column")
+    parser.add_argument("--label-sep", metavar="S", help="separator of several labels per cell (multi-label model)")
+    parser.add_argument("--labels", metavar="FILE", help="table holding the label column, joined on the letter id")
+    parser.add_argument("--model", required=True, metavar="DIR", help="output model directory")
+    parser.add_argument("--taxonomy", metavar="FILE",
+                        help="topics the labels must belong to (codes or Chinese names); default: labels as "
+                             "they come, responsible bodies from the configured taxonomy")
+    parser.add_argument("--dict", action="append", default=[], metavar="FILE",
+                        help="extra jieba user dictionary (repeatable); stored in the model")
+    parser.add_argument("--note", default="", help="description stored in the model card")
+    parser.set_defaults(func=lambda args, config: train.train_command(
+        config, data=args.data, text_cols=args.text_col, label_col=args.label_col, model=args.model,
+        label_sep=args.label_sep, labels=args.labels, taxonomy=args.taxonomy, dicts=args.dict, note=args.note))
+
+
+def add_evaluate(subparsers):
+    parser = subparsers.add_parser(
+        "evaluate", help="metrics of a model on a labelled file, or cross-validated",
+        description="Accuracy, macro-F1, per-label precision/recall/F1 and the confusion matrix.")
+    parser.add_argument("--data", required=True, help="labelled file (CSV, XLSX or JSONL)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", metavar="DIR", help="saved model to evaluate")
+    source.add_argument("--cv", type=int, metavar="K", help="cross-validate the configured model in K folds")
+    parser.add_argument("--text-col", action="append", metavar="C",
+                        help="text column (repeatable; default: the model's, else 'text')")
+    parser.add_argument("--label-col", metavar="L", help="label column (default: the model's, else 'label')")
+    parser.add_argument("--label-sep", metavar="S", help="separator of several labels per cell")
+    parser.add_argument("--labels", metavar="FILE", help="table holding the label column, joined on the letter id")
+    parser.add_argument("--out", default="evaluation", metavar="DIR",
+                        help="folder for confusion.csv and confusion.png (default: evaluation)")
+    parser.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    parser.set_defaults(func=lambda args, config: evaluate.evaluate_command(
+        config, data=args.data, model=args.model, cv=args.cv, text_cols=args.text_col, label_col=args.label_col,
+        label_sep=args.label_sep, labels=args.labels, out=args.out, as_json=args.json))
+
+
+COMMANDS = (add_ingest, add_normalize, add_segment, add_classify, add_dedupe, add_nightly, add_report, add_train,
+            add_evaluate)
 
 
 def build_parser():
@@ -19,21 +199,23 @@ def build_parser():
     parser.add_argument("--config", help="configuration YAML (default: corpora/config.yaml)")
     parser.add_argument("--version", action="version", version=f"petition {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in STAGES:
-        module.add_parser(subparsers)
+    for add_command in COMMANDS:
+        add_command(subparsers)
     return parser
 
 
 def main(argv=None):
+    """Run ``petition ARGV``; returns the exit status (0, 2 for a user error, 130 interrupted)."""
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args, load_config(args.config)) or 0
+        args.func(args, load_config(args.config))
     except PetitionError as exc:
         print(f"petition {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"petition {args.command}: interrupted", file=sys.stderr)
         return 130
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,140 +1,248 @@
-"""Configuration: load ``corpora/config.yaml`` (the only place tunables live) into dataclasses.
+"""Configuration: load ``corpora/config.yaml`` (the only place tunables live) into checked dataclasses.
 
-Every section of the YAML file becomes a frozen dataclass. Missing or unknown keys raise
-``ConfigError`` naming the file and key, so a typo never silently falls back to a default.
+Every section of the YAML file becomes a frozen dataclass whose fields carry their rule
+(``setting(RULE)``): the type and range a value must have. ``load_config`` checks every key
+against its rule, so a wrong value, an unknown or a missing key stops at once with one line
+naming the file, the key, the value and what is allowed (``ConfigError``), instead of failing
+later or silently falling back to a default.
+
+Paths are resolved once, at load, against the configuration file's folder: everything else
+receives absolute ``Path`` objects and never joins paths itself.
 """
 import dataclasses
+import datetime as dt
+import difflib
 import os
+import re
 from pathlib import Path
 
 import yaml
 
+from pipeline import schema
 from pipeline.errors import PetitionError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "corpora" / "config.yaml"
+PERIODS = ("month", "quarter", "half", "year")  # report periods, shortest first
 
 
 class ConfigError(PetitionError):
-    """The configuration file is missing, unreadable or has wrong keys."""
+    """The configuration file is missing, unreadable, or has a wrong, unknown or missing key."""
 
+
+# --- rules ----------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """What a setting may hold.
+
+    ``test(value)`` is true for an allowed YAML value; ``allowed`` says in words what is
+    allowed (for the error message); ``resolve(value, folder)`` turns an allowed value into
+    the one the program uses (paths: absolute, against the configuration's folder).
+    """
+
+    allowed: str
+    test: object
+    resolve: object = None
+
+
+def setting(rule):
+    """A dataclass field checked by ``rule`` on load."""
+    return dataclasses.field(metadata={"rule": rule})
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_regex(value):
+    try:
+        re.compile(value)
+    except (re.error, TypeError):
+        return False
+    return isinstance(value, str)
+
+
+def _is_date(value):
+    try:
+        dt.date.fromisoformat(value)
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
+def integer(low):
+    return Rule(f"an integer ≥ {low}", lambda v: _is_int(v) and v >= low)
+
+
+def one_of(*values):
+    return Rule("one of " + ", ".join(map(repr, values)), lambda v: isinstance(v, str) and v in values)
+
+
+def list_of(item, allowed, min_items=0):
+    return Rule(allowed, lambda v: isinstance(v, list) and len(v) >= min_items and all(map(item.test, v)),
+                item.resolve and (lambda v, folder: [item.resolve(x, folder) for x in v]))
+
+
+def mapping(keys, value, allowed):
+    """A mapping whose keys are among ``keys`` (any string when None) and whose values pass ``value``."""
+    return Rule(allowed, lambda v: isinstance(v, dict) and v != {}
+                and all(isinstance(k, str) and (keys is None or k in keys) for k in v)
+                and all(map(value.test, v.values())))
+
+
+def _resolve_path(value, folder):
+    return (folder / Path(value).expanduser()).resolve()
+
+
+COUNT = integer(1)
+FOLDS = integer(2)
+NON_NEGATIVE = integer(0)
+FRACTION = Rule("a number x with 0 < x ≤ 1", lambda v: _is_number(v) and 0 < v <= 1)
+POSITIVE = Rule("a number > 0", lambda v: _is_number(v) and v > 0)
+WEIGHT = Rule("a number ≥ 0", lambda v: _is_number(v) and v >= 0)
+FLAG = Rule("true or false", lambda v: isinstance(v, bool))
+TEXT = Rule("a string", lambda v: isinstance(v, str))
+WORD = Rule("a non-empty string", lambda v: isinstance(v, str) and v != "")
+CHARACTER = Rule("a single character", lambda v: isinstance(v, str) and len(v) == 1)
+DATE = Rule("a date YYYY-MM-DD (quoted)", _is_date)
+REGEX = Rule("a regular expression", _is_regex)
+WORDS = list_of(WORD, "a list of non-empty strings")
+REGEXES = list_of(REGEX, "a list of regular expressions")
+PATH = Rule("a path (relative to the configuration file's folder)", lambda v: isinstance(v, str) and v != "",
+            _resolve_path)
+PATHS = list_of(PATH, "a list of paths (relative to the configuration file's folder)")
+CHANNEL = one_of("", *schema.CHANNELS)
+CHANNEL_WORDS = mapping(schema.CHANNELS, WORDS, f"a mapping of channels ({', '.join(schema.CHANNELS)}) "
+                                                "to lists of words")
+LEVEL_PATTERNS = mapping(schema.LEVELS, REGEXES, f"a mapping of levels ({', '.join(schema.LEVELS)}) "
+                                                 "to lists of regular expressions")
+MONEY_UNITS = mapping(None, POSITIVE, "a mapping of units to their value in yuan (numbers > 0)")
+NGRAM_LENGTHS = list_of(COUNT, "a non-empty list of integers ≥ 1", min_items=1)
+
+
+# --- sections -------------------------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
 class PathsConfig:
-    data_dir: Path
-    dict_dir: Path
-    sample_dump: Path
+    data_dir: Path = setting(PATH)
+    dict_dir: Path = setting(PATH)
+    sample_dump: Path = setting(PATH)
 
 
 @dataclasses.dataclass(frozen=True)
 class IngestConfig:
-    default_channel: str
-    excel_epoch: str
-    channel_words: dict
-    level_patterns: dict
+    default_channel: str = setting(CHANNEL)
+    excel_epoch: str = setting(DATE)
+    channel_words: dict = setting(CHANNEL_WORDS)
+    level_patterns: dict = setting(LEVEL_PATTERNS)
 
 
 @dataclasses.dataclass(frozen=True)
 class NormalizeConfig:
-    mask_char: str
-    id_mask: str
-    phone_mask: str
-    processes: int
-    chunk_size: int
-    batch_rows: int
-    anonymous_names: list
-    boilerplate: list
+    mask_char: str = setting(CHARACTER)
+    id_mask: str = setting(WORD)
+    phone_mask: str = setting(WORD)
+    processes: int = setting(COUNT)
+    chunk_size: int = setting(COUNT)
+    batch_rows: int = setting(COUNT)
+    anonymous_names: list = setting(WORDS)
+    boilerplate: list = setting(REGEXES)
 
 
 @dataclasses.dataclass(frozen=True)
 class SegmentConfig:
-    hmm: bool
-    processes: int
-    chunk_size: int
-    batch_rows: int
-    min_token_chars: int
-    extra_dicts: list
+    hmm: bool = setting(FLAG)
+    processes: int = setting(COUNT)
+    chunk_size: int = setting(COUNT)
+    batch_rows: int = setting(COUNT)
+    min_token_chars: int = setting(COUNT)
+    extra_dicts: list = setting(PATHS)
 
 
 @dataclasses.dataclass(frozen=True)
 class ClassifyConfig:
-    model_dir: str
-    taxonomy: str
-    attributes: str
-    hmm: bool
-    max_chars: int
-    head_chars: int
-    head_weight: float
-    char_ngrams: list
-    min_df: int
-    max_features: int
-    svm_c: float
-    calibration_folds: int
-    calibration_ensemble: bool
-    cv_folds: int
-    seed: int
-    target_precision: float
-    processes: int
-    chunk_size: int
+    model_dir: Path = setting(PATH)
+    taxonomy: Path = setting(PATH)
+    attributes: Path = setting(PATH)
+    hmm: bool = setting(FLAG)
+    max_chars: int = setting(NON_NEGATIVE)
+    head_chars: int = setting(NON_NEGATIVE)
+    head_weight: float = setting(WEIGHT)
+    char_ngrams: list = setting(NGRAM_LENGTHS)
+    min_df: int = setting(COUNT)
+    max_features: int = setting(COUNT)
+    svm_c: float = setting(POSITIVE)
+    calibration_folds: int = setting(FOLDS)
+    calibration_ensemble: bool = setting(FLAG)
+    cv_folds: int = setting(FOLDS)
+    seed: int = setting(NON_NEGATIVE)
+    target_precision: float = setting(FRACTION)
+    processes: int = setting(COUNT)
+    chunk_size: int = setting(COUNT)
 
 
 @dataclasses.dataclass(frozen=True)
 class DedupeConfig:
-    shingle_size: int
-    num_perm: int
-    lsh_threshold: float
-    seed: int
-    min_body_chars: int
-    compare_chars: int
-    tfidf_features: int
-    top_terms: int
-    name_suffixes: list
-    name_prefix_chars: int
-    name_stop_chars: str
-    generic_name_prefixes: list
-    name_common_idf: float
-    name_max_prefix_chars: int
-    name_boundary_suffixes: list
-    number_units: list
-    min_number_digits: int
-    own_date_days: int
-    money_units: dict
-    amount_digits: int
-    qualified_suffixes: list
-    name_tags: list
-    full_names: bool
-    name_strip_tags: list
-    surnames: str
-    near_same_similarity: float
-    near_min_cosine: float
-    block_terms: int
-    max_block: int
-    max_lsh_bucket: int
-    max_petitioner_letters: int
-    multi_addressed_window_days: int
-    repeat_window_days: int
-    same_matter_window_days: int
-    name_weight: float
-    max_names_counted: int
-    repeat_min_score: float
-    same_matter_two_names_cosine: float
-    same_matter_one_name_cosine: float
-    processes: int
-    chunk_size: int
-    chunk_pairs: int
+    shingle_size: int = setting(COUNT)
+    num_perm: int = setting(COUNT)
+    lsh_threshold: float = setting(FRACTION)
+    seed: int = setting(NON_NEGATIVE)
+    min_body_chars: int = setting(NON_NEGATIVE)
+    compare_chars: int = setting(COUNT)
+    tfidf_features: int = setting(COUNT)
+    top_terms: int = setting(COUNT)
+    name_suffixes: list = setting(WORDS)
+    name_prefix_chars: int = setting(COUNT)
+    name_stop_chars: str = setting(TEXT)
+    generic_name_prefixes: list = setting(WORDS)
+    name_common_idf: float = setting(WEIGHT)
+    name_max_prefix_chars: int = setting(COUNT)
+    name_boundary_suffixes: list = setting(WORDS)
+    number_units: list = setting(WORDS)
+    min_number_digits: int = setting(COUNT)
+    own_date_days: int = setting(NON_NEGATIVE)
+    money_units: dict = setting(MONEY_UNITS)
+    amount_digits: int = setting(COUNT)
+    qualified_suffixes: list = setting(WORDS)
+    name_tags: list = setting(WORDS)
+    full_names: bool = setting(FLAG)
+    name_strip_tags: list = setting(WORDS)
+    surnames: str = setting(WORD)
+    near_same_similarity: float = setting(FRACTION)
+    near_min_cosine: float = setting(FRACTION)
+    block_terms: int = setting(COUNT)
+    max_block: int = setting(COUNT)
+    max_lsh_bucket: int = setting(COUNT)
+    max_petitioner_letters: int = setting(COUNT)
+    multi_addressed_window_days: int = setting(NON_NEGATIVE)
+    repeat_window_days: int = setting(NON_NEGATIVE)
+    same_matter_window_days: int = setting(NON_NEGATIVE)
+    name_weight: float = setting(WEIGHT)
+    max_names_counted: int = setting(COUNT)
+    repeat_min_score: float = setting(FRACTION)
+    same_matter_two_names_cosine: float = setting(FRACTION)
+    same_matter_one_name_cosine: float = setting(FRACTION)
+    processes: int = setting(COUNT)
+    chunk_size: int = setting(COUNT)
+    chunk_pairs: int = setting(COUNT)
 
 
 @dataclasses.dataclass(frozen=True)
 class ReportConfig:
-    period: str
-    taxonomy: str
-    township_pattern: str
-    township_text_fallback: bool
-    out_of_scope_topics: list
-    trend_months: int
-    top_cases: int
-    chart_rows: int
-    html_max_rows: int
+    period: str = setting(one_of(*PERIODS))
+    taxonomy: Path = setting(PATH)
+    township_pattern: str = setting(REGEX)
+    township_text_fallback: bool = setting(FLAG)
+    out_of_scope_topics: list = setting(WORDS)
+    trend_months: int = setting(COUNT)
+    top_cases: int = setting(COUNT)
+    chart_rows: int = setting(COUNT)
+    html_max_rows: int = setting(COUNT)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,19 +257,56 @@ class Config:
     source: Path
 
 
+# --- loading --------------------------------------------------------------------------------
+
+def _shown(value, limit=60):
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _unknown(source, where, key, known):
+    close = difflib.get_close_matches(str(key), known, n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
+    return ConfigError(f"{source}: {where}{key}: unknown key ({hint})")
+
+
 def _section(cls, values, name, source):
+    """Check one section's mapping against ``cls``'s rules; returns the dataclass."""
     if not isinstance(values, dict):
-        raise ConfigError(f"{source}: section '{name}' must be a mapping")
-    fields = {f.name for f in dataclasses.fields(cls)}
-    unknown, missing = set(values) - fields, fields - set(values)
-    if unknown or missing:
-        raise ConfigError(f"{source}: section '{name}': unknown keys {sorted(unknown)}, "
-                          f"missing keys {sorted(missing)}")
-    return cls(**values)
+        raise ConfigError(f"{source}: {name} = {_shown(values)}: expected a mapping of settings")
+    fields = dataclasses.fields(cls)
+    known = [field.name for field in fields]
+    for key in values:
+        if key not in known:
+            raise _unknown(source, f"{name}.", key, known)
+    built = {}
+    for field in fields:
+        rule = field.metadata["rule"]
+        if field.name not in values:
+            raise ConfigError(f"{source}: {name}.{field.name}: missing; expected {rule.allowed}")
+        value = values[field.name]
+        if not rule.test(value):
+            raise ConfigError(f"{source}: {name}.{field.name} = {_shown(value)}: expected {rule.allowed}")
+        built[field.name] = rule.resolve(value, source.parent) if rule.resolve else value
+    return cls(**built)
+
+
+def _read_yaml(path):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read configuration: {getattr(exc, 'strerror', None) or exc}") from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:  # its message spans several lines: keep the problem and the place
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: not valid YAML: {problem}{where}") from exc
 
 
 def load_config(path=None):
-    """Read the configuration.
+    """Read and check the configuration.
 
     Parameters
     ----------
@@ -171,20 +316,27 @@ def load_config(path=None):
     Returns
     -------
     Config
-        Paths are resolved against the project root; ``PETITION_DATA_DIR`` overrides
-        ``paths.data_dir``.
+        Every value checked against its rule; paths absolute, resolved against the file's
+        folder; ``PETITION_DATA_DIR`` overrides ``paths.data_dir``.
+
+    Raises
+    ------
+    ConfigError
+        One line naming the file, the key, the value and what is allowed.
     """
-    path = Path(path or os.environ.get("PETITION_CONFIG") or DEFAULT_CONFIG)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read configuration: {exc}") from exc
+    path = Path(path or os.environ.get("PETITION_CONFIG") or DEFAULT_CONFIG).expanduser().absolute()
+    raw = _read_yaml(path)
     sections = {f.name: f.type for f in dataclasses.fields(Config) if f.name != "source"}
-    if not isinstance(raw, dict) or set(raw) != set(sections):
-        raise ConfigError(f"{path}: expected top-level sections {sorted(sections)}")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of the sections {', '.join(sections)}")
+    for name in raw:
+        if name not in sections:
+            raise _unknown(path, "", name, list(sections))
+    for name in sections:
+        if name not in raw:
+            raise ConfigError(f"{path}: {name}: missing section")
     built = {name: _section(cls, raw[name], name, path) for name, cls in sections.items()}
-    paths = {key: PROJECT_ROOT / value for key, value in dataclasses.asdict(built["paths"]).items()}
     if os.environ.get("PETITION_DATA_DIR"):
-        paths["data_dir"] = Path(os.environ["PETITION_DATA_DIR"])
-    built["paths"] = PathsConfig(**paths)
+        data_dir = Path(os.environ["PETITION_DATA_DIR"]).expanduser().resolve()
+        built["paths"] = dataclasses.replace(built["paths"], data_dir=data_dir)
     return Config(source=path, **built)

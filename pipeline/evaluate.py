@@ -13,8 +13,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pipeline import textmodel
-from pipeline.confusion import write_confusion
+from pipeline.classifier import textmodel
+from pipeline.classifier.confusion import write_confusion
 from pipeline.errors import PetitionError
 from pipeline.train import check_labels, read_labelled, train_model
 
@@ -42,52 +42,51 @@ def format_metrics(metrics):
     return "\n".join(lines)
 
 
-def add_parser(subparsers):
-    parser = subparsers.add_parser(
-        "evaluate", help="metrics of a model on a labelled file, or cross-validated",
-        description="Accuracy, macro-F1, per-label precision/recall/F1 and the confusion matrix.")
-    parser.add_argument("--data", required=True, help="labelled file (CSV, XLSX or JSONL)")
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model", metavar="DIR", help="saved model to evaluate")
-    source.add_argument("--cv", type=int, metavar="K", help="cross-validate the configured model in K folds")
-    parser.add_argument("--text-col", action="append", metavar="C",
-                        help="text column (repeatable; default: the model's, else 'text')")
-    parser.add_argument("--label-col", metavar="L", help="label column (default: the model's, else 'label')")
-    parser.add_argument("--label-sep", metavar="S", help="separator of several labels per cell")
-    parser.add_argument("--labels", metavar="FILE", help="table holding the label column, joined on the letter id")
-    parser.add_argument("--out", default="evaluation", metavar="DIR",
-                        help="folder for confusion.csv and confusion.png (default: evaluation)")
-    parser.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
-    parser.set_defaults(func=run_cli)
+def evaluate_command(config, *, data, model=None, cv=None, text_cols=None, label_col=None, label_sep=None,
+                     labels=None, out="evaluation", as_json=False):
+    """Print the metrics of a saved model on a labelled file, or of the configured model
+    cross-validated in ``cv`` folds, and write the confusion matrix.
 
-
-def run_cli(args, config):
+    Parameters
+    ----------
+    config : Config
+    data, labels : path
+        Labelled file, and optionally a table holding the labels (see ``train.read_labelled``).
+    model : path, optional
+        Saved model directory; without it, ``cv`` (at least 2) folds of the configured model.
+    text_cols, label_col, label_sep : optional
+        Default: the model's, else ``["text"]``, ``"label"`` and none.
+    out : path
+        Folder for ``confusion.csv`` and ``confusion.png``.
+    as_json : bool
+        Print the metrics as one JSON object instead of a table.
+    """
     settings = config.classify
-    model = card = None
-    if args.model:
-        model, card = textmodel.load_model(args.model)
-    elif args.cv < 2:
-        raise PetitionError(f"--cv needs at least 2 folds, got {args.cv}")
+    fitted = card = None
+    if model:
+        fitted, card = textmodel.load_model(model)
+    elif cv is None or cv < 2:
+        raise PetitionError(f"--cv needs at least 2 folds, got {cv}")
     trained = (card or {}).get("data", {})
-    text_cols = args.text_col or trained.get("text_columns") or ["text"]
-    label_col = args.label_col or trained.get("label_column") or "label"
-    label_sep = args.label_sep or trained.get("label_separator")
-    texts, label_sets, notes = read_labelled(args.data, text_cols, label_col, label_sep, args.labels)
+    text_cols = text_cols or trained.get("text_columns") or ["text"]
+    label_col = label_col or trained.get("label_column") or "label"
+    label_sep = label_sep or trained.get("label_separator")
+    texts, label_sets, notes = read_labelled(data, text_cols, label_col, label_sep, labels)
     for note in notes:
         print(f"evaluate: {note}", file=sys.stderr)
-    if model is not None:
-        metrics = {"model": str(args.model)} | evaluate_model(model, card, texts, label_sets,
-                                                              settings.processes, settings.chunk_size)
+    if fitted is not None:
+        metrics = {"model": str(model)} | evaluate_model(fitted, card, texts, label_sets,
+                                                         settings.processes, settings.chunk_size)
     else:
         label_sets, _ = check_labels(label_sets)
-        with tqdm(total=args.cv, desc="cross-validate", unit="fold", disable=None) as bar:
-            _, summary = train_model(texts, label_sets, dataclasses.replace(settings, cv_folds=args.cv),
+        with tqdm(total=cv, desc="cross-validate", unit="fold", disable=None) as bar:
+            _, summary = train_model(texts, label_sets, dataclasses.replace(settings, cv_folds=cv),
                                      textmodel.LetterText.from_config(config), bool(label_sep),
                                      settings.processes, final_fit=False, progress=bar.update)
         metrics = {"model": "configured (cross-validated)"} | summary["cross_validation"]
-    metrics["data"] = str(args.data)
-    metrics["outputs"] = list(map(str, write_confusion(metrics["confusion"], Path(args.out) / "confusion")))
-    if args.json:
+    metrics["data"] = str(data)
+    metrics["outputs"] = list(map(str, write_confusion(metrics["confusion"], Path(out) / "confusion")))
+    if as_json:
         print(json.dumps(metrics, ensure_ascii=False))
     else:
         print(format_metrics(metrics))

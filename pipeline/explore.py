@@ -6,6 +6,7 @@ shown through :func:`redact`, which replaces the petitioners' names (as register
 they appear in the text), addresses, ID-card and mobile numbers and signatory lists.
 Masked names (张某) are kept: they identify no one and often tie letters together.
 """
+import functools
 import html
 import os
 import re
@@ -13,26 +14,26 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline import report, schema
+from pipeline import schema
 from pipeline.config import PROJECT_ROOT, load_config
 from pipeline.errors import PetitionError
-from pipeline.normalize import CJK
+from pipeline.letters import load_letters, prepare
+from pipeline.letters import topic_names as read_topic_names
+from pipeline.normalize import _ID_NUMBER, _MOBILE
+from pipeline.reporting.fonts import cjk_font
+from pipeline.reporting.tables import CHANNEL_ZH
 from pipeline.rundir import RunDir
 
 RUN_ENV = "PETITION_RUN"
 PERSON_LABEL = "〔信访人{}〕"
 ADDRESS_LABEL = "〔住址〕"
 SIGNATORIES_LABEL = "〔联名人名单已隐去〕"
-_ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
-_MOBILE = re.compile(r"(?<!\d)1[3-9]\d[- ]?\d{4}[- ]?\d{4}(?!\d)")
 _LANDLINE = re.compile(r"(?<!\d)0\d{2,3}-?\d{7,8}(?!\d)")
 # "联名人：张三、李四、王五" / "签名：..." up to the end of the line or sentence.
 _SIGNATORY_LIST = re.compile(r"((?:联名人|签名人|签名|署名人|联名群众)[（(]?[^：:\n]{0,8}[)）]?[：:])"
                              r"[^\n。]*")
-# Fallback for shared names when dedupe's extractor is not available: place and
-# organisation names by their suffix, and masked people (张某).
-_FALLBACK_NAME = re.compile(rf"[{CJK}]{{2,4}}?(?:村|社区|小区|花园|家园|苑|路|街|大道|镇|乡|街道|公司|厂|"
-                            rf"医院|学校|小学|中学|局|站|场|项目)|[{CJK}]某")
+# Surnames of two characters; the one-character ones are the configuration's dedupe.surnames.
+COMPOUND_SURNAMES = ("欧阳", "司马", "诸葛", "上官", "司徒", "东方", "皇甫")
 
 
 def find_run(default_home=None):
@@ -57,31 +58,29 @@ def load(run, history=None, with_history=True):
     :func:`public_columns` and their text through :func:`redact_frame`."""
     run = RunDir(run)
     if with_history:
-        letters, _ = report.load_letters(run, history)
+        letters, _ = load_letters(run, history)
     else:
-        letters = report.prepare(run.read("dedupe"))
+        letters = prepare(run.read("dedupe"))
     return letters
 
 
 def topic_names(config=None):
+    """{topic code: Chinese name} of the configured taxonomy."""
     config = config or load_config()
-    return report.load_topic_names(PROJECT_ROOT / config.report.taxonomy)
+    return read_topic_names(config.report.taxonomy)
 
 
 def use_cjk_font():
-    """Point matplotlib at a CJK font if one is installed; True when it found one."""
+    """Point matplotlib at the installed CJK font (``reporting.fonts.cjk_font``), if there is
+    one; True when there is."""
     import matplotlib
-    from matplotlib import font_manager
 
-    wanted = ["Noto Sans CJK SC", "Noto Sans CJK JP", "Source Han Sans SC", "WenQuanYi Micro Hei",
-              "WenQuanYi Zen Hei", "SimHei", "Microsoft YaHei", "PingFang SC", "Noto Serif CJK SC"]
-    have = {f.name for f in font_manager.fontManager.ttflist}
-    found = [name for name in wanted if name in have]
-    if found:
-        matplotlib.rcParams["font.sans-serif"] = found + list(matplotlib.rcParams["font.sans-serif"])
+    font = cjk_font()
+    if font:
+        matplotlib.rcParams["font.sans-serif"] = [font, *matplotlib.rcParams["font.sans-serif"]]
         matplotlib.rcParams["font.family"] = "sans-serif"
         matplotlib.rcParams["axes.unicode_minus"] = False
-    return bool(found)
+    return font is not None
 
 
 def pseudonym(key):
@@ -89,10 +88,11 @@ def pseudonym(key):
     return key if key else "匿名"
 
 
-def _name_at_cue():
-    surnames = ("欧阳|司马|诸葛|上官|司徒|东方|皇甫|[王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯"
-                "邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱"
-                "江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤]")
+@functools.cache
+def _name_patterns():
+    """(a name after a cue word, a name opening a line or sentence), compiled once with the
+    configured surnames."""
+    surnames = "|".join(COMPOUND_SURNAMES) + f"|[{re.escape(load_config().dedupe.surnames)}]"
     given = r"[^\W\d_某您你我他她们的了是在有和与及对向于把被将从到来去称说反映等今年男女住家系因特现]"
     cues = ("我叫|本人|反映人|信访人|来信人|具名人|来访人|来电人|举报人|申诉人|控告人|投诉人|申请人|当事人|"
             "联系人|带头人|领头人|代表|村民|居民|群众|业主")
@@ -104,7 +104,6 @@ def _name_at_cue():
     return after_cue, leading
 
 
-_NAME_AT_CUE, _NAME_LEADING = _name_at_cue()
 # An address after 住/家住/住址：…, up to the next punctuation, when it reaches a house, room or
 # village group (a number, 号, 室, 栋, 组) and names a place (县, 镇, 村, 小区, 路 …).
 _ADDRESS_AT_CUE = re.compile(r"((?:家住|住在|现住|居住在|住址|地址|住)[:：]?\s*)([^\s,，。;；:：!！?？]{4,60})")
@@ -142,6 +141,7 @@ def redact(text, names=(), addresses=(), label=PERSON_LABEL.format("")):
     text = _MOBILE.sub("[手机号]", text)
     text = _LANDLINE.sub("[电话]", text)
     text = _SIGNATORY_LIST.sub(lambda m: m.group(1) + SIGNATORIES_LABEL, text)
+    name_at_cue, name_leading = _name_patterns()
     parts = set()
     for address in addresses:
         address = address.strip() if isinstance(address, str) else ""
@@ -158,15 +158,13 @@ def redact(text, names=(), addresses=(), label=PERSON_LABEL.format("")):
     pairs = {(n.strip(), r) for n, r in pairs if isinstance(n, str) and len(n.strip()) >= 2 and "某" not in n}
     for name, replacement in sorted(pairs, key=lambda p: len(p[0]), reverse=True):
         text = text.replace(name, replacement)
-    text = _NAME_AT_CUE.sub(lambda m: m.group(1) + label, text)
-    return _NAME_LEADING.sub(lambda m: m.group(1) + label, text)
+    text = name_at_cue.sub(lambda m: m.group(1) + label, text)
+    return name_leading.sub(lambda m: m.group(1) + label, text)
 
 
 def _anonymous_names():
-    try:
-        return frozenset(load_config().normalize.anonymous_names)
-    except PetitionError:
-        return frozenset()
+    """Names that stand for no one (匿名, 群众 ...): the configuration's normalize.anonymous_names."""
+    return frozenset(load_config().normalize.anonymous_names)
 
 
 def _raw_name(name, anonymous=frozenset()):
@@ -224,29 +222,38 @@ def public_columns(letters):
     return letters.drop(columns=[c for c in drop if c in letters.columns])
 
 
+def case_links(links, case):
+    """The rows of ``links`` (links.csv as strings) that touch a letter of ``case``: both
+    letters, relation, score and the shared names, these redacted like the letters' texts
+    (the case's registered petitioner names and addresses hidden)."""
+    anonymous = _anonymous_names()
+    names = {n for n in case[schema.PETITIONER_NAME] if _raw_name(n, anonymous)}
+    addresses = set(case[schema.ADDRESS].dropna())
+    ids = set(case[schema.LETTER_ID])
+    inside = links.loc[links[schema.LETTER_A].isin(ids) | links[schema.LETTER_B].isin(ids),
+                       [schema.LETTER_A, schema.LETTER_B, schema.RELATION, schema.LINK_SCORE, schema.SHARED_NAMES]]
+    return inside.assign(**{schema.SHARED_NAMES: inside[schema.SHARED_NAMES].map(
+        lambda shared: redact(shared, names, addresses))})
+
+
+@functools.cache
 def _extractor():
-    """dedupe's NameExtractor configured as dedupe uses it, or None."""
-    try:
-        from pipeline.matter import NameExtractor
-        return NameExtractor.from_config(load_config())
-    except Exception:  # the notebooks must work whatever state dedupe's module is in
-        return None
+    """dedupe's NameExtractor, configured as dedupe uses it (built once: it loads jieba's tables)."""
+    from pipeline.dedup.matter import NameExtractor
+    return NameExtractor.from_config(load_config())
 
 
-def names_in(text, extractor=None):
-    """Specific names (places, organisations, masked people) in ``text``."""
-    if extractor is not None:
-        places, others = extractor.extract(text)
-        return set(places) | set(others)
-    return set(_FALLBACK_NAME.findall(text))
+def names_in(text):
+    """Specific names (places, organisations, numbers, masked people) in ``text``, as dedupe finds them."""
+    places, others = _extractor().extract(text)
+    return set(places) | set(others)
 
 
 def name_counts(texts):
     """{name: number of ``texts`` it occurs in} for the specific names of ``texts``."""
-    extractor = _extractor()
     counts = {}
     for text in texts:
-        for name in names_in(text, extractor):
+        for name in names_in(text):
             counts[name] = counts.get(name, 0) + 1
     return counts
 
@@ -282,7 +289,7 @@ def side_by_side(letters, texts, names=None, max_letters=4):
         date = "" if pd.isna(row[schema.RECEIVED_AT]) else f"{row[schema.RECEIVED_AT]:%Y-%m-%d}"
         heads.append(
             f"<th style='vertical-align:top;text-align:left'>{html.escape(row[schema.LETTER_ID])}<br>{date} · "
-            f"{html.escape(report.CHANNEL_ZH.get(row[schema.CHANNEL], row[schema.CHANNEL]))}<br>"
+            f"{html.escape(CHANNEL_ZH.get(row[schema.CHANNEL], row[schema.CHANNEL]))}<br>"
             f"{html.escape(row[schema.ADDRESSEE])}<br>信访人：{html.escape(pseudonym(row[schema.PETITIONER_KEY]))}"
             f"<br>{html.escape(row[schema.RELATION] or '首件')}</th>")
         cells.append(f"<td style='vertical-align:top;width:{100 // max(len(letters), 1)}%'>{highlight(text, names)}</td>")

@@ -11,6 +11,7 @@ to ``ingest_warnings.csv``. ``source_row`` is the row as a person finds it: the 
 number in a CSV or JSONL file, the Excel row number in a workbook (header = 1).
 """
 import csv
+import dataclasses
 import hashlib
 import json
 import re
@@ -20,9 +21,11 @@ from pathlib import Path
 import numpy as np
 import openpyxl
 import pandas as pd
+from tqdm import tqdm
 
 from pipeline import schema
 from pipeline.errors import PetitionError
+from pipeline.rundir import stage
 
 READERS = {}  # format name -> reader(path, sheet) -> RawTable
 
@@ -43,8 +46,8 @@ class RawTable:
 
 
 def _failure(path, row, column, reason, raw):
-    return {schema.SOURCE_FILE: str(path), schema.SOURCE_ROW: row, "column": column,
-            "reason": reason, "raw": raw}
+    return {schema.SOURCE_FILE: str(path), schema.SOURCE_ROW: row, schema.COLUMN: column,
+            schema.REASON: reason, schema.RAW: raw}
 
 
 def reader(name):
@@ -392,8 +395,8 @@ def to_schema(table, config):
     def warn(mask, column, values, problem):
         for index in mask[mask].index:
             warnings.append({schema.SOURCE_FILE: table.path, schema.SOURCE_ROW: raw.at[index, schema.SOURCE_ROW],
-                             schema.LETTER_ID: letters.at[index, schema.LETTER_ID], "column": column,
-                             "value": values[index], "problem": problem})
+                             schema.LETTER_ID: letters.at[index, schema.LETTER_ID], schema.COLUMN: column,
+                             schema.VALUE: values[index], schema.PROBLEM: problem})
 
     letters = pd.DataFrame(index=raw.index)
     for column in schema.SCHEMA_COLUMNS:
@@ -437,8 +440,8 @@ def to_schema(table, config):
 
     no_text = (letters[schema.TITLE] == "") & (letters[schema.CONTENT] == "")
     quarantine = list(table.failed) + [
-        _failure(table.path, letters.at[i, schema.SOURCE_ROW], "title/content", "no text (title and content empty)",
-                 _raw_json(raw.loc[i, source_columns]))
+        _failure(table.path, letters.at[i, schema.SOURCE_ROW], schema.TEXT_COLUMNS_NAME,
+                 "no text (title and content empty)", _raw_json(raw.loc[i, source_columns]))
         for i in no_text[no_text].index]
     columns = list(schema.SCHEMA_COLUMNS) + [schema.SOURCE_FILE, schema.SOURCE_ROW, schema.EXTRA]
     return letters.loc[~no_text, columns].reset_index(drop=True), quarantine, warnings
@@ -520,24 +523,12 @@ def ingest(inputs, config, sheet=None, progress=None):
                      + (f"; kept in extra: {unmapped}" if unmapped else "")
                      + "".join(f"; {note}" for note in table.notes))
     if not frames:
-        raise PetitionError("no input file could be read: " + "; ".join(q["reason"] for q in quarantine))
+        raise PetitionError("no input file could be read: " + "; ".join(q[schema.REASON] for q in quarantine))
     letters, conflicts = drop_conflicting_ids(pd.concat(frames, ignore_index=True))
     return letters, quarantine + conflicts, warnings, rows_in, notes
 
 
-# --- command line ----------------------------------------------------------------------------
-
-def add_parser(subparsers):
-    parser = subparsers.add_parser(
-        "ingest", help="read letter dumps into a new run directory",
-        description="Read CSV/XLSX/JSONL/Parquet files or folders and map them onto the letter schema.")
-    parser.add_argument("inputs", nargs="+", help="files or folders")
-    parser.add_argument("--run", required=True, help="run directory (created if missing)")
-    parser.add_argument("--sheet", help="workbook sheet name or 1-based number (default: first)")
-    parser.add_argument("--channel", choices=schema.CHANNELS,
-                        help="channel of files without a channel column (e.g. online for a message board)")
-    parser.set_defaults(func=run_cli)
-
+# --- stage ------------------------------------------------------------------------------------
 
 def file_sha256(path):
     digest = hashlib.sha256()
@@ -547,25 +538,27 @@ def file_sha256(path):
     return digest.hexdigest()
 
 
-def run_cli(args, config):
-    from dataclasses import replace
+def run_stage(run, config, *, inputs, channel=None, sheet=None):
+    """Ingest ``inputs`` (files or folders) into the run directory ``run`` (a ``RunDir``).
 
-    from tqdm import tqdm
-
-    from pipeline.rundir import RunDir, stage
-
-    if args.channel:
-        config = replace(config, ingest=replace(config.ingest, default_channel=args.channel))
-    run = RunDir(args.run)
+    ``channel`` replaces ``ingest.default_channel`` for files without a channel column;
+    ``sheet`` is a workbook sheet name or 1-based number. Writes ``ingested.parquet``, the
+    quarantine and ``ingest_warnings.csv``, and records the input files' hashes in the
+    manifest. Returns the ``StageResult``.
+    """
+    if channel:
+        config = dataclasses.replace(config, ingest=dataclasses.replace(config.ingest, default_channel=channel))
     with stage(run, "ingest") as result:
-        files = expand_inputs(args.inputs)
+        files = expand_inputs(inputs)
         letters, quarantine, warnings, rows_in, notes = ingest(
-            files, config, sheet=args.sheet,
+            files, config, sheet=sheet,
             progress=lambda items: tqdm(items, desc="ingest", unit="file", disable=None))
         run.write("ingest", letters)
         run.set_quarantine("ingest", quarantine)
         run.set_warnings("ingest", warnings)
-        run.record_fields(inputs=[{"path": str(p), "sha256": file_sha256(p)} for p in files])
+        run.record_fields({schema.MANIFEST_INPUTS: [
+            {schema.MANIFEST_INPUT_PATH: str(p), schema.MANIFEST_INPUT_SHA256: file_sha256(p)} for p in files]})
         result.rows_in, result.rows_out = rows_in, len(letters)
         result.quarantined = sum(q[schema.SOURCE_ROW] != "" for q in quarantine)
         result.notes = {"files": notes, "warnings": len(warnings)}
+    return result

@@ -19,9 +19,8 @@ import hashlib
 import json
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
-from pipeline import ingest
+from pipeline import classify, dedupe, ingest, normalize, report, schema, segment
 from pipeline.errors import PetitionError
 from pipeline.rundir import RunDir, write_parquet
 
@@ -54,24 +53,13 @@ def finished_run(home, fingerprint):
     """The run directory that already processed this dump completely, or None."""
     for manifest in sorted(home.glob("*/manifest.json")):
         data = json.loads(manifest.read_text(encoding="utf-8"))
-        if data.get("dump_fingerprint") == fingerprint and set(STAGES) <= set(data.get("stages", {})):
+        if (data.get(schema.MANIFEST_DUMP_FINGERPRINT) == fingerprint
+                and set(STAGES) <= set(data.get(schema.MANIFEST_STAGES, {}))):
             return manifest.parent
     return None
 
 
-def stage_commands(run, files, index, archive, options):
-    """The ``petition`` argument list of each stage."""
-    return {
-        "ingest": ["ingest", *map(str, files), "--run", str(run), *options.get("ingest", [])],
-        "normalize": ["normalize", "--run", str(run)],
-        "segment": ["segment", "--run", str(run), *options.get("segment", [])],
-        "classify": ["classify", "--run", str(run), *options.get("classify", [])],
-        "dedupe": ["dedupe", "--run", str(run), "--index", str(index)],
-        "report": ["report", "--run", str(run), "--history", str(archive)],
-    }
-
-
-def run_nightly(files, home, config_path=None, options=None, today=None):
+def run_nightly(files, home, config, *, channel=None, dicts=(), model=None, period=None, today=None):
     """Run the stages not yet finished for this dump; returns the run directory.
 
     Parameters
@@ -80,15 +68,19 @@ def run_nightly(files, home, config_path=None, options=None, today=None):
         The dump's files.
     home : Path
         Home of runs, index and archive.
-    config_path : str, optional
-        Passed to every stage as ``--config``.
-    options : dict, optional
-        Extra arguments per stage, e.g. ``{"segment": ["--dict", "places.txt"]}``.
+    config : Config
+        The loaded configuration, given to every stage.
+    channel : str, optional
+        Ingest: channel of files without a channel column.
+    dicts : list of path
+        Segment: extra jieba user dictionaries.
+    model : path, optional
+        Classify: model directory (default: ``classify.model_dir``).
+    period : str, optional
+        Report: month, quarter, half or year (default: ``report.period``).
     today : str, optional
         Date for the run directory's name (default: today).
     """
-    from pipeline.cli import main as petition
-
     fingerprint = dump_fingerprint(files)
     with home_lock(home):
         done = finished_run(home, fingerprint)
@@ -97,43 +89,30 @@ def run_nightly(files, home, config_path=None, options=None, today=None):
             return done
         existing = sorted(home.glob(f"*-{fingerprint}"))
         run = RunDir(existing[-1] if existing else home / f"{today or time.strftime('%Y-%m-%d')}-{fingerprint}")
-        run.record_fields(dump_fingerprint=fingerprint)
+        run.record_fields({schema.MANIFEST_DUMP_FINGERPRINT: fingerprint})
         archive = home / "archive" / "letters"
-        commands = stage_commands(run.path, files, home / "index", archive, options or {})
-        completed = set(run.manifest()["stages"])
+
+        def archived_report():
+            write_parquet(run.read("dedupe"), archive / f"{run.path.name}.parquet")
+            return report.run_stage(run, config, history=archive, period=period)
+        steps = {
+            "ingest": lambda: ingest.run_stage(run, config, inputs=files, channel=channel),
+            "normalize": lambda: normalize.run_stage(run, config),
+            "segment": lambda: segment.run_stage(run, config, dicts=dicts),
+            "classify": lambda: classify.run_stage(run, config, model=model),
+            "dedupe": lambda: dedupe.run_stage(run, config, index=home / "index"),
+            "report": archived_report,
+        }
+        completed = set(run.manifest()[schema.MANIFEST_STAGES])
         resuming = False
         for name in STAGES:
             if name in completed and not resuming:
                 print(f"nightly: {name} already done in {run.path}; skipped")
                 continue
             resuming = True  # once one stage runs, every later stage runs again
-            if name == "report":
-                write_parquet(run.read("dedupe"), archive / f"{run.path.name}.parquet")
-            argv = (["--config", config_path] if config_path else []) + commands[name]
-            if petition(argv) != 0:
-                raise PetitionError(f"stage {name} failed; outputs of earlier stages are kept in {run.path}; "
-                                    "run the same command again to resume from it")
+            try:
+                steps[name]()
+            except PetitionError as exc:
+                raise PetitionError(f"stage {name} failed: {exc}; outputs of earlier stages are kept in "
+                                    f"{run.path}; run the same command again to resume from it") from exc
     return run.path
-
-
-def add_parser(subparsers):
-    parser = subparsers.add_parser(
-        "nightly", help="run every stage over a dump into a dated run directory",
-        description=__doc__.split("\n\n")[1])
-    parser.add_argument("inputs", nargs="+", help="the dump: files or folders")
-    parser.add_argument("--home", default="runs", help="home of runs, index and archive (default: runs)")
-    parser.add_argument("--channel", help="passed to ingest: channel of files without one")
-    parser.add_argument("--dict", action="append", default=[], metavar="FILE",
-                        help="passed to segment: extra jieba user dictionary")
-    parser.add_argument("--model", help="passed to classify: model directory")
-    parser.set_defaults(func=run_cli)
-
-
-def run_cli(args, config):
-    files = ingest.expand_inputs(args.inputs)
-    options = {"ingest": ["--channel", args.channel] if args.channel else [],
-               "segment": [arg for path in args.dict for arg in ("--dict", path)],
-               "classify": ["--model", args.model] if args.model else []}
-    start = time.perf_counter()
-    run = run_nightly(files, Path(args.home), args.config, options)
-    print(f"nightly: {run} complete in {time.perf_counter() - start:.1f} s")

@@ -33,9 +33,11 @@ from pathlib import Path
 
 import opencc
 import pandas as pd
+from tqdm import tqdm
 
 from pipeline import parallel, schema
 from pipeline.errors import PetitionError
+from pipeline.rundir import stage
 
 CJK = r"\u3400-\u9fff\uf900-\ufaff"
 _TAG = re.compile(r"<[^<>]{1,200}>")
@@ -86,7 +88,7 @@ class TextCleaner:
     @classmethod
     def from_config(cls, config):
         c = config.normalize
-        return cls(c.mask_char, c.id_mask, c.phone_mask, c.boilerplate)
+        return cls(mask_char=c.mask_char, id_mask=c.id_mask, phone_mask=c.phone_mask, boilerplate=c.boilerplate)
 
     def to_simplified(self, text):
         return self._t2s.convert(text)
@@ -220,25 +222,16 @@ def normalize(letters, cleaner, keys, processes=1, chunk_size=2000, progress=Non
     out[schema.WAS_TRADITIONAL] = out[schema.WAS_TRADITIONAL].astype(bool)
     empty = out[schema.CLEAN_TEXT].str.strip() == ""
     quarantine = [{schema.SOURCE_FILE: row[schema.SOURCE_FILE], schema.SOURCE_ROW: row[schema.SOURCE_ROW],
-                   "column": "title/content", "reason": "no text left after normalization",
-                   "raw": row[schema.ORIGINAL_TEXT]} for _, row in out[empty].iterrows()]
+                   schema.COLUMN: schema.TEXT_COLUMNS_NAME, schema.REASON: "no text left after normalization",
+                   schema.RAW: row[schema.ORIGINAL_TEXT]} for _, row in out[empty].iterrows()]
     return out[~empty].reset_index(drop=True), quarantine
 
 
-def add_parser(subparsers):
-    parser = subparsers.add_parser(
-        "normalize", help="clean text, mask identifiers, pseudonymise petitioners",
-        description="Read ingested.parquet, write normalized.parquet.")
-    parser.add_argument("--run", required=True, help="run directory")
-    parser.set_defaults(func=run_cli)
-
-
-def run_cli(args, config):
-    from tqdm import tqdm
-
-    from pipeline.rundir import RunDir, stage
-
-    run = RunDir(args.run)
+def run_stage(run, config, *, processes=None):
+    """Normalize the ingested letters of ``run`` (a ``RunDir``) batch by batch into
+    ``normalized.parquet`` in ``processes`` workers (default: ``normalize.processes``).
+    Returns the ``StageResult``."""
+    processes = processes or config.normalize.processes
     rows, batches = run.read_batches("ingest", config.normalize.batch_rows,
                                      needed=(schema.TITLE, schema.CONTENT, *schema.PETITIONER_COLUMNS,
                                              schema.SOURCE_FILE, schema.SOURCE_ROW))
@@ -249,7 +242,7 @@ def run_cli(args, config):
     def normalized_batches():  # batch by batch: a million letters' texts are never all in memory
         nonlocal written, traditional
         for letters in batches:
-            normalized, dropped = normalize(letters, cleaner, keys, config.normalize.processes,
+            normalized, dropped = normalize(letters, cleaner, keys, processes,
                                             config.normalize.chunk_size, progress=bar.update)
             quarantine.extend(dropped)
             written += len(normalized)
@@ -262,3 +255,4 @@ def run_cli(args, config):
         result.rows_in, result.rows_out, result.quarantined = rows, written, len(quarantine)
         result.notes = {"traditional": traditional,
                         "petitioner keys by basis": dict(bases.most_common())}
+    return result

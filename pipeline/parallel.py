@@ -1,12 +1,23 @@
-"""Run a function over chunks of a list in forked worker processes; give freed memory back.
+"""Run a function over chunks of items in forked worker processes; give freed memory back.
 
 The task is handed to workers by inheritance through ``fork``, not by pickling, so a task
-that holds loaded state (a jieba tokenizer with its dictionaries, an OpenCC converter)
-reaches every worker already loaded and is never re-sent per chunk.
+that holds loaded state (a jieba tokenizer with its dictionaries, an OpenCC converter, an
+IDF table) reaches every worker already loaded and is never re-sent per chunk; it may be a
+closure or a lambda. Only the chunks and the results travel between processes.
+
+Two entry points over one pool:
+
+* ``imap_chunks(task, chunks)``: ``task(chunk)`` for each ready-made chunk of an iterable,
+  yielded in order, at most ``window`` chunks in flight: a stream of a million letters read
+  chunk by chunk is never in memory at once.
+* ``map_chunks(task, items)``: cuts items (a list or any iterable) into chunks, runs them
+  through ``imap_chunks`` and returns the per-item results concatenated in order.
 """
+import collections
 import ctypes
 import ctypes.util
 import gc
+import itertools
 import multiprocessing
 
 _task = None
@@ -16,6 +27,48 @@ def _run(chunk):
     return _task(chunk)
 
 
+def imap_chunks(task, chunks, processes=1, window=None):
+    """Yield ``task(chunk)`` for each chunk of ``chunks``, in order.
+
+    Parameters
+    ----------
+    task : callable
+        Takes one chunk, returns anything picklable.
+    chunks : iterable
+        Chunks, read only as workers need them.
+    processes : int
+        Worker processes; 1 runs in this process, and so does a single chunk (forking would
+        only copy memory).
+    window : int, optional
+        Most chunks submitted and not yet yielded (default: 2 x ``processes``): chunks and
+        results held at once, whatever the length of ``chunks``.
+    """
+    global _task
+    chunks = iter(chunks)
+    head = list(itertools.islice(chunks, 2))
+    if processes <= 1 or len(head) <= 1:
+        yield from map(task, itertools.chain(head, chunks))
+        return
+    _task = task
+    # objects the parent already has are left out of the workers' garbage collection, which
+    # would otherwise write to (and so copy) every page holding them, dictionaries included
+    gc.freeze()
+    pool = multiprocessing.get_context("fork").Pool(processes)
+    gc.unfreeze()
+    pending = collections.deque()
+    try:
+        for chunk in itertools.chain(head, chunks):
+            pending.append(pool.apply_async(_run, (chunk,)))
+            if len(pending) >= (window or 2 * processes):
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
+    finally:
+        pool.terminate()
+        pool.join()
+        _task = None
+
+
 def map_chunks(task, items, processes=1, chunk_size=2000, progress=None):
     """Return ``task(chunk)`` results for chunks of ``items``, concatenated in order.
 
@@ -23,39 +76,27 @@ def map_chunks(task, items, processes=1, chunk_size=2000, progress=None):
     ----------
     task : callable
         Takes a list of items, returns a list of results of the same length.
-    items : list
+    items : iterable
+        A list, or any iterable (an iterator is read chunk by chunk, at most a few chunks
+        ahead of the workers).
     processes : int
         Worker processes; 1 runs in this process.
     chunk_size : int
-        Most items per chunk; chunks are made smaller so every worker gets several.
+        Most items per chunk; the chunks of a list are made smaller so every worker gets
+        several.
     progress : callable, optional
         Called with the number of items finished after each chunk.
     """
-    global _task
-    chunk_size = max(1, min(chunk_size, -(-len(items) // (processes * 8))))
-    chunks = [items[i:i + chunk_size] for i in range(0, len(items), chunk_size)]
+    if hasattr(items, "__len__"):
+        chunk_size = min(chunk_size, -(-len(items) // (processes * 8)))
+    chunk_size = max(1, chunk_size)
+    items = iter(items)
+    chunks = iter(lambda: list(itertools.islice(items, chunk_size)), [])
     results = []
-    if processes <= 1 or len(chunks) <= 1:
-        outputs = map(task, chunks)
-        pool = None
-    else:
-        _task = task
-        # objects the parent already has are left out of the workers' garbage collection, which
-        # would otherwise write to (and so copy) every page holding them, dictionaries included
-        gc.freeze()
-        pool = multiprocessing.get_context("fork").Pool(processes)
-        gc.unfreeze()
-        outputs = pool.imap(_run, chunks)
-    try:
-        for output in outputs:
-            results.extend(output)
-            if progress:
-                progress(len(output))
-    finally:
-        if pool:
-            pool.terminate()
-            pool.join()
-        _task = None
+    for output in imap_chunks(task, chunks, processes):
+        results.extend(output)
+        if progress:
+            progress(len(output))
     return results
 
 

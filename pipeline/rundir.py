@@ -175,15 +175,15 @@ class RunDir:
         after another as a stage's output, atomically."""
         frames = iter(frames)
         first = next(frames)
-        schema = pa.Schema.from_pandas(first, preserve_index=False)
-        with atomic_path(self.output_path(stage)) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+        columns = pa.Schema.from_pandas(first, preserve_index=False)
+        with atomic_path(self.output_path(stage)) as tmp, pq.ParquetWriter(tmp, columns) as writer:
             for frame in itertools.chain([first], frames):
-                writer.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False))
+                writer.write_table(pa.Table.from_pandas(frame, schema=columns, preserve_index=False))
 
     @staticmethod
     def _stage_frame(stage, rows, columns):
         frame = pd.DataFrame(rows, columns=columns[1:]).astype(str)
-        frame.insert(0, "stage", stage)
+        frame.insert(0, schema.STAGE, stage)
         return frame
 
     def set_quarantine(self, stage, rows):
@@ -194,7 +194,7 @@ class RunDir:
         frames = [self._stage_frame(stage, rows, schema.QUARANTINE_COLUMNS)]
         if path.exists():
             old = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=CSV_ENCODING)
-            frames.insert(0, old[old["stage"] != stage])
+            frames.insert(0, old[old[schema.STAGE] != stage])
         write_csv(pd.concat(frames, ignore_index=True), path)
 
     def set_warnings(self, stage, rows):
@@ -208,22 +208,24 @@ class RunDir:
 
     def manifest(self):
         if not self.manifest_path.exists():
-            return {"stages": {}}
+            return {schema.MANIFEST_STAGES: {}}
         return json.loads(self.manifest_path.read_text(encoding="utf-8"))
 
-    def record_fields(self, **fields):
-        """Set top-level ``fields`` of ``manifest.json``, with the current versions."""
+    def record_fields(self, fields):
+        """Set top-level ``fields`` ({``schema.MANIFEST_*`` key: value}) of ``manifest.json``,
+        with the current versions."""
         manifest = self.manifest()
         manifest.update(fields)
-        manifest["versions"] = {"pipeline": __version__, "python": platform.python_version(),
+        manifest[schema.MANIFEST_VERSIONS] = {"pipeline": __version__, "python": platform.python_version(),
                                 "pandas": pd.__version__}
         write_json(manifest, self.manifest_path)
 
-    def record(self, result, **fields):
-        """Store ``result`` (and any extra top-level ``fields``) in ``manifest.json``."""
-        stages = self.manifest()["stages"]
-        stages[result.stage] = dataclasses.asdict(result) | {"finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        self.record_fields(stages=stages, **fields)
+    def record(self, result):
+        """Store a stage's ``result`` in ``manifest.json``."""
+        stages = self.manifest()[schema.MANIFEST_STAGES]
+        stages[result.stage] = dataclasses.asdict(result) | {
+            schema.MANIFEST_FINISHED_AT: time.strftime("%Y-%m-%dT%H:%M:%S")}
+        self.record_fields({schema.MANIFEST_STAGES: stages})
 
 
 @contextmanager
@@ -236,9 +238,9 @@ def stage(run, name):
             ...
             result.rows_in, result.rows_out, result.quarantined = ...
     """
-    stages = run.manifest()["stages"]
+    stages = run.manifest()[schema.MANIFEST_STAGES]
     if stages.pop(name, None):  # a stage being redone is not done until it finishes
-        run.record_fields(stages=stages)
+        run.record_fields({schema.MANIFEST_STAGES: stages})
     result = StageResult(name)
     start = time.perf_counter()
     yield result

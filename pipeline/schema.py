@@ -63,14 +63,66 @@ SKIP_LEVEL = "skip_level"                # 越级: addressee level above the hom
 CASE_ID = "case_id"                      # one matter (纯件); every letter has one
 DUPLICATE_OF = "duplicate_of"            # earliest linked letter of the case ('' for the first)
 RELATION = "relation"                    # relation to duplicate_of (see RELATIONS)
-RELATIONS = ("exact_copy", "multi_addressed", "resend", "repeat_petition", "same_matter")
+EXACT_COPY, MULTI_ADDRESSED, RESEND, REPEAT_PETITION, SAME_MATTER = RELATIONS = (
+    "exact_copy", "multi_addressed", "resend", "repeat_petition", "same_matter")
 
-CHANNELS = ("letter", "visit", "phone", "online", "mailbox")
+LETTER, VISIT, PHONE, ONLINE, MAILBOX = CHANNELS = ("letter", "visit", "phone", "online", "mailbox")
 LEVELS = ("township", "county", "city", "province", "national")
 
+# --- Columns letters.prepare derives for counting (in memory, never written) -------------
+PERSONS = "_persons"                     # head count of a visit (at least 1)
+TOPIC_LIST = "_topics"                   # the letter's topic codes as a list
+
+# --- links.csv: one row per pair of linked letters --------------------------------------
+LETTER_A = "letter_a"
+LETTER_B = "letter_b"
+LINK_SCORE = "score"
+SHARED_NAMES = "shared_names"                # specific names both letters hold ("、"-joined)
+CHAR_SIMILARITY = "char_similarity"
+TFIDF_COSINE = "tfidf_cosine"
+DAYS_APART = "days_apart"
+SAME_PETITIONER = "same_petitioner"
+LINK_COLUMNS = (LETTER_A, LETTER_B, RELATION, LINK_SCORE, SHARED_NAMES, CHAR_SIMILARITY,
+                TFIDF_COSINE, DAYS_APART, SAME_PETITIONER)
+
+# --- the dedupe index's letters.parquet (besides letter id, date, addressee, petitioner, topics)
+BODY_HASH = "body_hash"                      # 64-bit hash of the comparison text
+PLACES = "places"                            # "|"-joined specific names (the ones counted)
+OTHERS = "others"                            # "|"-joined masked people and organisation terms
+
+# --- cases.csv: one row per case holding a letter of the run ----------------------------
+CASE_LETTER_IDS = "letter_ids"
+CASE_FIRST_DATE = "first_date"
+CASE_LAST_DATE = "last_date"
+CASE_LETTERS = "letters"
+CASE_PETITIONERS = "petitioners"
+CASE_ADDRESSEES = "addressees"
+CASE_TOPICS = "topics"
+CASE_RUN_LETTERS = "run_letters"
+CASE_STATUS = "status"
+CASE_NEW, CASE_CONTINUES = CASE_STATUSES = ("new", "continues")
+CASE_COLUMNS = (CASE_ID, CASE_LETTER_IDS, CASE_FIRST_DATE, CASE_LAST_DATE, CASE_LETTERS,
+                CASE_PETITIONERS, CASE_ADDRESSEES, CASE_TOPICS, CASE_RUN_LETTERS, CASE_STATUS)
+
 # --- Quarantine / warning files ----------------------------------------------------------
-QUARANTINE_COLUMNS = ("stage", SOURCE_FILE, SOURCE_ROW, "column", "reason", "raw")
-WARNING_COLUMNS = ("stage", SOURCE_FILE, SOURCE_ROW, LETTER_ID, "column", "value", "problem")
+STAGE = "stage"
+COLUMN = "column"
+REASON = "reason"
+RAW = "raw"
+VALUE = "value"
+PROBLEM = "problem"
+QUARANTINE_COLUMNS = (STAGE, SOURCE_FILE, SOURCE_ROW, COLUMN, REASON, RAW)
+TEXT_COLUMNS_NAME = "/".join(TEXT_COLUMNS)  # the quarantine's COLUMN of a letter without text
+WARNING_COLUMNS = (STAGE, SOURCE_FILE, SOURCE_ROW, LETTER_ID, COLUMN, VALUE, PROBLEM)
+
+# --- manifest.json: what was done in a run directory -------------------------------------
+MANIFEST_STAGES = "stages"                 # {stage: StageResult fields + finished_at}
+MANIFEST_FINISHED_AT = "finished_at"
+MANIFEST_VERSIONS = "versions"             # {package: version} of the last writer
+MANIFEST_INPUTS = "inputs"                 # ingest's files: [{path, sha256}]
+MANIFEST_INPUT_PATH = "path"
+MANIFEST_INPUT_SHA256 = "sha256"
+MANIFEST_DUMP_FINGERPRINT = "dump_fingerprint"  # nightly: hash of the dump's files
 
 # Aliases, matched after stripping spaces and lower-casing. Chinese headers are those of
 # office registers and of the provincial message-board export in ../shared.

@@ -25,10 +25,11 @@ from pathlib import Path
 import jieba
 import jieba.finalseg
 import pandas as pd
+from tqdm import tqdm
 
 from pipeline import parallel, schema
 from pipeline.errors import PetitionError
-from pipeline.rundir import write_parquet
+from pipeline.rundir import stage, write_parquet
 
 jieba.setLogLevel(logging.WARNING)
 
@@ -293,35 +294,23 @@ def segment(letters, segmenter, cache=None, processes=1, chunk_size=2000, progre
                  "characters": sum(map(len, todo.values()))}
 
 
-def add_parser(subparsers):
-    parser = subparsers.add_parser(
-        "segment", help="cut text into words with jieba and the petition dictionary",
-        description="Read normalized.parquet, write segmented.parquet.")
-    parser.add_argument("--run", required=True, help="run directory")
-    parser.add_argument("--dict", action="append", default=[], metavar="FILE",
-                        help="extra jieba user dictionary (repeatable), e.g. place names")
-    parser.add_argument("--processes", type=int, help="worker processes (default: configuration)")
-    parser.add_argument("--no-cache", action="store_true", help="segment every letter again")
-    parser.set_defaults(func=run_cli)
+def run_stage(run, config, *, dicts=(), processes=None, cache=True):
+    """Segment the normalized letters of ``run`` (a ``RunDir``) batch by batch into
+    ``segmented.parquet``.
 
-
-def run_cli(args, config):
-    from tqdm import tqdm
-
-    from pipeline.rundir import RunDir, stage
-
-    run = RunDir(args.run)
+    ``dicts`` are user dictionaries added to the configured ones; ``processes`` defaults to
+    ``segment.processes``; ``cache`` false segments every letter again instead of reusing the
+    segmentation cache in ``paths.data_dir``. Returns the ``StageResult``.
+    """
     rows, batches = run.read_batches("normalize", config.segment.batch_rows, needed=(schema.CLEAN_TEXT,))
-    segmenter = Segmenter.from_config(config, extra_dicts=args.dict)
-    cache = None if args.no_cache else SegmentCache(config.paths.data_dir / "segcache", segmenter.fingerprint())
-    processes = args.processes or config.segment.processes
-    if processes < 1:
-        raise PetitionError(f"--processes must be at least 1, got {processes}")
+    segmenter = Segmenter.from_config(config, extra_dicts=dicts)
+    store = SegmentCache(config.paths.data_dir / "segcache", segmenter.fingerprint()) if cache else None
+    processes = processes or config.segment.processes
     totals = collections.Counter({"cached": 0, "segmented": 0, "characters": 0})
 
     def segmented_batches():  # batch by batch: a million letters' texts are never all in memory
         for letters in batches:
-            segmented, stats = segment(letters, segmenter, cache, processes, config.segment.chunk_size,
+            segmented, stats = segment(letters, segmenter, store, processes, config.segment.chunk_size,
                                        progress=bar.update)
             totals.update(stats)
             yield segmented
@@ -330,3 +319,4 @@ def run_cli(args, config):
         run.set_quarantine("segment", [])
         result.rows_in = result.rows_out = rows
         result.notes = dict(totals) | {"processes": processes}
+    return result

@@ -23,11 +23,11 @@ import pandas as pd
 from sklearn.preprocessing import MultiLabelBinarizer
 from tqdm import tqdm
 
-from pipeline import ingest, schema, textmodel
-from pipeline.config import PROJECT_ROOT
-from pipeline.confusion import write_confusion
+from pipeline import ingest, schema
+from pipeline.classifier import textmodel
+from pipeline.classifier.confusion import write_confusion
+from pipeline.classifier.taxonomy import Taxonomy
 from pipeline.errors import PetitionError
-from pipeline.taxonomy import Taxonomy
 
 
 def _column(frame, name, path):
@@ -162,70 +162,71 @@ def train_model(texts, label_sets, settings, text_step, multilabel=False, proces
     return (textmodel.fit_model(model, texts, y) if final_fit else None), summary
 
 
-def add_parser(subparsers):
-    parser = subparsers.add_parser(
-        "train", help="train the topic classifier on a labelled archive",
-        description="Fit the classifier on a labelled CSV/XLSX/JSONL and write model.joblib + model_card.json.")
-    parser.add_argument("--data", required=True, help="labelled archive (CSV, XLSX or JSONL)")
-    parser.add_argument("--text-col", required=True, action="append", metavar="C",
-                        help="text column (repeat for title and body: joined with a newline)")
-    parser.add_argument("--label-col", required=True, metavar="L", help="label column")
-    parser.add_argument("--label-sep", metavar="S", help="separator of several labels per cell (multi-label model)")
-    parser.add_argument("--labels", metavar="FILE", help="table holding the label column, joined on the letter id")
-    parser.add_argument("--model", required=True, metavar="DIR", help="output model directory")
-    parser.add_argument("--taxonomy", metavar="FILE",
-                        help="topics the labels must belong to (codes or Chinese names); default: labels as "
-                             "they come, responsible bodies from the configured taxonomy")
-    parser.add_argument("--dict", action="append", default=[], metavar="FILE",
-                        help="extra jieba user dictionary (repeatable); stored in the model")
-    parser.add_argument("--note", default="", help="description stored in the model card")
-    parser.set_defaults(func=run_cli)
-
-
-def train_command(args):
-    """The command line that trains this model again."""
-    options = [("--data", args.data), *(("--text-col", c) for c in args.text_col), ("--label-col", args.label_col),
-               ("--label-sep", args.label_sep), ("--labels", args.labels), ("--model", args.model),
-               ("--taxonomy", args.taxonomy), *(("--dict", d) for d in args.dict), ("--note", args.note or None)]
+def command_line(*, data, text_cols, label_col, model, label_sep=None, labels=None, taxonomy=None, dicts=(),
+                 note=""):
+    """The ``petition train`` command line that trains this model again."""
+    options = [("--data", data), *(("--text-col", c) for c in text_cols), ("--label-col", label_col),
+               ("--label-sep", label_sep), ("--labels", labels), ("--model", model),
+               ("--taxonomy", taxonomy), *(("--dict", d) for d in dicts), ("--note", note or None)]
     return shlex.join(["petition", "train"] + [str(part) for option, value in options if value is not None
                                                 for part in (option, value)])
 
 
-def run_cli(args, config):
+def train_command(config, *, data, text_cols, label_col, model, label_sep=None, labels=None, taxonomy=None,
+                  dicts=(), note=""):
+    """Train the classifier on a labelled archive and write it with its model card.
+
+    Parameters
+    ----------
+    config : Config
+        ``config.classify`` holds the hyperparameters and the default taxonomy.
+    data, text_cols, label_col, label_sep, labels : see ``read_labelled``
+    model : path
+        Output model directory.
+    taxonomy : path, optional
+        Topics the labels must belong to (codes or Chinese names); without it labels are
+        taken as they come and responsible bodies come from ``classify.taxonomy``.
+    dicts : list of path
+        Extra jieba user dictionaries, stored in the model.
+    note : str
+        Description stored in the model card.
+    """
     settings = config.classify
     start = time.perf_counter()
-    texts, label_sets, notes = read_labelled(args.data, args.text_col, args.label_col, args.label_sep, args.labels)
-    for note in notes:
-        print(f"train: {note}", file=sys.stderr)
-    taxonomy = Taxonomy.load(args.taxonomy or PROJECT_ROOT / settings.taxonomy)
-    label_sets, counts = check_labels(label_sets, taxonomy if args.taxonomy else None)
-    text_step = textmodel.LetterText.from_config(config, extra_dicts=args.dict)
+    texts, label_sets, notes = read_labelled(data, text_cols, label_col, label_sep, labels)
+    for line in notes:
+        print(f"train: {line}", file=sys.stderr)
+    known_topics = Taxonomy.load(taxonomy or settings.taxonomy)
+    label_sets, counts = check_labels(label_sets, known_topics if taxonomy else None)
+    text_step = textmodel.LetterText.from_config(config, extra_dicts=dicts)
     print(f"train: {len(texts)} letters, {len(counts)} labels", file=sys.stderr)
     with tqdm(total=min(settings.cv_folds, min(counts.values())), desc="cross-validate", unit="fold",
               disable=None) as bar:
-        model, summary = train_model(texts, label_sets, settings, text_step, bool(args.label_sep),
-                                     settings.processes, progress=bar.update)
-    data_files = [args.data] + ([args.labels] if args.labels else [])
+        fitted, summary = train_model(texts, label_sets, settings, text_step, bool(label_sep),
+                                      settings.processes, progress=bar.update)
+    data_files = [data] + ([labels] if labels else [])
     card = {
-        "description": args.note,
+        "description": note,
         "created": time.strftime("%Y-%m-%d"),
-        "train_command": train_command(args),
+        "train_command": command_line(data=data, text_cols=text_cols, label_col=label_col, model=model,
+                                      label_sep=label_sep, labels=labels, taxonomy=taxonomy, dicts=dicts,
+                                      note=note),
         "data": {"files": [{"path": str(path), "sha256": ingest.file_sha256(path)} for path in data_files],
-                 "rows": len(texts), "text_columns": args.text_col, "label_column": args.label_col,
-                 "label_separator": args.label_sep, "skipped": notes},
-        "multilabel": bool(args.label_sep),
+                 "rows": len(texts), "text_columns": text_cols, "label_column": label_col,
+                 "label_separator": label_sep, "skipped": notes},
+        "multilabel": bool(label_sep),
         "label_counts": counts,
         **summary,
-        "taxonomy": taxonomy.describe(summary["labels"]),
+        "taxonomy": known_topics.describe(summary["labels"]),
         "parameters": {key: value for key, value in dataclasses.asdict(settings).items()
                        if key not in ("model_dir", "taxonomy", "attributes", "processes", "chunk_size")},
         "versions": textmodel.library_versions(),
         "train_seconds": round(time.perf_counter() - start, 1),
     }
-    textmodel.save_model(model, card, args.model)
-    written = write_confusion(summary["cross_validation"]["confusion"], Path(args.model) / "cv_confusion")
+    textmodel.save_model(fitted, card, model)
+    written = write_confusion(summary["cross_validation"]["confusion"], Path(model) / "cv_confusion")
     cv = summary["cross_validation"]
-    print(f"train: wrote {args.model} ({card['train_seconds']} s); {cv['folds']}-fold CV: accuracy {cv['accuracy']:.3f}, "
+    print(f"train: wrote {model} ({card['train_seconds']} s); {cv['folds']}-fold CV: accuracy {cv['accuracy']:.3f}, "
           f"macro-F1 {cv['macro_f1']:.3f}; review below confidence {summary['review']['threshold']} "
           f"(CV precision {summary['review']['precision']} on {summary['review']['coverage']:.0%} of letters); "
           f"confusion matrix: {', '.join(map(str, written))}")

@@ -1,8 +1,8 @@
 """Letters with every column classify and dedupe add, for the report and notebook tests.
 
-``sample_letters()`` derives them from the bundled sample and its truth files when those
-exist; ``synthetic_letters()`` makes a small realistic frame without any other stage, so
-report tests never wait for classify or dedupe.
+``synthetic_letters()`` makes a small realistic frame without any other stage, so report
+tests never wait for classify or dedupe; ``pipeline_run()`` runs the real stages over the
+bundled sample once per session, for the tests that need real output.
 """
 import json
 import re
@@ -22,8 +22,10 @@ ADDRESSEES = [("青山县信访局", "county"), ("青山县人民政府", "count
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 GIVEN = ["建国", "秀英", "志强", "桂兰", "海波", "红梅", "德明", "春花", "国庆", "丽娟", "卫东", "玉兰"]
 NATURES = ["求决", "求决", "求决", "申诉", "举报控告", "咨询", "意见建议"]
-CHANNELS = ["letter", "letter", "letter", "visit", "visit", "phone", "online", "online", "mailbox"]
-RELATIONS = ["exact_copy", "multi_addressed", "resend", "repeat_petition", "repeat_petition", "same_matter"]
+CHANNELS = [schema.LETTER, schema.LETTER, schema.LETTER, schema.VISIT, schema.VISIT, schema.PHONE, schema.ONLINE,
+            schema.ONLINE, schema.MAILBOX]
+RELATIONS = [schema.EXACT_COPY, schema.MULTI_ADDRESSED, schema.RESEND, schema.REPEAT_PETITION, schema.REPEAT_PETITION,
+             schema.SAME_MATTER]
 COMPLAINTS = {
     "land_requisition": "征地补偿标准过低，安置房至今未交付，要求按政策补偿。",
     "rural_land": "邻居占用我家宅基地，地界纠纷村里调解不成。",
@@ -76,9 +78,9 @@ def synthetic_letters(n=1200, seed=7, start="2023-01-01", end="2024-12-31"):
             if date > pd.Timestamp(end):
                 break
             channel = CHANNELS[rng.integers(len(CHANNELS))]
-            collective = channel == "visit" and rng.random() < 0.15
-            visitors = int(rng.integers(5, 40)) if collective else (int(rng.integers(1, 4)) if channel == "visit" else None)
-            joint = channel in ("letter", "online") and rng.random() < 0.08
+            collective = channel == schema.VISIT and rng.random() < 0.15
+            visitors = int(rng.integers(5, 40)) if collective else (int(rng.integers(1, 4)) if channel == schema.VISIT else None)
+            joint = channel in (schema.LETTER, schema.ONLINE) and rng.random() < 0.08
             addressee, level = ADDRESSEES[rng.integers(len(ADDRESSEES))]
             address = "" if person["anonymous"] else f"江北市青山县{township}{village}{rng.integers(1, 12)}组"
             place = f"{township}{village}" if rng.random() < 0.7 or address else "本地"
@@ -119,40 +121,14 @@ def synthetic_letters(n=1200, seed=7, start="2023-01-01", end="2024-12-31"):
     return frame.drop(columns="_k")
 
 
-PATTERN_RELATION = {"original": "", "same_matter": "same_matter", "repeat_petition": "repeat_petition",
-                    "exact_copy": "exact_copy", "multi_addressed": "multi_addressed", "resend": "resend"}
-
-
 def sample_files(sample=PROJECT_ROOT / "corpora" / "sample"):
     letters, truth = sample / "letters.csv", sample / "truth_letters.csv"
     return (letters, truth) if letters.exists() and truth.exists() else None
 
 
-def sample_letters(work_dir, rows=1500, seed=3, sample_dir=PROJECT_ROOT / "corpora" / "sample"):
-    """The first ``rows`` letters of the bundled sample through the real ingest and normalize,
-    with the classify and dedupe columns taken from the truth file (topic, nature, matter,
-    pattern) and a made-up confidence. None when the sample is not there.
-
-    Used while classify and dedupe are not available; their real output replaces it.
-    """
-    files = sample_files(sample_dir)
-    if files is None:
-        return None
-    from pipeline.cli import main
-    work_dir.mkdir(parents=True, exist_ok=True)
-    dump = work_dir / "letters.csv"
-    pd.read_csv(files[0], dtype=str, encoding="utf-8-sig", nrows=rows, keep_default_na=False).to_csv(
-        dump, index=False, encoding="utf-8-sig")
-    run = work_dir / "prep"
-    assert main(["ingest", str(dump), "--run", str(run)]) == 0
-    assert main(["normalize", "--run", str(run)]) == 0
-    letters = add_truth_classify(pd.read_parquet(run / "normalized.parquet"), files[1], seed)
-    return add_truth_dedupe(letters, files[1])
-
-
 def _truth(letters, truth_path):
     truth = pd.read_csv(truth_path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    truth = truth.drop_duplicates("letter_id").set_index("letter_id")
+    truth = truth.drop_duplicates(schema.LETTER_ID).set_index(schema.LETTER_ID)
     letters = letters[letters[schema.LETTER_ID].isin(truth.index)].reset_index(drop=True)
     return letters, truth.loc[letters[schema.LETTER_ID]].reset_index(drop=True)
 
@@ -185,25 +161,12 @@ def add_truth_classify(letters, truth_path, seed=3):
     return letters
 
 
-def add_truth_dedupe(letters, truth_path):
-    """The columns dedupe adds, from the sample's truth: the matter is the case."""
-    letters, t = _truth(letters, truth_path)
-    letters[schema.CASE_ID] = t["matter_id"].values
-    letters[schema.RELATION] = t["pattern"].map(PATTERN_RELATION).fillna("").values
-    order = letters.sort_values(schema.RECEIVED_AT, kind="stable")
-    first = order.groupby(schema.CASE_ID)[schema.LETTER_ID].first()
-    letters[schema.DUPLICATE_OF] = letters[schema.CASE_ID].map(first)
-    letters.loc[letters[schema.DUPLICATE_OF] == letters[schema.LETTER_ID], schema.DUPLICATE_OF] = ""
-    letters.loc[letters[schema.DUPLICATE_OF] == "", schema.RELATION] = ""
-    return letters
-
-
 def labels_for(letters, path, sample_dir=PROJECT_ROOT / "corpora" / "sample"):
     """Write the true first topic of ``letters`` (from the sample's truth) as letter_id,label."""
     files = sample_files(sample_dir)
     truth = pd.read_csv(files[1], dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    truth = truth[truth["letter_id"].isin(letters[schema.LETTER_ID])]
-    pd.DataFrame({"letter_id": truth["letter_id"], "label": truth["topics"].str.split("|").str[0]}).to_csv(
+    truth = truth[truth[schema.LETTER_ID].isin(letters[schema.LETTER_ID])]
+    pd.DataFrame({schema.LETTER_ID: truth[schema.LETTER_ID], "label": truth["topics"].str.split("|").str[0]}).to_csv(
         path, index=False, encoding="utf-8-sig")
     return path
 
@@ -216,19 +179,14 @@ def write_run(path, letters):
     return run
 
 
-# --- One run for the session: real when the stages exist -------------------------------------
+# --- One run for the session: the real stages over the bundled sample ------------------------
 
 _BUILT = {}
 
 
-def stage_names():
-    from pipeline import cli
-    return {m.__name__.rsplit(".", 1)[-1] for m in cli.STAGES}
-
-
 def classify_available():
-    """True when classify exists and a default model is there to classify with."""
-    return "classify" in stage_names() and (PROJECT_ROOT / "models" / "default").is_dir()
+    """True when the default model is there to classify with."""
+    return (PROJECT_ROOT / "models" / "default").is_dir()
 
 
 def pipeline_run(tmp_path_factory):
@@ -236,10 +194,9 @@ def pipeline_run(tmp_path_factory):
 
     kind is "real" (ingest → normalize → segment → classify → dedupe → report over the
     bundled sample), "real dedupe, truth topics" (the same, with classify's columns taken
-    from the sample's truth while classify or its default model is missing), "sample"
-    (sample through ingest and normalize, classify and dedupe columns from its truth file;
-    while dedupe is missing) or "synthetic" (no sample yet). Letters before the run's
-    last quarter are put in ``<home>/archive/letters`` as history, the rest are the run.
+    from the sample's truth while the default model is missing) or "synthetic" (no sample:
+    letters before the last quarter are put in ``<home>/archive/letters`` as history, the
+    rest are the run).
     """
     if "run" in _BUILT:
         return _BUILT["run"]
@@ -247,14 +204,14 @@ def pipeline_run(tmp_path_factory):
     home = tmp_path_factory.mktemp("pipeline_home")
     run = home / "run"
     labels = home / "labels.csv"
-    if sample_files() and "dedupe" in stage_names():
+    if sample_files():
         kind = "real" if classify_available() else "real dedupe, truth topics"
         for argv in (["ingest", sample_files()[0], "--run", run], ["normalize", "--run", run],
                      ["segment", "--run", run]):
             assert main([str(a) for a in argv]) == 0, argv
         if classify_available():
             assert main(["classify", "--run", str(run)]) == 0
-        else:   # until classify exists: its columns from the sample's truth
+        else:
             from pipeline.rundir import RunDir
             segmented = pd.read_parquet(run / "segmented.parquet")
             RunDir(run).write("classify", add_truth_classify(segmented, sample_files()[1]))
@@ -262,15 +219,11 @@ def pipeline_run(tmp_path_factory):
         letters = pd.read_parquet(run / "deduped.parquet")
         labels_for(letters, labels)
     else:
-        if sample_files():
-            kind, letters = "sample", sample_letters(home / "prep", rows=100_000)
-            labels_for(letters, labels)
-        else:
-            kind, letters = "synthetic", synthetic_letters(n=1500, seed=5)
-            truth = letters[[schema.LETTER_ID, schema.TOPIC]].rename(columns={schema.TOPIC: "label"})
-            flip = truth.sample(frac=0.2, random_state=1).index      # the classifier got these wrong
-            truth.loc[flip, "label"] = "environment"
-            truth.to_csv(labels, index=False, encoding="utf-8-sig")
+        kind, letters = "synthetic", synthetic_letters(n=1500, seed=5)
+        truth = letters[[schema.LETTER_ID, schema.TOPIC]].rename(columns={schema.TOPIC: "label"})
+        flip = truth.sample(frac=0.2, random_state=1).index      # the classifier got these wrong
+        truth.loc[flip, "label"] = "environment"
+        truth.to_csv(labels, index=False, encoding="utf-8-sig")
         cut = letters[schema.RECEIVED_AT].max() - pd.DateOffset(months=3)
         archive = home / "archive" / "letters"
         archive.mkdir(parents=True)

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from pipeline import schema
-from pipeline.attributes import AttributeRules, letter_attributes, parse_number
+from pipeline.classifier.attributes import AttributeRules, letter_attributes, parse_number
 from pipeline.config import PROJECT_ROOT
 
 

@@ -9,9 +9,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipeline import schema, textmodel
-from pipeline.config import DEFAULT_CONFIG, PROJECT_ROOT
+from pipeline import schema
+from pipeline.classifier import predict, textmodel
+from pipeline.config import PROJECT_ROOT
 from pipeline.rundir import RunDir
+from tests.test_config import write_config
 
 CLASSIFY_COLUMNS = (schema.TOPIC, schema.TOPIC_CONFIDENCE, schema.TOPICS, schema.TOP3, schema.NEEDS_REVIEW,
                     schema.RESPONSIBLE_BODY, schema.NATURE, schema.LAW_LITIGATION, schema.ANONYMOUS, schema.JOINT,
@@ -45,11 +47,7 @@ def hand_written_archive(path, rows=None):
 
 def small_config(tmp_path, **classify):
     """The project configuration with some classify settings changed (fewer folds: faster)."""
-    raw = yaml.safe_load(DEFAULT_CONFIG.read_text(encoding="utf-8"))
-    raw["classify"].update(classify)
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
-    return path
+    return write_config(tmp_path, lambda raw: raw["classify"].update(classify))
 
 
 @pytest.fixture(scope="module")
@@ -146,12 +144,12 @@ def test_multilabel_model(tiny_model):
     assert proba.shape == (3,) and proba.argmin() == info["labels"].index("land")
 
 
-def test_models_sharing_a_text_step_predict_as_each_alone(board, board_model):
+def test_models_sharing_a_text_step_predict_as_each_alone(board, board_model, config):
     """The topic and nature models segment once between them, with the answers each gives alone;
     a model with another text step still gets its own."""
     texts = pd.read_csv(board / "labeled.csv")["text"].head(300).tolist()
     topic, _ = textmodel.load_model(board_model)
-    nature, _ = textmodel.load_model(PROJECT_ROOT / "models" / "default" / "nature")
+    nature, _ = predict.load_nature_model(config.classify.model_dir)
     shorter = copy.deepcopy(nature)
     shorter[0].set_params(max_chars=60)
     assert textmodel._text_step_key(topic) == textmodel._text_step_key(nature) != textmodel._text_step_key(shorter)
@@ -213,7 +211,7 @@ def test_labels_from_a_second_file_joined_on_the_letter_id(tmp_path, cli):
 # --- the default model ----------------------------------------------------------------------------------
 
 def test_default_model_is_committed_small_and_says_how_it_was_trained(config):
-    folder = PROJECT_ROOT / config.classify.model_dir
+    folder = config.classify.model_dir
     if not (folder / textmodel.CARD_FILE).exists():
         pytest.skip("default model not trained yet (make train)")
     model, info = textmodel.load_model(folder)

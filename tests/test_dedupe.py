@@ -7,8 +7,10 @@ import pandas as pd
 import pytest
 
 from pipeline import schema
-from pipeline.dedupe_index import DedupeIndex
-from pipeline.minhash import MinHasher, join_pairs, lsh_params, pairs_within_window, shingle_hashes
+from pipeline.dedup.arrays import join_pairs
+from pipeline.dedup.candidates import Blocks
+from pipeline.dedup.index import DedupeIndex, config_hash
+from pipeline.dedup.minhash import MinHasher, lsh_params, shingle_hashes
 from tests.conftest import sample_path
 
 LAND = ("我是青山县柳溪镇金鼎村七里组村民，2023年金鼎村征地时，镇政府和村委会承诺按照每亩三万八千元的"
@@ -86,10 +88,11 @@ def test_minhash_estimates_jaccard():
 def test_lsh_params_and_pair_helpers():
     bands, rows = lsh_params(0.4, 64)
     assert bands * rows <= 64 and 0.3 < (1 / bands) ** (1 / rows) <= 0.5
-    first, second = pairs_within_window([7, 7, 7, 8], [0, 5, 40, 0], window=10)
+    blocks = Blocks([0, 0, 0, 1], [0, 1, 2, 3], np.array([0.0, 5.0, 40.0, 0.0]), window=10)
+    first, second = blocks.pairs(0, 4)
     assert list(zip(first, second)) == [(0, 1)]
-    left, right = join_pairs([1, 2], [2, 2, 1], [0, 0], [3, 30, 0], window=5)
-    assert sorted(zip(left, right)) == [(0, 2), (1, 0)]
+    left, right = join_pairs([1, 2], [2, 2, 1])
+    assert list(zip(left, right)) == [(0, 2), (1, 0), (1, 1)]
 
 
 # --- relations on hand-written letters --------------------------------------------------------------
@@ -165,7 +168,6 @@ def test_incremental_equals_one_shot_and_same_dump_adds_nothing(cli, board_run, 
 
 def _hash():
     from pipeline.config import load_config
-    from pipeline.dedupe import config_hash
     return config_hash(load_config().dedupe)
 
 

@@ -92,13 +92,13 @@ def test_recoverable_problems_keep_the_row_and_warn(tmp_path, config):
     letters, quarantine, warnings = ingest_files(config, write_csv(tmp_path / "w.csv", HEADER, rows))
     assert len(letters) == 1 and not quarantine
     assert pd.isna(letters.at[0, schema.RECEIVED_AT]) and letters.at[0, schema.CHANNEL] == ""
-    assert {w["column"] for w in warnings} == {schema.RECEIVED_AT, schema.CHANNEL, schema.SIGNATORIES}
+    assert {w[schema.COLUMN] for w in warnings} == {schema.RECEIVED_AT, schema.CHANNEL, schema.SIGNATORIES}
     assert all(w[schema.SOURCE_ROW] == 2 for w in warnings)
 
 
 def test_channels_and_levels(tmp_path, config):
     letters, _, _ = ingest_files(config, write_csv(tmp_path / "a.csv", HEADER, ROWS))
-    assert letters[schema.CHANNEL].tolist() == ["letter", "online", "visit"]
+    assert letters[schema.CHANNEL].tolist() == [schema.LETTER, schema.ONLINE, schema.VISIT]
     assert letters[schema.ADDRESSEE_LEVEL].tolist() == ["township", "province", "county"]
     assert letters[schema.SIGNATORIES].tolist()[0] == 3
 
@@ -118,7 +118,7 @@ def test_reused_id_with_other_content_is_quarantined(tmp_path, config):
                    list(ROWS[1])]
     letters, quarantine, _ = ingest_files(config, write_csv(tmp_path / "dup.csv", HEADER, rows))
     assert len(letters) == 3
-    reasons = {q[schema.SOURCE_ROW]: q["reason"] for q in quarantine}
+    reasons = {q[schema.SOURCE_ROW]: q[schema.REASON] for q in quarantine}
     assert "different content" in reasons[5] and "dup.csv row 2" in reasons[5]
     assert "same text" in reasons[6]
 
@@ -138,7 +138,7 @@ def test_mixed_encodings_empty_text_and_broken_quoting(tmp_path, config):
     letters, quarantine, _ = ingest_files(config, path)
     assert letters[schema.LETTER_ID].tolist() == ["XF-1", "XF-3", "XF-2"]
     assert letters.at[1, schema.CONTENT] == "这一行是GB18030"
-    reasons = {q[schema.SOURCE_ROW]: q["reason"] for q in quarantine}
+    reasons = {q[schema.SOURCE_ROW]: q[schema.REASON] for q in quarantine}
     assert set(reasons) == {4, 5, 6, 8}
     assert "undecodable" in reasons[4] and "no text" in reasons[5]
     assert "unclosed quote" in reasons[6] and "found 8" in reasons[8]
@@ -157,7 +157,7 @@ def test_truncated_xlsx(tmp_path, config, cli):
     code, out, _ = cli("ingest", tmp_path / "in", "--run", tmp_path / "run")
     assert code == 0 and "3 rows in, 3 out, 0 quarantined" in out
     quarantine = pd.read_csv(tmp_path / "run" / "quarantine.csv", encoding="utf-8-sig")
-    assert quarantine["reason"].str.contains("truncated").tolist() == [True]
+    assert quarantine[schema.REASON].str.contains("truncated").tolist() == [True]
 
 
 def test_xlsx_dates_serials_and_row_numbers(tmp_path, config):
@@ -195,7 +195,7 @@ def test_board_export_keeps_every_row(board_run):
     assert (letters[schema.PETITIONER_NAME] != "").all() and (letters[schema.CHANNEL] == "online").all()
     assert set(json.loads(letters.at[0, schema.EXTRA])) == {"反对数", "点赞数"}
     manifest = json.loads((board_run / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["stages"]["ingest"]["rows_out"] == 4314
+    assert manifest[schema.MANIFEST_STAGES]["ingest"]["rows_out"] == 4314
 
 
 @pytest.mark.parametrize("body, level", [

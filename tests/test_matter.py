@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.matter import NameExtractor, TermVectorizer, top_entries
+from pipeline.dedup.matter import NameExtractor, TermVectorizer, top_entries
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import pytest
 from sklearn.feature_extraction.text import TfidfTransformer, TfidfVectorizer
 from sklearn.pipeline import make_pipeline
 
-from pipeline.ngrams import CharNgramCounter, key_strings, ngram_keys
+from pipeline.classifier.ngrams import CharNgramCounter, key_strings, ngram_keys
 from pipeline.normalize import TextCleaner
 from tests.conftest import sample_path
 

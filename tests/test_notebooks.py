@@ -79,14 +79,16 @@ def test_notebook_runs_top_to_bottom(name, notebook_run, tmp_path):
     elif name == "case_explorer":
         assert "<mark>" in text and "〔信访人" in text
         assert re.search(r"Case `[^`]+`: \d+ letters", text)
+        if (run / "links.csv").exists():       # the links inside the case, with their shared names
+            assert schema.SHARED_NAMES in text and schema.RELATION in text
     elif name == "classifier_review":
         assert "accuracy" in text and images >= 2
         saved = pd.read_csv(corrections, encoding="utf-8-sig", dtype=str)
         assert list(saved.columns) == ["text", "label"] and len(saved) > 0
         shown = {v for v in raw_identifiers(letters) if saved["text"].str.contains(v, regex=False).any()}
         assert not shown, saved["text"][saved["text"].str.contains(sorted(shown)[0], regex=False)].iloc[0]
-        from pipeline.report import load_topic_names
-        assert set(saved["label"]) <= set(load_topic_names(PROJECT_ROOT / "corpora" / "taxonomy.yaml"))
+        from pipeline.letters import topic_names
+        assert set(saved["label"]) <= set(topic_names(PROJECT_ROOT / "corpora" / "taxonomy.yaml"))
 
 
 # --- The notebooks' helpers ------------------------------------------------------------------
@@ -99,6 +101,20 @@ def test_redact_removes_identifiers_and_keeps_masked_names():
     for raw in ("张建国", "李秀英", "王志强", "339021195001222518", "13912345678", "白石村3组"):
         assert raw not in out
     assert "〔信访人ab12〕" in out and "郭某" in out and "〔联名人名单已隐去〕" in out
+
+
+def test_case_links_shows_shared_names_redacted():
+    from pipeline.explore import case_links
+    case = pd.DataFrame({schema.LETTER_ID: ["L1", "L2"], schema.PETITIONER_NAME: ["张建国", "郭某"],
+                         schema.ADDRESS: ["江北市青山县柳溪镇白石村3组", None]})
+    links = pd.DataFrame({schema.LETTER_A: ["L1", "L7"], schema.LETTER_B: ["L2", "L8"],
+                          schema.RELATION: [schema.REPEAT_PETITION, schema.SAME_MATTER], schema.LINK_SCORE: ["0.9", "0.8"],
+                          schema.SHARED_NAMES: ["白石村、张建国、郭某、青山县柳溪镇白石村3组", "阳高路"],
+                          schema.CHAR_SIMILARITY: ["0.5", "0.4"]})
+    shown = case_links(links, case)
+    assert list(shown.columns) == [schema.LETTER_A, schema.LETTER_B, schema.RELATION, schema.LINK_SCORE,
+                                   schema.SHARED_NAMES]
+    assert shown[schema.SHARED_NAMES].tolist() == ["白石村、〔信访人〕、郭某、〔住址〕"]
 
 
 def test_shared_names_and_highlight():

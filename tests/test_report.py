@@ -7,8 +7,10 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from pipeline import report, schema
-from pipeline.report import last_complete_period
+from pipeline import schema
+from pipeline.reporting.figures import find_townships
+from pipeline.reporting.periods import last_complete_period
+from pipeline.reporting.render import OUTPUTS
 from report_fixtures import pipeline_run, raw_identifiers, synthetic_letters, write_run
 
 
@@ -64,7 +66,7 @@ def test_last_complete_period(kind, end, start, label):
 # --- Figures ---------------------------------------------------------------------------------
 
 def test_outputs_and_sheets(built, capsys):
-    for name in report.OUTPUTS:
+    for name in OUTPUTS:
         assert (built / name).stat().st_size > 0
     names = openpyxl.load_workbook(built / "report.xlsx", read_only=True).sheetnames
     assert names[0] == "综述"
@@ -86,7 +88,7 @@ def test_totals_and_same_period_change(built, letters):
     assert overview.at["受理件次", "上期"] == len(prev)
     assert overview.at["受理件次", "同比(%)"] == round(100 * (len(now) - len(ago)) / len(ago), 1)
     assert overview.at["纯件数（不同事项）", "本期"] == now[schema.CASE_ID].nunique()
-    visits = now[now[schema.CHANNEL] == "visit"]
+    visits = now[now[schema.CHANNEL] == schema.VISIT]
     assert overview.at["来访（批）", "本期"] == len(visits)
     assert overview.at["来访（人次）", "本期"] == int(visits[schema.VISITORS].fillna(1).sum())
     assert "2024年11月" in note and "2023年11月" in note and "2024年10月" in note
@@ -118,7 +120,7 @@ def test_scope_repeat_and_flags(built, letters):
     _, _, features = read_sheet(built / "report.xlsx", "重复、联名集体、匿名、越级")
     features = features.set_index("指标")
     assert features.at["重复件（重信重访）", "件次"] == int((now[schema.DUPLICATE_OF] != "").sum())
-    assert features.at["其中：同一信访人重复信访", "件次"] == int((now[schema.RELATION] == "repeat_petition").sum())
+    assert features.at["其中：同一信访人重复信访", "件次"] == int((now[schema.RELATION] == schema.REPEAT_PETITION).sum())
     assert features.at["联名或集体", "件次"] == int((now[schema.JOINT] | now[schema.COLLECTIVE]).sum())
     for name, column in (("匿名", schema.ANONYMOUS), ("越级", schema.SKIP_LEVEL), ("需人工复核", schema.NEEDS_REVIEW)):
         assert features.at[name, "件次"] == int(now[column].sum())
@@ -255,9 +257,9 @@ def test_township_pattern_and_text_fallback():
                           schema.CLEAN_TEXT: ["", "", "", "我是柳溪镇村民，反映问题", "乡村振兴资金的问题", "县城"]})
     from pipeline.config import load_config
     pattern = load_config().report.township_pattern
-    got = report.find_townships(frame, pattern).tolist()
+    got = find_townships(frame, pattern).tolist()
     assert got == ["柳溪镇", "城关街道", "黄土岭乡", "柳溪镇", "未识别", "未识别"]
-    assert report.find_townships(frame, pattern, text_fallback=False).tolist()[3] == "未识别"
+    assert find_townships(frame, pattern, text_fallback=False).tolist()[3] == "未识别"
 
 
 def test_empty_period_and_bad_input(letters, tmp_path, cli):

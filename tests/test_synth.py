@@ -6,7 +6,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline import schema, synth
+from pipeline import schema
+from pipeline.synth.__main__ import main
+from pipeline.synth.draws import id_checksum
+from pipeline.synth.output import generate
+from pipeline.synth.phrases import compile_template, expand
+from pipeline.synth.settings import CHANNELS, HEADERS, MALFORMED, NATURES, PATTERNS, RELATIONS
+from pipeline.synth.world import load_world
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = ROOT / "corpora" / "sample"
@@ -18,7 +24,7 @@ LARGE_TOPICS = ("land_requisition", "rural_land", "court", "labour_social_securi
 
 @pytest.fixture(scope="module")
 def world():
-    return synth.load_world()
+    return load_world()
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +37,7 @@ def sample():
 
 
 def _generate(world, folder, n, seed):
-    synth.generate(n, seed, folder / "letters.csv", progress=False, world=world)
+    generate(n, seed, folder / "letters.csv", progress=False, world=world)
     return {name: (folder / name).read_bytes() for name in TRUTH_FILES}
 
 
@@ -61,17 +67,17 @@ def test_committed_sample_equals_fresh_generation(world, tmp_path):
 
 def test_parquet_output_and_cli(tmp_path, capsys):
     out = tmp_path / "letters.parquet"
-    assert synth.main(["--n", "60", "--seed", "3", "--out", str(out),
-                       "--truth-dir", str(tmp_path / "truth")]) == 0
+    assert main(["--n", "60", "--seed", "3", "--out", str(out),
+                 "--truth-dir", str(tmp_path / "truth")]) == 0
     letters = pd.read_parquet(out)
-    assert list(letters.columns) == list(synth.HEADERS) and len(letters) == 60
+    assert list(letters.columns) == list(HEADERS) and len(letters) == 60
     assert (tmp_path / "truth" / "truth_pairs.csv").exists()
     assert "pattern original" in capsys.readouterr().out
 
 
 # --- the letters file -------------------------------------------------------------------
 def test_headers_map_to_every_schema_column():
-    mapping, unmapped = schema.map_columns(synth.HEADERS)
+    mapping, unmapped = schema.map_columns(HEADERS)
     assert not unmapped
     assert set(mapping.values()) == set(schema.SCHEMA_COLUMNS)
 
@@ -80,11 +86,11 @@ def test_sample_covers_topics_channels_levels_natures(sample, world):
     letters, truth, _ = sample
     topics = {code for value in truth.topics for code in value.split("|")}
     assert topics == set(world.topics) and len(topics) == 20
-    assert set(synth.CHANNELS) <= set(letters["信访形式"])
+    assert set(CHANNELS) <= set(letters["信访形式"])
     assert set(letters["受理层级"]) == set(schema.LEVELS)
-    assert set(truth.nature) == set(synth.NATURES)
-    assert set(truth.pattern) == set(synth.PATTERNS)
-    assert set(truth.malformed) == set(synth.MALFORMED)
+    assert set(truth.nature) == set(NATURES)
+    assert set(truth.pattern) == set(PATTERNS)
+    assert set(truth.malformed) == set(MALFORMED)
 
 
 def test_body_lengths(sample):
@@ -109,13 +115,13 @@ def test_id_numbers_and_phones_are_valid(sample):
     assert len(ids) > 1000
     for number in ids:
         assert re.fullmatch(r"\d{17}[\dX]", number), number
-        assert synth.id_checksum(number[:17]) == number[17], number
+        assert id_checksum(number[:17]) == number[17], number
     phones = letters.loc[letters["联系电话"] != "", "联系电话"]
     assert phones.str.fullmatch(r"1\d{10}").all()
 
 
 def test_id_checksum_of_the_standard_example():
-    assert synth.id_checksum("11010519491231002") == "X"
+    assert id_checksum("11010519491231002") == "X"
 
 
 def test_identifiers_in_text_are_really_there(sample):
@@ -165,7 +171,7 @@ def test_pairs_follow_their_definitions(sample):
     assert not same_addressee[relation == "multi_addressed"].any()
     assert same_person[relation == "repeat_petition"].all()
     assert not same_person[relation == "same_matter"].any()
-    assert set(relation) == set(synth.RELATIONS)
+    assert set(relation) == set(RELATIONS)
 
 
 def test_repeat_petitions_are_reworded(sample):
@@ -191,9 +197,9 @@ def test_skip_level_follows_its_definition(sample):
 
 # --- templates --------------------------------------------------------------------------
 def test_template_language():
-    node = synth.compile_template("[甲|乙[丙|]]<who>{name}")
-    banks = {"who": (synth.compile_template("村民"),)}
-    seen = {synth.expand(node, random.Random(seed), banks) for seed in range(50)}
+    node = compile_template("[甲|乙[丙|]]<who>{name}")
+    banks = {"who": (compile_template("村民"),)}
+    seen = {expand(node, random.Random(seed), banks) for seed in range(50)}
     assert seen == {"甲村民{name}", "乙丙村民{name}", "乙村民{name}"}
     with pytest.raises(ValueError):
-        synth.compile_template("[甲|乙")
+        compile_template("[甲|乙")

@@ -37,8 +37,8 @@ from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
 from pipeline import __version__, parallel, schema
+from pipeline.classifier.ngrams import CharNgramCounter
 from pipeline.errors import PetitionError
-from pipeline.ngrams import CharNgramCounter
 from pipeline.normalize import TextCleaner
 from pipeline.rundir import atomic_path, write_json
 from pipeline.segment import Segmenter

@@ -1,28 +1,15 @@
 """Confusion matrix as a CSV (utf-8-sig, for Excel) and a PNG (matplotlib, Agg backend).
 
-Chinese labels need a CJK font: the first one ``fc-list :lang=zh`` names is used (Debian:
-fonts-noto-cjk). Without one, non-ASCII labels are drawn as their index in the label list and
-the PNG says so; the CSV always has the labels.
+Chinese labels need a CJK font (``reporting.fonts.cjk_font``; Debian: fonts-noto-cjk). Without
+one, non-ASCII labels are drawn as their index in the label list and the PNG says so; the CSV
+always has the labels.
 """
-import subprocess
 from pathlib import Path
 
 import pandas as pd
 
+from pipeline.reporting.fonts import cjk_font
 from pipeline.rundir import atomic_path, write_csv
-
-
-def cjk_font():
-    """Family name of an installed font that covers Chinese, or None."""
-    try:
-        listing = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True,
-                                 timeout=10, check=False).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    families = sorted(line.split(",")[0].strip() for line in listing.splitlines() if line.strip())
-    # a Simplified Chinese sans face reads best in a chart; any CJK face draws the glyphs
-    preferred = [f for f in families if "Sans" in f and f.endswith("SC")] or families
-    return preferred[0] if preferred else None
 
 
 def write_confusion(confusion, stem):

@@ -10,36 +10,14 @@ for 32-bit shingle hashes ``x`` and random 64-bit ``a`` (odd) and ``b``: a 2-uni
 like datasketch's ``(a*x + b) mod p``, but the modulus is the machine word's, so numpy needs
 no division (twice as fast).
 
-``pairs_within_window`` and ``join_pairs`` pair equal keys by sorting (dedupe lists its
-candidate pairs chunk by chunk with ``pipeline.dedupe.Blocks``).
+Equal band keys make candidate pairs (``pipeline.dedup.candidates.Blocks`` lists them).
 """
 import numpy as np
 from scipy.integrate import quad
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+from pipeline.dedup.arrays import mix64
+
 _EMPTY = np.uint32(0xFFFFFFFF)  # signature value of a text with no shingles
-
-
-def mix64(values):
-    """SplitMix64 finaliser: a well-spread uint64 hash of each uint64 value (vectorised)."""
-    z = np.asarray(values, dtype=np.uint64) + _GOLDEN
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
-
-def text_hashes(texts):
-    """A 64-bit hash of each whole text (vectorised; equal texts, equal hashes)."""
-    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
-    codes = np.frombuffer("".join(texts).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
-    starts = np.cumsum(lengths) - lengths
-    offset = np.arange(len(codes)) - np.repeat(starts, lengths)
-    # position-dependent mixing, summed per text; the length is mixed in last
-    mixed = mix64(codes ^ (offset.astype(np.uint64) << np.uint64(32)))
-    sums = np.zeros(len(texts), dtype=np.uint64)
-    nonempty = lengths > 0
-    sums[nonempty] = np.add.reduceat(mixed, starts[nonempty]) if len(codes) else 0
-    return mix64(sums ^ mix64(lengths.astype(np.uint64)))
 
 
 def shingle_hashes(texts, k=3):
@@ -154,71 +132,3 @@ def band_keys(signatures, bands, rows):
             key = mix64(key ^ signatures[:, column])
         keys[:, band] = key
     return keys
-
-
-def pairs_within_window(labels, days=None, window=0):
-    """Every pair of positions with equal labels whose days are at most ``window`` apart.
-
-    Parameters
-    ----------
-    labels : array of int, shape (n,)
-    days : array of int, shape (n,), optional
-        Day numbers; omitted, every pair with equal labels is returned.
-    window : int
-        Largest difference in days.
-
-    Returns
-    -------
-    first, second : ndarray of int64
-        Positions ``first < second``, each qualifying pair once.
-    """
-    labels = np.asarray(labels, dtype=np.int64)
-    days = np.zeros(len(labels), dtype=np.int64) if days is None else np.asarray(days, dtype=np.int64)
-    if len(labels) < 2:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    _, rank = np.unique(labels, return_inverse=True)
-    span = int(days.max() - days.min()) + window + 1
-    combined = rank.astype(np.int64) * span + (days - days.min())
-    order = np.argsort(combined, kind="stable")
-    ordered = combined[order]
-    # sorted position p pairs with every later position up to the last within the window
-    partners = np.searchsorted(ordered, ordered + window, side="right") - np.arange(len(order)) - 1
-    left = np.repeat(np.arange(len(order)), partners)
-    step = np.arange(partners.sum()) - np.repeat(np.cumsum(partners) - partners, partners) + 1
-    first, second = order[left], order[left + step]
-    return np.minimum(first, second), np.maximum(first, second)
-
-
-def join_pairs(left_labels, right_labels, left_days=None, right_days=None, window=0):
-    """Every (i, j) with ``left_labels[i] == right_labels[j]`` and, when days are given,
-    ``abs(left_days[i] - right_days[j]) <= window`` (a sort-merge join).
-
-    Returns two int64 arrays of positions into the left and the right array.
-    """
-    left_labels = np.asarray(left_labels, dtype=np.int64)
-    right_labels = np.asarray(right_labels, dtype=np.int64)
-    if left_days is None:
-        left_days, right_days, window = np.zeros(len(left_labels)), np.zeros(len(right_labels)), 0
-    left_days = np.asarray(left_days, dtype=np.int64)
-    right_days = np.asarray(right_days, dtype=np.int64)
-    if not len(left_labels) or not len(right_labels):
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    _, rank = np.unique(np.concatenate((left_labels, right_labels)), return_inverse=True)
-    days = np.concatenate((left_days, right_days))
-    span = int(days.max() - days.min()) + 2 * window + 1
-    combined = rank.astype(np.int64) * span + (days - days.min() + window)
-    left, right = combined[:len(left_labels)], combined[len(left_labels):]
-    order = np.argsort(right, kind="stable")
-    ordered = right[order]
-    first, index = index_ranges(np.searchsorted(ordered, left - window, side="left"),
-                                np.searchsorted(ordered, left + window, side="right"))
-    return first, order[index]
-
-
-def index_ranges(starts, ends):
-    """Every index in ``starts[i]..ends[i]-1`` and the ``i`` it came from (empty ranges
-    skipped), as two int64 arrays: ranges of many rows expanded without a Python loop."""
-    counts = np.maximum(ends - starts, 0)
-    source = np.repeat(np.arange(len(starts)), counts)
-    index = np.arange(counts.sum(), dtype=np.int64) + np.repeat(starts - (np.cumsum(counts) - counts), counts)
-    return source, index

@@ -17,6 +17,8 @@ A shard is written to a temporary folder and renamed; the manifest, written last
 atomically, lists the shards that count, so an interrupted run leaves the index as it was.
 Arrays are memory-mapped: a night's matching reads only the rows of its candidates.
 """
+import dataclasses
+import hashlib
 import json
 import shutil
 import tempfile
@@ -28,13 +30,21 @@ import pandas as pd
 import scipy.sparse as sp
 
 from pipeline.errors import PetitionError
-from pipeline.minhash import index_ranges
 from pipeline.rundir import write_json
 
 FORMAT = "petition-dedupe-index"
 FORMAT_VERSION = 2
 ARRAYS = ("bands", "names", "names_ptr", "terms", "terms_ptr",
           "vec_data", "vec_indices", "vec_ptr", "text", "text_ptr")
+PERFORMANCE_KEYS = ("processes", "chunk_size", "chunk_pairs")  # change speed, not results
+
+
+def config_hash(settings):
+    """Hash of the dedupe settings that change results (and of the index format): an index
+    built with another hash is refused."""
+    values = {k: v for k, v in dataclasses.asdict(settings).items() if k not in PERFORMANCE_KEYS}
+    payload = json.dumps([FORMAT_VERSION, values], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 
 class IndexProblem(PetitionError):
@@ -45,13 +55,6 @@ class IndexProblem(PetitionError):
             f"{directory}: {problem}; rebuild it: `petition dedupe --run RUN --index {directory} --rebuild` "
             f"starts it again from RUN (replay earlier runs oldest first, without --rebuild, "
             f"to bring their letters back)")
-
-
-def csr_rows(values, pointers, rows):
-    """Rows ``rows`` of a CSR layout (``values``, ``pointers``) as (values, pointers)."""
-    starts, ends = pointers[rows], pointers[np.asarray(rows) + 1]
-    _, take = index_ranges(starts, ends)
-    return values[take], np.concatenate(([0], np.cumsum(ends - starts))).astype(np.int64)
 
 
 class Batch:

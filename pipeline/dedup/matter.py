@@ -27,9 +27,6 @@ JIEBA_IDF = Path(jieba.__file__).parent / "analyse" / "idf.txt"
 JIEBA_DICT = Path(jieba.__file__).parent / "dict.txt"
 
 
-STRIP_TAGS = ("v", "d", "p", "c", "r", "u", "y", "e", "f", "s")
-
-
 @functools.lru_cache(maxsize=4)
 def load_tags(path=JIEBA_DICT):
     """{word: part-of-speech tag} of a jieba dictionary (``word freq tag`` lines)."""
@@ -123,14 +120,15 @@ class NameExtractor:
         {word: part-of-speech tag} of a general dictionary (default: jieba's); a name that
         is a dictionary word is not a local name.
     strip_tags : list of str
-        Tags of the words stripped from the start of a prefix.
+        Tags of the words stripped from the start of a prefix (the configuration's
+        ``name_strip_tags``: verbs, adverbs, prepositions ...); none by default.
     """
 
-    def __init__(self, suffixes, prefix_chars=2, stop_chars="", generic_prefixes=(), surnames="",
+    def __init__(self, *, suffixes, prefix_chars=2, stop_chars="", generic_prefixes=(), surnames="",
                  mask_char="某", terms=(), idf=None, common_idf=9.0, max_prefix_chars=6,
                  boundary_suffixes=(), number_units=(), min_number_digits=3, own_date_days=7,
                  money_units=None, amount_digits=2, qualified_suffixes=(), name_tags=("ns", "nz"), full_names=True,
-                 tags=None, strip_tags=STRIP_TAGS):
+                 tags=None, strip_tags=()):
         if not suffixes:
             raise ValueError("at least one name suffix is needed")
         suffix = "|".join(sorted(map(re.escape, set(suffixes) | set(boundary_suffixes)), key=len, reverse=True))
@@ -167,11 +165,16 @@ class NameExtractor:
         if idf is None:
             words, values, _ = load_idf()
             idf = dict(zip(words, values.tolist()))
-        return cls(c.name_suffixes, c.name_prefix_chars, c.name_stop_chars, c.generic_name_prefixes, c.surnames,
-                   config.normalize.mask_char, dictionary_terms(config.paths.dict_dir / "petition_dict.txt"),
-                   idf, c.name_common_idf, c.name_max_prefix_chars, c.name_boundary_suffixes, c.number_units,
-                   c.min_number_digits, c.own_date_days, c.money_units, c.amount_digits, c.qualified_suffixes,
-                   c.name_tags, c.full_names, load_tags(), c.name_strip_tags)
+        return cls(suffixes=c.name_suffixes, prefix_chars=c.name_prefix_chars, stop_chars=c.name_stop_chars,
+                   generic_prefixes=c.generic_name_prefixes, surnames=c.surnames,
+                   mask_char=config.normalize.mask_char,
+                   terms=dictionary_terms(config.paths.dict_dir / "petition_dict.txt"),
+                   idf=idf, common_idf=c.name_common_idf, max_prefix_chars=c.name_max_prefix_chars,
+                   boundary_suffixes=c.name_boundary_suffixes, number_units=c.number_units,
+                   min_number_digits=c.min_number_digits, own_date_days=c.own_date_days,
+                   money_units=c.money_units, amount_digits=c.amount_digits,
+                   qualified_suffixes=c.qualified_suffixes, name_tags=c.name_tags, full_names=c.full_names,
+                   tags=load_tags(), strip_tags=c.name_strip_tags)
 
     def _strip(self, prefix):
         """``prefix`` without leading function words (verbs, adverbs, conjunctions ...:

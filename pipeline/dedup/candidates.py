@@ -1,0 +1,304 @@
+"""Candidate pairs, the second step of dedupe: the pairs of letters worth scoring, each with
+at least one of the night's letters.
+
+* same comparison text (body hash): linked to the earliest letter with that text;
+* MinHash LSH over character shingles: texts that share a band (``pipeline.dedup.minhash``);
+* same ``petitioner_key`` within ``repeat_window_days``;
+* within ``same_matter_window_days``: a shared specific name and top TF-IDF term, two
+  shared top terms, or two shared specific names (``matter_keys``).
+
+A blocking key (band, petitioner, same-matter key) held by more letters than its ``max_``
+setting is skipped as too generic. Candidates are listed by ranges of their later letter
+(``Blocks``, ``Candidates``), so memory grows with the letters, not with their pairs.
+Letters without a date pair with every letter of their blocks whatever the windows.
+"""
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import scipy.sparse as sp
+
+from pipeline import schema
+from pipeline.dedup.arrays import arrow_strings, holding, index_ranges, join_pairs, mix64, string_codes, unique_pairs
+from pipeline.parallel import release_memory
+
+
+# --- the letters being matched: the index's, then the night's ---------------------------------
+
+class Pool:
+    """The letters being matched: the index letters (positions 0..H-1) followed by the new
+    ones (H..H+N-1), with what candidates and scoring read of them.
+
+    Parameters
+    ----------
+    index : DedupeIndex
+        The letters seen before (their features stay memory-mapped).
+    batch : Batch
+        The night's new letters (``pipeline.dedup.features.featurize``).
+    n_features : int
+        Hash space of the TF-IDF vectors.
+    """
+
+    def __init__(self, index, batch, n_features):
+        self.index, self.batch, self.n_features = index, batch, n_features
+        self.history = len(index)
+        self.letters = (pd.concat([index.letters, batch.letters], ignore_index=True) if len(index)
+                        else batch.letters.reset_index(drop=True))
+        self.is_new = np.arange(len(self.letters)) >= self.history
+        dates = pd.to_datetime(self.letters[schema.RECEIVED_AT])
+        self.days = ((dates - pd.Timestamp("1970-01-01")).dt.total_seconds() / 86400).to_numpy(dtype=float)
+        self.keys = string_codes(self.letters[schema.PETITIONER_KEY])
+        self.addressees = string_codes(self.letters[schema.ADDRESSEE])
+        self.bodies = pd.factorize(self.letters[schema.BODY_HASH])[0]
+        ids = self.letters[schema.LETTER_ID].to_numpy(dtype=str)
+        self.order = np.lexsort((ids, np.nan_to_num(self.days, nan=np.inf)))  # earliest first
+        self.rank = np.empty(len(ids), dtype=np.int64)
+        self.rank[self.order] = np.arange(len(ids))
+        self.first_of_body = np.full(self.bodies.max(initial=-1) + 1, -1, dtype=np.int64)
+        self.first_of_body[self.bodies[::-1]] = np.arange(len(ids))[::-1]  # a letter holding each text
+        self._csr = {}
+        # every name of each letter (specific ones, masked people, terms), for shared_names
+        self.name_lists = pc.split_pattern(pc.binary_join_element_wise(
+            arrow_strings(self.letters[schema.PLACES]), arrow_strings(self.letters[schema.OTHERS]),
+            pa.scalar("|", pa.large_string())), "|")
+
+    def csr(self, name):
+        """The CSR layout ``name`` of every letter (values, pointers), made once."""
+        if name not in self._csr:
+            new = (self.batch.arrays[name], self.batch.arrays[f"{name}_ptr"])
+            if self.history:
+                old_values, old_ptr = self.index.csr(name)
+                new = (np.concatenate((old_values, new[0])), np.concatenate((old_ptr, new[1][1:] + old_ptr[-1])))
+            self._csr[name] = new
+        return self._csr[name]
+
+    def bands(self, positions):
+        """Band keys of ``positions`` (sorted), history rows read from the index."""
+        old = positions[positions < self.history]
+        parts = [np.asarray(self.index.array("bands")[old])] if len(old) else []
+        parts.append(self.batch.arrays["bands"][positions[positions >= self.history] - self.history])
+        return np.concatenate(parts)
+
+    def vectors(self, positions):
+        """TF-IDF rows of ``positions``, in that order."""
+        old = positions < self.history
+        if not old.any():
+            return self.batch.vectors(positions - self.history, self.n_features)
+        if old.all():
+            return self.index.vectors(positions, self.n_features)
+        stacked = sp.vstack([self.index.vectors(positions[old], self.n_features),
+                             self.batch.vectors(positions[~old] - self.history, self.n_features)], format="csr")
+        return stacked[np.argsort(np.concatenate((np.flatnonzero(old), np.flatnonzero(~old))))]
+
+    def texts(self, positions):
+        """Comparison texts of sorted ``positions``."""
+        old, new = positions[positions < self.history], positions[positions >= self.history] - self.history
+        return (self.index.texts(old) if len(old) else []) + self.batch.texts(new)
+
+
+
+# --- blocks of letters sharing a label ------------------------------------------------------
+
+class Blocks:
+    """Letters that share a blocking label (a petitioner, an LSH band, a same-matter key),
+    sorted so that the pairs whose later letter lies in a range of positions are listed
+    without listing the others: candidate pairs are made and scored chunk by chunk.
+
+    A pair is two entries of one block from different letters, at most ``window`` days apart
+    (whole days; a letter without a date pairs with its whole block), or any two when
+    ``window`` is None. Each pair is listed once per block, from the entry of its later
+    position.
+
+    Parameters
+    ----------
+    blocks, positions : arrays of int, one entry each
+        Block number (0..B-1) and letter position of each entry.
+    days : array of float, optional
+        Day number of each entry's letter, NaN when unknown; needed when ``window`` is given.
+    window : int, optional
+    """
+
+    def __init__(self, blocks, positions, days=None, window=None):
+        blocks, positions = np.asarray(blocks, dtype=np.int64), np.asarray(positions, dtype=np.int64)
+        self.window = window
+        if window is None:  # in a block by position: the partners of an entry are those before it
+            offset, span = positions, int(positions.max(initial=0)) + 1
+        else:  # in a block by day, undated entries first (offset 0, outside every window)
+            dated = ~np.isnan(days)
+            whole = np.floor(np.where(dated, days, 0)).astype(np.int64)
+            offset = np.where(dated, whole - whole[dated].min(initial=0) + window + 1, 0)
+            span = int(offset.max(initial=0)) + window + 1
+        value = blocks * span + offset
+        order = np.argsort(value)
+        value, self.positions = value[order], positions[order].astype(np.int32)
+        self.block = np.searchsorted(value, value - value % span).astype(np.int32)  # its block's first entry
+        if window is not None:
+            self.first_dated = np.searchsorted(value, value - value % span + 1).astype(np.int32)
+            undated = value % span == 0
+            self.low = np.where(undated, self.first_dated, np.searchsorted(value, value - window)).astype(np.int32)
+            self.high = np.where(undated, np.searchsorted(value, value - value % span + span),
+                                 np.searchsorted(value, value + window, side="right")).astype(np.int32)
+        del value, order
+        self.by_position = np.argsort(self.positions, kind="stable").astype(np.int32)
+        self.sorted_positions = self.positions[self.by_position]
+
+    def __len__(self):
+        return len(self.positions)
+
+    def _partner_ranges(self, entries):
+        """Ranges of sorted entries that may pair with ``entries`` (sorted indices): a list
+        of (starts, ends) arrays."""
+        if self.window is None:
+            return [(self.block[entries], entries)]
+        return [(self.block[entries], self.first_dated[entries]), (self.low[entries], self.high[entries])]
+
+    def weights(self, total):
+        """For each position up to ``total``, at most how many pairs its entries list."""
+        counts = sum(end - start for start, end in self._partner_ranges(np.arange(len(self.positions))))
+        return np.bincount(self.positions, weights=counts, minlength=total)
+
+    def pairs(self, lo, hi):
+        """Pairs (a, b), ``a < b``, with ``lo <= b < hi``."""
+        entries = self.by_position[np.searchsorted(self.sorted_positions, lo):
+                                   np.searchsorted(self.sorted_positions, hi)]
+        firsts, seconds = [], []
+        for start, end in self._partner_ranges(entries):
+            source, partner = index_ranges(start, end)
+            a, b = self.positions[partner], self.positions[entries[source]]
+            keep = a < b
+            firsts.append(a[keep])
+            seconds.append(b[keep])
+        return np.concatenate(firsts), np.concatenate(seconds)
+
+
+def usable_blocks(labels, positions, new, max_block):
+    """Group entries (``labels``, letter ``positions``) into blocks by label, keeping blocks
+    that hold a new letter and 2 to ``max_block`` entries (a label held by more letters is
+    too generic to block on: a township and 问题, a placeholder name, boilerplate).
+
+    Returns (block number, position) of the kept entries, grouped by block."""
+    if not new.all():  # only labels a new letter holds
+        relevant = holding(labels, labels[new[positions]])
+        labels, positions = labels[relevant], positions[relevant]
+    order = np.argsort(labels)
+    labels, positions = labels[order], positions[order].astype(np.int32)
+    del order
+    starts = np.flatnonzero(np.concatenate(([True], labels[1:] != labels[:-1])))[:len(labels)]
+    del labels
+    counts = np.diff(np.append(starts, len(positions)))
+    kept = np.repeat((counts >= 2) & (counts <= max_block), counts)
+    return np.repeat(np.arange(len(starts), dtype=np.int32), counts)[kept], positions[kept]
+
+
+def same_text_pairs(pool):
+    """Each new letter and the earliest other letter with its text (pairs ``a < b``)."""
+    new = pool.is_new
+    new_bodies = np.unique(pool.bodies[new])
+    members = np.flatnonzero(np.isin(pool.bodies, new_bodies))
+    members = members[np.lexsort((pool.rank[members], pool.bodies[members]))]
+    _, starts, sizes = np.unique(pool.bodies[members], return_index=True, return_counts=True)
+    group = np.repeat(np.arange(len(starts)), sizes)
+    earliest = members[starts[group]]
+    second = members[np.minimum(starts[group] + 1, len(members) - 1)]
+    partner = np.where(members == earliest, np.where(sizes[group] > 1, second, members), earliest)
+    chosen = new[members] & (partner != members)
+    a, b = np.minimum(members, partner)[chosen], np.maximum(members, partner)[chosen]
+    order = np.argsort(b, kind="stable")
+    return a[order], b[order]
+
+
+def candidate_blocks(pool, settings):
+    """The blocking sources of candidate pairs: LSH bands, petitioners, same-matter keys."""
+    total, new = len(pool.letters), pool.is_new
+    bands = pool.bands(np.arange(total))
+    labels, owner = bands.ravel().view(np.int64), np.repeat(np.arange(total), bands.shape[1])
+    del bands
+    lsh = Blocks(*usable_blocks(labels, owner, new, settings.max_lsh_bucket))
+    del labels, owner
+    known = np.flatnonzero(pool.keys >= 0)
+    block, owner = usable_blocks(pool.keys[known], known, new, settings.max_petitioner_letters)
+    petitioner = Blocks(block, owner, pool.days[owner], settings.repeat_window_days)
+    # one kind of key at a time: tens of millions of keys are never held together
+    kinds = []
+    for owner, labels in matter_keys(pool):
+        kinds.append(usable_blocks(labels, owner, new, settings.max_block))
+        del owner, labels
+    offsets = np.cumsum([0] + [int(numbers.max(initial=-1)) + 1 for numbers, _ in kinds[:-1]])
+    block = np.concatenate([numbers + offset for (numbers, _), offset in zip(kinds, offsets)])
+    owner = np.concatenate([positions for _, positions in kinds])
+    del kinds
+    matter = Blocks(block, owner, pool.days[owner], settings.same_matter_window_days)
+    return lsh, petitioner, matter
+
+
+def matter_keys(pool):
+    """Same-matter blocking keys of each letter: every (specific name, top TF-IDF term), every
+    pair of its top terms and every pair of its specific names, so a pair is a candidate
+    when the letters share a name and a distinctive word, two distinctive words or two
+    names (a village's letters about other matters stay apart). Yields (owner positions,
+    keys) for each of the three kinds; their hashes are salted apart. With history in the
+    pool, only keys made of a new letter's names and terms are made (the others could
+    not block a new letter)."""
+    names, name_ptr = pool.csr("names")
+    terms, term_ptr = pool.csr("terms")
+    total = len(pool.letters)
+    name_owner = np.repeat(np.arange(total), np.diff(name_ptr))
+    term_owner = np.repeat(np.arange(total), np.diff(term_ptr))
+    if not pool.is_new.all():  # a key a new letter holds is made of its names and terms only
+        kept = holding(names.view(np.int64), names[pool.is_new[name_owner]].view(np.int64))
+        names, name_owner = names[kept], name_owner[kept]
+        kept = holding(terms.view(np.int64), terms[pool.is_new[term_owner]].view(np.int64))
+        terms, term_owner = terms[kept], term_owner[kept]
+    i, j = join_pairs(name_owner, term_owner)
+    yield name_owner[i], mix64(names[i] ^ mix64(terms[j] + np.uint64(1))).view(np.int64)
+    del i, j
+    k, m = join_pairs(term_owner, term_owner)
+    k, m = k[terms[k] < terms[m]], m[terms[k] < terms[m]]  # each unordered pair of top terms once
+    yield term_owner[k], mix64(mix64(terms[k] + np.uint64(2)) ^ terms[m]).view(np.int64)
+    del k, m
+    n, q = join_pairs(name_owner, name_owner)
+    n, q = n[names[n] < names[q]], q[names[n] < names[q]]  # each unordered pair of names once
+    yield name_owner[n], mix64(mix64(names[n] + np.uint64(3)) ^ names[q]).view(np.int64)
+
+
+def chunk_bounds(weights, start, limit):
+    """Cut positions ``start..len(weights)-1`` into ranges whose ``weights`` sum to at most
+    ``limit`` (a heavier position is a range of its own); returns the range bounds."""
+    cumulative = np.concatenate(([0.0], np.cumsum(weights[start:])))
+    bounds = [0]
+    while bounds[-1] < len(cumulative) - 1:
+        end = int(np.searchsorted(cumulative, cumulative[bounds[-1]] + limit, side="right")) - 1
+        bounds.append(max(end, bounds[-1] + 1))
+    return [start + bound for bound in bounds]
+
+
+class Candidates:
+    """Candidate pairs of the pool (global positions ``a < b``, ``b`` new: every pair has a
+    new letter and new letters come last), listed by ranges of ``b``: the same text, a
+    shared LSH band of different texts, the same petitioner within the repeat window, a
+    shared same-matter key within its window."""
+
+    def __init__(self, pool, settings):
+        self.pool = pool
+        self.same = same_text_pairs(pool)
+        self.lsh, self.petitioner, self.matter = candidate_blocks(pool, settings)
+        release_memory()
+
+    def chunks(self, limit):
+        """Ranges (lo, hi) of ``b`` holding about ``limit`` listed pairs each."""
+        total = len(self.pool.letters)
+        weights = sum(blocks.weights(total) for blocks in (self.lsh, self.petitioner, self.matter))
+        bounds = chunk_bounds(weights, self.pool.history, limit)
+        return list(zip(bounds[:-1], bounds[1:]))
+
+    def pairs(self, lo, hi):
+        """Every candidate pair with ``lo <= b < hi`` once, sorted by b then a."""
+        bodies = self.pool.bodies
+        same_a, same_b = self.same
+        chosen = slice(np.searchsorted(same_b, lo), np.searchsorted(same_b, hi))
+        pieces = [(same_a[chosen], same_b[chosen])]
+        a, b = self.lsh.pairs(lo, hi)
+        different = bodies[a] != bodies[b]  # the same text: the first source
+        pieces += [(a[different], b[different]), self.petitioner.pairs(lo, hi), self.matter.pairs(lo, hi)]
+        return unique_pairs(np.concatenate([p[0] for p in pieces]), np.concatenate([p[1] for p in pieces]),
+                            len(self.pool.letters))

@@ -1,0 +1,158 @@
+"""Features of letters, the first step of dedupe: what the index keeps for each letter.
+
+For each letter: the hash of its comparison text (``comparison_texts``), the LSH band keys
+of its MinHash signature (``pipeline.dedup.minhash``), the hashes of its specific names and
+its top TF-IDF terms (blocking keys and evidence, ``pipeline.dedup.matter``), its TF-IDF
+vector and its comparison text. ``featurize`` computes them chunk by chunk in forked worker
+processes (``pipeline.parallel``) and returns them as a ``Batch`` of the index.
+"""
+import numpy as np
+import pandas as pd
+
+from pipeline import schema
+from pipeline.dedup.arrays import csr_pointers, text_hashes
+from pipeline.dedup.index import Batch
+from pipeline.dedup.matter import NameExtractor, TermVectorizer, top_entries
+from pipeline.dedup.minhash import MinHasher, band_keys, lsh_params
+from pipeline.parallel import imap_chunks, release_memory
+
+
+def comparison_texts(clean_texts, min_body_chars=20):
+    """The text letters are compared on: the body (``clean_text`` after its title line),
+    whitespace removed, or title + body when the body is shorter than ``min_body_chars``."""
+    out = []
+    for text in clean_texts:
+        title, _, body = text.partition("\n")
+        body = "".join(body.split())
+        out.append(body if len(body) >= min_body_chars else "".join(title.split()) + body)
+    return out
+
+
+def top_terms(vectors, count):
+    """The ``count`` highest-weighted term columns of each row of a CSR matrix of
+    non-negative weights, as a CSR layout (uint64 values, pointers); ties go to the lower
+    column (the matrix's indices are sorted in place first)."""
+    vectors.sort_indices()
+    return (vectors.indices[top_entries(vectors, count)].astype(np.uint64),
+            csr_pointers(np.minimum(np.diff(vectors.indptr), count)))
+
+
+def name_hashes(names_per_letter):
+    """uint64 hashes of each letter's names, as a CSR layout (values, pointers)."""
+    hashes = text_hashes([name for names in names_per_letter for name in names])
+    return hashes, csr_pointers(np.fromiter(map(len, names_per_letter), dtype=np.int64, count=len(names_per_letter)))
+
+
+class Featurizer:
+    """Compute the features the index keeps for each letter.
+
+    Parameters
+    ----------
+    minhasher : MinHasher
+    vectorizer : TermVectorizer
+    names : NameExtractor
+    bands, rows : int
+        LSH banding of the signatures.
+    min_body_chars, compare_chars : int
+        See ``comparison_texts``; texts are cut to ``compare_chars`` for shingling and
+        character similarity (the hash of the exact text uses all of it).
+    block_terms : int
+        Highest-weighted TF-IDF terms of a letter that, with its place names, make its
+        same-matter blocking keys.
+    """
+
+    def __init__(self, minhasher, vectorizer, names, *, bands, rows, min_body_chars=20, compare_chars=3000,
+                 block_terms=5):
+        self.minhasher, self.vectorizer, self.names = minhasher, vectorizer, names
+        self.bands, self.rows = bands, rows
+        self.min_body_chars, self.compare_chars, self.block_terms = min_body_chars, compare_chars, block_terms
+
+    @classmethod
+    def from_config(cls, config):
+        """The featurizer the ``dedupe`` settings describe."""
+        c = config.dedupe
+        bands, rows = lsh_params(c.lsh_threshold, c.num_perm)
+        vectorizer = TermVectorizer(c.tfidf_features, c.top_terms)
+        return cls(MinHasher(c.num_perm, c.shingle_size, c.seed), vectorizer,
+                   NameExtractor.from_config(config, vectorizer.word_idf), bands=bands, rows=rows,
+                   min_body_chars=c.min_body_chars, compare_chars=c.compare_chars, block_terms=c.block_terms)
+
+    def arrays(self, clean_texts, tokens, days=None):
+        """Features of one chunk of letters: (dict of arrays, places, others). ``days``: the
+        letters' dates (datetime64[D], NaT when unknown), or None."""
+        full = comparison_texts(clean_texts, self.min_body_chars)
+        texts = [text[:self.compare_chars] for text in full]
+        days = [None] * len(clean_texts) if days is None else [None if np.isnat(d) else d for d in days]
+        found = [self.names.extract(clean, words, day) for clean, words, day in zip(clean_texts, tokens, days)]
+        places = [p for p, _ in found]
+        signatures = self.minhasher.signatures(texts)
+        vectors = self.vectorizer.transform(tokens)
+        encoded = [text.encode("utf-8") for text in texts]
+        # specific names: the evidence and blocking keys (masked people and terms are too common)
+        names, names_ptr = name_hashes(places)
+        terms, terms_ptr = top_terms(vectors, self.block_terms)
+        arrays = {
+            schema.BODY_HASH: text_hashes(full),
+            "bands": band_keys(signatures, self.bands, self.rows),
+            "names": names, "names_ptr": names_ptr,
+            "terms": terms, "terms_ptr": terms_ptr,
+            "vec_data": vectors.data.astype(np.float32), "vec_indices": vectors.indices.astype(np.int32),
+            "vec_ptr": vectors.indptr.astype(np.int64),
+            "text": np.frombuffer(b"".join(encoded), dtype=np.uint8), "text_ptr": csr_pointers(list(map(len, encoded))),
+        }
+        return arrays, ["|".join(p) for p in places], ["|".join(o) for _, o in found]
+
+
+def concat_chunks(parts):
+    """Join chunk arrays, array by array, emptying ``parts`` as it goes (the features of a
+    million letters are not held twice); CSR pointers are shifted by the values before them."""
+    out = {}
+    for name in list(parts[0]):
+        pieces = [p.pop(name) for p in parts]
+        if name.endswith("_ptr"):
+            offsets = np.cumsum([0] + [piece[-1] for piece in pieces[:-1]])
+            pieces = [pieces[0][:1]] + [piece[1:] + offset for piece, offset in zip(pieces, offsets)]
+        out[name] = np.concatenate(pieces)
+        del pieces
+    return out
+
+
+def featurize(letters, chunks, featurizer, processes=1, progress=None):
+    """Features of ``letters`` (a DataFrame with letter id, date, addressee, petitioner key
+    and optionally topics) whose texts come in ``chunks``: (clean_texts, tokens) lists in the
+    order of ``letters``, read as they are needed, featurized in ``processes`` workers.
+
+    Returns a ``Batch`` whose ``letters`` frame holds the index columns. ``progress``, if
+    given, is called with the number of letters finished after each chunk.
+    """
+    days = pd.to_datetime(letters[schema.RECEIVED_AT]).to_numpy(dtype="datetime64[D]")
+
+    def with_days(chunks):
+        done = 0
+        for texts, tokens in chunks:
+            yield texts, tokens, days[done:done + len(texts)]
+            done += len(texts)
+    results = []
+    for output in imap_chunks(lambda chunk: featurizer.arrays(*chunk), with_days(chunks), processes):
+        results.append(output)
+        if progress:
+            progress(len(output[1]))
+    if not results:
+        results = [featurizer.arrays([], [])]
+    places = np.array([p for r in results for p in r[1]], dtype=object)
+    others = np.array([o for r in results for o in r[2]], dtype=object)
+    arrays = concat_chunks([r[0] for r in results])
+    del results
+    release_memory()
+    frame = pd.DataFrame({
+        schema.LETTER_ID: letters[schema.LETTER_ID].astype(str).to_numpy(),
+        schema.RECEIVED_AT: pd.to_datetime(letters[schema.RECEIVED_AT]).astype("datetime64[ns]").to_numpy(),
+        schema.ADDRESSEE: letters[schema.ADDRESSEE].fillna("").astype(str).to_numpy(),
+        schema.PETITIONER_KEY: letters[schema.PETITIONER_KEY].fillna("").astype(str).to_numpy(),
+        schema.BODY_HASH: arrays.pop(schema.BODY_HASH),
+        schema.PLACES: places,
+        schema.OTHERS: others,
+        schema.TOPICS: (letters[schema.TOPICS].fillna("").astype(str).to_numpy()
+                        if schema.TOPICS in letters else ""),
+    })
+    return Batch(frame, arrays)

@@ -1,0 +1,129 @@
+"""Letters as the report, the notebooks and the review workbench read them.
+
+:func:`load_letters` reads every letter of a run together with its history (the archive of
+earlier runs' letters), takes each ``letter_id`` once and hands them to :func:`prepare`,
+which checks that the classify and dedupe columns are there and coerces their types: dates
+parsed, flags boolean, text columns stripped strings, plus two derived columns
+(``schema.PERSONS``: head count of a visit, at least 1; ``schema.TOPIC_LIST``: the letter's
+topic codes as a list). :func:`topic_names` reads the Chinese topic names from the taxonomy.
+"""
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline import schema
+from pipeline.classifier.taxonomy import Taxonomy
+from pipeline.errors import PetitionError
+
+FLAG_COLUMNS = (schema.ANONYMOUS, schema.JOINT, schema.COLLECTIVE, schema.SKIP_LEVEL,
+                schema.LAW_LITIGATION, schema.NEEDS_REVIEW)
+TEXT_COLUMNS = (schema.LETTER_ID, schema.CHANNEL, schema.ADDRESS, schema.ADDRESSEE,
+                schema.ADDRESSEE_LEVEL, schema.CLEAN_TEXT, schema.PETITIONER_KEY, schema.TOPIC,
+                schema.TOPICS, schema.TOP3, schema.NATURE, schema.CASE_ID, schema.DUPLICATE_OF,
+                schema.RELATION)
+REQUIRED_COLUMNS = (schema.LETTER_ID, schema.RECEIVED_AT, schema.CHANNEL, schema.VISITORS,
+                    schema.ADDRESS, schema.ADDRESSEE, schema.ADDRESSEE_LEVEL, schema.CLEAN_TEXT,
+                    schema.PETITIONER_KEY, schema.TOPIC, schema.TOPIC_CONFIDENCE, schema.TOPICS,
+                    schema.TOP3, schema.NATURE, *FLAG_COLUMNS, schema.CASE_ID,
+                    schema.DUPLICATE_OF, schema.RELATION)
+TRUTHY = frozenset({"true", "1", "yes", "y", "t", "是"})
+
+
+def read_parquet_tree(path):
+    """Frames of a Parquet file, or of every ``*.parquet`` file under a folder (sorted by path).
+
+    Raises ``PetitionError`` for a missing path or an unreadable file.
+    """
+    path = Path(path)
+    if path.is_file():
+        files = [path]
+    elif path.is_dir():
+        files = sorted(p for p in path.rglob("*.parquet") if not p.name.startswith("."))
+    else:
+        raise PetitionError(f"{path}: history not found (a Parquet file or a folder of them)")
+    frames = []
+    for file in files:
+        try:
+            frames.append(pd.read_parquet(file))
+        except Exception as exc:  # pyarrow raises several types for damaged files
+            raise PetitionError(f"{file}: unreadable Parquet ({exc})") from exc
+    return frames
+
+
+def _as_bool(series):
+    if series.dtype == bool:
+        return series
+    return series.map(lambda v: (str(v).strip().lower() in TRUTHY) if isinstance(v, str)
+                      else (False if pd.isna(v) else bool(v))).astype(bool)
+
+
+def _as_text(series):
+    return series.astype(object).where(series.notna(), "").astype(str).str.strip()
+
+
+def prepare(letters):
+    """A copy of ``letters`` checked and typed for counting.
+
+    Raises ``PetitionError`` naming the missing columns when ``letters`` lack any of
+    ``REQUIRED_COLUMNS``. Returns the letters with ``received_at`` as datetimes (NaT when
+    unreadable), ``FLAG_COLUMNS`` boolean, ``TEXT_COLUMNS`` stripped strings, ``case_id``
+    filled (a letter without one is a matter of its own), and the derived columns
+    ``schema.PERSONS`` and ``schema.TOPIC_LIST``.
+    """
+    missing = [c for c in REQUIRED_COLUMNS if c not in letters.columns]
+    if missing:
+        raise PetitionError(f"letters lack columns {missing}: the report needs the output of "
+                            "`petition classify` and `petition dedupe`")
+    letters = letters.copy()
+    letters[schema.RECEIVED_AT] = pd.to_datetime(letters[schema.RECEIVED_AT], errors="coerce")
+    for column in FLAG_COLUMNS:
+        letters[column] = _as_bool(letters[column])
+    for column in TEXT_COLUMNS:
+        letters[column] = _as_text(letters[column])
+    visitors = pd.to_numeric(letters[schema.VISITORS], errors="coerce")
+    letters[schema.PERSONS] = visitors.where(visitors >= 1, 1).fillna(1).astype(int)
+    letters[schema.TOPIC_CONFIDENCE] = pd.to_numeric(letters[schema.TOPIC_CONFIDENCE], errors="coerce")
+    topics = letters[schema.TOPICS].where(letters[schema.TOPICS] != "", letters[schema.TOPIC])
+    letters[schema.TOPIC_LIST] = topics.map(lambda s: [t for t in dict.fromkeys(s.split("|")) if t])
+    letters[schema.CASE_ID] = letters[schema.CASE_ID].where(letters[schema.CASE_ID] != "",
+                                                            "letter:" + letters[schema.LETTER_ID])
+    return letters
+
+
+def load_letters(run, history=None):
+    """Every letter the report counts: the history plus the run's deduped letters, prepared.
+
+    Parameters
+    ----------
+    run : RunDir
+    history : str or Path, optional
+        A Parquet file or a folder of them; defaults to ``<run>/../archive/letters`` when that
+        exists. A letter in both (same ``letter_id``) is taken once, from the run.
+
+    Returns
+    -------
+    letters : DataFrame
+        Output of :func:`prepare`.
+    source : str
+        What was read, for the report's notes.
+    """
+    frames, sources = [], []
+    default_history = run.path.parent / "archive" / "letters"
+    history_path = Path(history) if history else (default_history if default_history.exists() else None)
+    if history_path is not None:
+        frames += read_parquet_tree(history_path)
+        sources.append(str(history_path))
+    frames.append(run.read("dedupe"))
+    sources.append(str(run.output_path("dedupe")))
+    frames = [f for f in frames if len(f.columns)]
+    letters = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    if schema.LETTER_ID in letters.columns:
+        letters = letters.drop_duplicates(schema.LETTER_ID, keep="last").reset_index(drop=True)
+    return prepare(letters), " + ".join(sources)
+
+
+def topic_names(path):
+    """{topic code: Chinese name} from the taxonomy YAML at ``path``; empty when it is missing."""
+    if not Path(path).exists():
+        return {}
+    return {code: topic.zh for code, topic in Taxonomy.load(path).topics.items()}

@@ -1,0 +1,307 @@
+"""The report's numbers, counted once from prepared letters, as plain data with English keys.
+
+:func:`compute_figures` returns a dict; ``tables`` and ``narrative`` are views of it and never
+count anything themselves. Its keys:
+
+``periods``
+    ``now``, ``year_ago`` (同比) and ``previous`` (环比) :class:`Period`.
+``items``
+    letters received in the period (件次): the denominator of every share.
+``overview``
+    {measure: {now, year_ago, previous, vs_year_ago, vs_year_ago_pct, vs_previous,
+    vs_previous_pct}} for the measures of ``VOLUME``.
+``channels``, ``nature``, ``levels``, ``townships``, ``units``
+    lists of rows ({..., items, share}); ``topics`` {rows, total, multi_topic};
+    ``scope`` and ``features`` {measure: {items, share}}; ``months`` rows per month;
+    ``cases`` {rows, top}; ``review`` rows; ``meta`` {source, letters, undated, generated,
+    version}.
+
+Shares are percentages with one decimal, None when the whole is 0; changes likewise, None
+when there is nothing to compare with.
+"""
+import json
+import re
+import time
+
+import numpy as np
+import pandas as pd
+
+from pipeline import __version__, schema
+from pipeline.errors import PetitionError
+
+NATURES = ("申诉", "举报控告", "求决", "咨询", "意见建议")
+CONSULTATION = "咨询"
+UNMARKED_NATURE = "未标注"
+UNNAMED_UNIT = "未注明"
+UNKNOWN_TOWNSHIP = "未识别"
+UNCLASSIFIED = "未分类"
+CHANNEL_ORDER = (*schema.CHANNELS, "")     # "" (no channel) is listed only when it occurs
+LEVEL_ORDER = (*schema.LEVELS, "")
+# The overview's measures, in the order the report lists them.
+VOLUME = ("items", "matters", schema.LETTER, "visit_batches", "visit_persons", schema.PHONE,
+          schema.ONLINE, schema.MAILBOX, "consultation", "petitioners")
+
+
+def pct(part, whole):
+    """Share in percent, one decimal; None when the whole is 0."""
+    return None if not whole else round(100.0 * part / whole, 1)
+
+
+def change(now, before):
+    """Relative change in percent, one decimal; None when there is nothing to compare with."""
+    return None if not before else round(100.0 * (now - before) / before, 1)
+
+
+def topic_name(names, code):
+    """The Chinese name of topic ``code`` from ``names``; the code itself when unknown."""
+    return names.get(code, code or UNCLASSIFIED)
+
+
+def find_townships(letters, pattern, text_fallback=True):
+    """The township (乡镇/街道) of each letter, a Series of names.
+
+    The first match (group 1) of ``pattern`` in the address; for letters without one, the
+    first name found in the clean text among the townships that addresses name. Letters with
+    neither get ``UNKNOWN_TOWNSHIP``.
+    """
+    regex = re.compile(pattern)
+    if regex.groups < 1:
+        raise PetitionError(f"report.township_pattern needs a group for the name: {pattern!r}")
+    addresses = letters[schema.ADDRESS]
+    unique = pd.Series(addresses.unique())
+    found = dict(zip(unique, unique.str.extract(regex, expand=False)[0] if regex.groups > 1
+                     else unique.str.extract(regex, expand=False)))
+    result = addresses.map(found)
+    if text_fallback:
+        known = sorted({t for t in found.values() if isinstance(t, str) and t}, key=len, reverse=True)
+        missing = result.isna()
+        if known and missing.any():
+            names = re.compile("(" + "|".join(map(re.escape, known)) + ")")
+            result[missing] = letters.loc[missing, schema.CLEAN_TEXT].str.extract(names, expand=False)
+    return result.fillna(UNKNOWN_TOWNSHIP).replace("", UNKNOWN_TOWNSHIP)
+
+
+def _visits(frame):
+    return frame[frame[schema.CHANNEL] == schema.VISIT]
+
+
+def _count_topics(frame):
+    return frame[schema.TOPIC_LIST].explode().dropna().value_counts()
+
+
+def _candidates(top3):
+    """[(code, probability)] of a ``top3`` JSON cell; empty when it is empty or unreadable."""
+    try:
+        return [(str(code), float(p)) for code, p in json.loads(top3)] if top3 else []
+    except (TypeError, ValueError):
+        return []
+
+
+class _Counter:
+    """Counts over the period's letters; one method per part of the figures."""
+
+    def __init__(self, letters, period, settings, topic_names):
+        self.letters, self.period, self.settings, self.names = letters, period, settings, topic_names
+        dates = letters[schema.RECEIVED_AT]
+        self.previous, self.year_ago = period.shift(-1), period.year_before()
+        self.now = letters[period.mask(dates)]
+        self.prev = letters[self.previous.mask(dates)]
+        self.ago = letters[self.year_ago.mask(dates)]
+        self.items = len(self.now)
+
+    def share(self, part):
+        return pct(part, self.items)
+
+    @staticmethod
+    def volume(frame):
+        visits = _visits(frame)
+        keys = frame[schema.PETITIONER_KEY]
+        counts = {"items": len(frame), "matters": frame[schema.CASE_ID].nunique(),
+                  "visit_batches": len(visits), "visit_persons": int(visits[schema.PERSONS].sum()),
+                  "consultation": int((frame[schema.NATURE] == CONSULTATION).sum()),
+                  "petitioners": keys[keys != ""].nunique()}
+        for channel in (schema.LETTER, schema.PHONE, schema.ONLINE, schema.MAILBOX):
+            counts[channel] = int((frame[schema.CHANNEL] == channel).sum())
+        return counts
+
+    def overview(self):
+        now, ago, prev = self.volume(self.now), self.volume(self.ago), self.volume(self.prev)
+        return {name: {"now": now[name], "year_ago": ago[name], "previous": prev[name],
+                       "vs_year_ago": now[name] - ago[name], "vs_year_ago_pct": change(now[name], ago[name]),
+                       "vs_previous": now[name] - prev[name], "vs_previous_pct": change(now[name], prev[name])}
+                for name in VOLUME}
+
+    def each(self, column, order):
+        """(value, the period's letters holding it) for each value of ``order`` ("" only if it occurs)."""
+        for value in order:
+            chosen = self.now[self.now[column] == value]
+            if value or not chosen.empty:
+                yield value, chosen
+
+    def channels(self):
+        return [{"channel": channel, "items": len(chosen), "share": self.share(len(chosen)),
+                 "persons": int(chosen[schema.PERSONS].sum()) if channel == schema.VISIT else None}
+                for channel, chosen in self.each(schema.CHANNEL, CHANNEL_ORDER)]
+
+    def topics(self):
+        counts, before = _count_topics(self.now), _count_topics(self.ago)
+        codes = list(self.names) + sorted(set(counts.index) - set(self.names))
+        rows = [{"code": code, "name": topic_name(self.names, code), "items": int(counts.get(code, 0)),
+                 "share": self.share(counts.get(code, 0)), "year_ago": int(before.get(code, 0)),
+                 "vs_year_ago_pct": change(counts.get(code, 0), before.get(code, 0))} for code in codes]
+        total, total_before = int(counts.sum()), int(before.sum())
+        return {"rows": sorted(rows, key=lambda row: -row["items"]),   # stable: ties keep taxonomy order
+                "total": {"items": total, "share": self.share(total), "year_ago": total_before,
+                          "vs_year_ago_pct": change(total, total_before)},
+                "multi_topic": int((self.now[schema.TOPIC_LIST].map(len) > 1).sum())}
+
+    def nature(self):
+        counts = self.now[schema.NATURE].replace("", UNMARKED_NATURE).value_counts()
+        order = list(NATURES) + sorted(set(counts.index) - set(NATURES))
+        return [{"nature": name, "items": int(counts.get(name, 0)), "share": self.share(counts.get(name, 0))}
+                for name in order if name in NATURES or counts.get(name, 0)]
+
+    def out_of_scope(self, frame):
+        out = set(self.settings.out_of_scope_topics)
+        return frame[schema.TOPIC_LIST].map(lambda topics: bool(topics) and set(topics) <= out)
+
+    def scope(self):
+        out = int(self.out_of_scope(self.now).sum())
+        law = int(self.now[schema.LAW_LITIGATION].sum())
+        return {"in_scope": {"items": self.items - out, "share": self.share(self.items - out)},
+                "out_of_scope": {"items": out, "share": self.share(out)},
+                "law_litigation": {"items": law, "share": self.share(law)},
+                "out_of_scope_topics": [topic_name(self.names, c) for c in self.settings.out_of_scope_topics]}
+
+    def features(self):
+        now = self.now
+        masks = {"repeat": now[schema.DUPLICATE_OF] != "",
+                 "repeat_petition": now[schema.RELATION] == schema.REPEAT_PETITION,
+                 "joint_or_collective": now[schema.JOINT] | now[schema.COLLECTIVE],
+                 "joint": now[schema.JOINT], "collective": now[schema.COLLECTIVE],
+                 "anonymous": now[schema.ANONYMOUS], "skip_level": now[schema.SKIP_LEVEL],
+                 "law_litigation": now[schema.LAW_LITIGATION],
+                 "multi_topic": now[schema.TOPIC_LIST].map(len) > 1, "needs_review": now[schema.NEEDS_REVIEW]}
+        figures = {name: {"items": int(mask.sum()), "share": self.share(int(mask.sum()))}
+                   for name, mask in masks.items()}
+        collective_visits = _visits(now[now[schema.COLLECTIVE]])
+        figures["collective_visits"] = {"items": len(collective_visits), "share": self.share(len(collective_visits)),
+                                        "persons": int(collective_visits[schema.PERSONS].sum())}
+        return figures
+
+    def townships(self):
+        township = find_townships(self.now, self.settings.township_pattern, self.settings.township_text_fallback)
+        grouped = self.now.groupby(township, sort=False)
+        size = grouped.size()
+        persons = _visits(self.now).groupby(township)[schema.PERSONS].sum()
+        # shares of Python ints, as the report always rounded them (numpy rounds ties otherwise)
+        rows = [{"township": name, "items": items, "share": self.share(int(items)), "matters": matters,
+                 "collective": collective, "visit_persons": visit_persons}
+                for name, items, matters, collective, visit_persons in zip(
+                    size.index, size.values, grouped[schema.CASE_ID].nunique().values,
+                    grouped[schema.COLLECTIVE].sum().astype(int).values,
+                    persons.reindex(size.index).fillna(0).astype(int).values)]
+        known = sorted((r for r in rows if r["township"] != UNKNOWN_TOWNSHIP), key=lambda r: -r["items"])
+        return known + [r for r in rows if r["township"] == UNKNOWN_TOWNSHIP]
+
+    def units(self):
+        unit = self.now[schema.ADDRESSEE].replace("", UNNAMED_UNIT)
+        grouped = self.now.groupby(unit, sort=False)
+        size = grouped.size()
+        levels = grouped[schema.ADDRESSEE_LEVEL].agg(lambda s: s.mode().iloc[0] if len(s.mode()) else "")
+        rows = [{"unit": name, "level": level, "items": items, "share": self.share(int(items)),
+                 "visit_batches": visits, "collective": collective, "skip_level": skip}
+                for name, level, items, visits, collective, skip in zip(
+                    size.index, levels.reindex(size.index).values, size.values,
+                    grouped[schema.CHANNEL].agg(lambda s: int((s == schema.VISIT).sum())).values,
+                    grouped[schema.COLLECTIVE].sum().astype(int).values,
+                    grouped[schema.SKIP_LEVEL].sum().astype(int).values)]
+        return sorted(rows, key=lambda r: (-r["items"], -r["collective"]))
+
+    def levels(self):
+        return [{"level": level, "items": len(chosen), "share": self.share(len(chosen)),
+                 "visit_batches": len(_visits(chosen)), "visit_persons": int(_visits(chosen)[schema.PERSONS].sum())}
+                for level, chosen in self.each(schema.ADDRESSEE_LEVEL, LEVEL_ORDER)]
+
+    def months(self):
+        count = max(self.settings.trend_months, self.period.months)
+        first = self.period.end - pd.DateOffset(months=count)
+        month = self.letters[schema.RECEIVED_AT].dt.to_period("M")
+        rows = []
+        for i in range(count):
+            start = first + pd.DateOffset(months=i)
+            this = self.letters[month == pd.Period(start, "M")]
+            before = int((month == pd.Period(start - pd.DateOffset(years=1), "M")).sum())
+            rows.append({"month": f"{start:%Y-%m}", "items": len(this), "matters": this[schema.CASE_ID].nunique(),
+                         "visit_persons": int(_visits(this)[schema.PERSONS].sum()), "year_ago": before,
+                         "vs_year_ago_pct": change(len(this), before),
+                         "in_period": bool(self.period.mask(pd.Series([start])).iloc[0])})
+        return rows
+
+    def cases(self):
+        top = self.settings.top_cases
+        letters = self.letters[self.letters[schema.CASE_ID].isin(self.now[schema.CASE_ID].unique())]
+        grouped = letters.groupby(schema.CASE_ID)
+        size = grouped.size()
+        size = size[size >= 2]
+        if size.empty:
+            return {"rows": [], "top": top}
+        in_period = self.now.groupby(schema.CASE_ID).size()
+        chosen = pd.DataFrame({"n": size, "now": in_period.reindex(size.index).fillna(0).astype(int)})
+        chosen = chosen.sort_values(["n", "now"], ascending=False, kind="stable").head(top)
+        rows = []
+        for case_id in chosen.index:
+            case = grouped.get_group(case_id)
+            keys = [k for k in dict.fromkeys(case[schema.PETITIONER_KEY]) if k]
+            topic = case[schema.TOPIC].replace("", np.nan).dropna()
+            code = topic.mode().iloc[0] if len(topic) else ""
+            rows.append({"case_id": case_id, "letters": int(chosen.at[case_id, "n"]),
+                         "letters_in_period": int(chosen.at[case_id, "now"]), "petitioner_keys": keys,
+                         "first": case[schema.RECEIVED_AT].min(), "last": case[schema.RECEIVED_AT].max(),
+                         "topic": code, "topic_name": topic_name(self.names, code) if code else "",
+                         "addressees": case[schema.ADDRESSEE].replace("", np.nan).nunique()})
+        return {"rows": rows, "top": top}
+
+    def review(self):
+        chosen = self.now[self.now[schema.NEEDS_REVIEW]].sort_values(schema.TOPIC_CONFIDENCE, kind="stable")
+        return [{"letter_id": letter_id, "received_at": received_at, "channel": channel,
+                 "topic_name": topic_name(self.names, topic), "confidence": confidence,
+                 "candidates": [(topic_name(self.names, c), p) for c, p in _candidates(top3)],
+                 "addressee": addressee, "case_id": case_id}
+                for letter_id, received_at, channel, topic, confidence, top3, addressee, case_id in zip(
+                    chosen[schema.LETTER_ID], chosen[schema.RECEIVED_AT], chosen[schema.CHANNEL],
+                    chosen[schema.TOPIC], chosen[schema.TOPIC_CONFIDENCE].round(2), chosen[schema.TOP3],
+                    chosen[schema.ADDRESSEE], chosen[schema.CASE_ID])]
+
+
+def compute_figures(letters, period, settings, topic_names, source=""):
+    """Every figure of the report for ``period``.
+
+    Parameters
+    ----------
+    letters : DataFrame
+        Output of ``pipeline.letters.prepare`` (all letters: the history and the run).
+    period : Period
+    settings : ReportConfig
+        ``out_of_scope_topics``, ``township_pattern``, ``township_text_fallback``,
+        ``trend_months`` and ``top_cases`` are used.
+    topic_names : dict
+        {topic code: Chinese name}; its order is the order of equal topic counts.
+    source : str
+        What was read, for the report's notes.
+
+    Returns
+    -------
+    dict
+        The figures, keyed as the module docstring lists.
+    """
+    counter = _Counter(letters, period, settings, topic_names)
+    return {"periods": {"now": period, "year_ago": counter.year_ago, "previous": counter.previous},
+            "items": counter.items, "overview": counter.overview(), "channels": counter.channels(),
+            "topics": counter.topics(), "nature": counter.nature(), "scope": counter.scope(),
+            "features": counter.features(), "townships": counter.townships(), "units": counter.units(),
+            "levels": counter.levels(), "months": counter.months(), "cases": counter.cases(),
+            "review": counter.review(),
+            "meta": {"source": source, "letters": len(letters),
+                     "undated": int(letters[schema.RECEIVED_AT].isna().sum()),
+                     "generated": time.strftime("%Y-%m-%d %H:%M"), "version": __version__}}

@@ -1,0 +1,126 @@
+"""The report's summary in office Chinese, written from the figures (never from table cells).
+
+``narrative(figures)`` returns the paragraphs; every number in them is a figure that a table
+also shows, formatted as the table cells are.
+"""
+import numpy as np
+import pandas as pd
+
+from pipeline import schema
+from pipeline.reporting.figures import UNKNOWN_TOWNSHIP
+from pipeline.reporting.periods import CN_DIGITS
+from pipeline.reporting.tables import CHANNEL_ZH
+
+
+def _fmt(value):
+    """A number as the narrative writes it (same as the HTML table cells)."""
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.1f}"
+    return str(int(value))
+
+
+def _trend(rate, word):
+    if rate is None or pd.isna(rate):
+        return f"{word}无可比数据"
+    if rate == 0:
+        return f"{word}持平"
+    return f"{word}{'上升' if rate > 0 else '下降'}{_fmt(abs(rate))}%"
+
+
+def _compared(measure, word, is_total=False):
+    """``measure``'s change against the year before (同比) or the previous period (环比)."""
+    rate, base, base_name = ((measure["vs_year_ago_pct"], measure["year_ago"], "上年同期") if word == "同比"
+                             else (measure["vs_previous_pct"], measure["previous"], "上期"))
+    if not base:
+        return f"{base_name}无{'来信记录' if is_total else '可比数据'}"
+    return f"{_trend(rate, word)}（{base_name}{_fmt(base)}件次）" if is_total else _trend(rate, word)
+
+
+def _said(figure):
+    return f"{_fmt(figure['items'])}件次，占{_fmt(figure['share'])}%"
+
+
+def _volume(figures):
+    overview, period = figures["overview"], figures["periods"]["now"]
+    items = overview["items"]
+    text = (f"{period.label}，共受理信访事项{_fmt(items['now'])}件次，{_compared(items, '同比', True)}，"
+            f"{_compared(items, '环比', True)}；涉及不同事项（纯件数）{_fmt(overview['matters']['now'])}件。")
+    parts = []
+    for row in figures["channels"]:
+        if row["items"] == 0:
+            continue
+        name = CHANNEL_ZH[row["channel"]]
+        if row["channel"] == schema.VISIT:
+            part = f"来访{_fmt(row['items'])}批{_fmt(row['persons'])}人次，占{_fmt(row['share'])}%"
+            if overview["visit_batches"]["year_ago"]:
+                part += "，批次" + _compared(overview["visit_batches"], "同比")
+        else:
+            part = f"{name}{_fmt(row['items'])}件次，占{_fmt(row['share'])}%"
+            if row["channel"] == schema.LETTER and overview[schema.LETTER]["year_ago"]:
+                part += "，" + _compared(overview[schema.LETTER], "同比")
+        parts.append(part)
+    return text + "其中" + "；".join(parts) + "。"
+
+
+def _topics(figures):
+    rows, total = figures["topics"]["rows"], figures["topics"]["total"]
+    top = [row for row in rows if row["items"] > 0][:3]
+    ranking = "；".join(f"{row['name']}{_said(row)}" for row in top)
+    text = (f"从问题类别看，排在前{CN_DIGITS[len(top)]}位的是：{ranking}。"
+            f"（占比以本期{_fmt(figures['items'])}件次为分母；一件涉及多个类别的分别计入各类别，"
+            f"各类别合计{_fmt(total['items'])}件次。）")
+    rising = [row for row in rows if row["vs_year_ago_pct"] is not None and not pd.isna(row["vs_year_ago_pct"])
+              and row["vs_year_ago_pct"] > 0 and row["items"] >= 5]
+    if rising:
+        fastest = max(rising, key=lambda row: row["vs_year_ago_pct"])   # the first of equal rises
+        text += f"增幅较大的是{fastest['name']}，同比上升{_fmt(fastest['vs_year_ago_pct'])}%。"
+    absent = [row["name"] for row in rows if row["items"] == 0]
+    if absent:
+        text += f"本期未收到{'、'.join(absent[:3])}{'等' if len(absent) > 3 else ''}方面的信访。"
+    return text
+
+
+def _nature(figures):
+    shown = sorted((row for row in figures["nature"] if row["items"] > 0), key=lambda row: -row["items"])
+    if not shown:
+        return None
+    return "从信访性质看，" + "；".join(f"{row['nature']}类{_said(row)}" for row in shown) + "。"
+
+
+def _features(figures):
+    f, scope = figures["features"], figures["scope"]
+    return (f"重复件（该事项此前已有来信）{_said(f['repeat'])}，其中同一信访人重复信访"
+            f"{_fmt(f['repeat_petition']['items'])}件次；联名或集体{_said(f['joint_or_collective'])}；"
+            f"匿名{_said(f['anonymous'])}；越级{_said(f['skip_level'])}。"
+            f"不属于受理范围{_said(scope['out_of_scope'])}；涉法涉诉{_said(scope['law_litigation'])}。")
+
+
+def _places(figures):
+    towns = [row for row in figures["townships"] if row["township"] != UNKNOWN_TOWNSHIP and row["items"] > 0][:3]
+    text = ""
+    if towns:
+        text += "从地域看，信访量居前的乡镇（街道）是" + "、".join(
+            f"{row['township']}（{_fmt(row['items'])}件次）" for row in towns) + "。"
+    if figures["units"]:
+        unit = figures["units"][0]
+        text += f"受理单位中，{unit['unit']}受理最多，{_said(unit)}。"
+    return text or None
+
+
+def _cases(figures):
+    text = ""
+    if figures["cases"]["rows"]:
+        case = figures["cases"]["rows"][0]
+        text += (f"累计来信最多的事项为{case['case_id']}（{case['topic_name']}），累计{_fmt(case['letters'])}件次，"
+                 f"信访人{_fmt(len(case['petitioner_keys']))}人。")
+    return text + f"分类置信度较低、需人工复核的来信{_fmt(figures['features']['needs_review']['items'])}件。"
+
+
+def narrative(figures):
+    """The office-style summary of ``figures`` (``compute_figures``), a list of paragraphs."""
+    items, period = figures["overview"]["items"], figures["periods"]["now"]
+    if items["now"] == 0:
+        return [f"{period.label}，未受理信访事项（上年同期{_fmt(items['year_ago'])}件次）。"]
+    paragraphs = [_volume(figures), _topics(figures), _nature(figures), _features(figures), _places(figures),
+                  _cases(figures)]
+    return [paragraph for paragraph in paragraphs if paragraph]

@@ -1,0 +1,241 @@
+"""The report's tables: figures laid out as DataFrames with Chinese headings, titles and notes.
+
+:func:`build_tables` turns the output of ``figures.compute_figures`` into {key: :class:`Table`},
+in the order the report shows them. Nothing is counted here: every cell is a figure or a
+label of one.
+"""
+import dataclasses
+
+import numpy as np
+import pandas as pd
+
+from pipeline import schema
+from pipeline.reporting.figures import UNKNOWN_TOWNSHIP
+
+CHANNEL_ZH = {schema.LETTER: "来信", schema.VISIT: "来访", schema.PHONE: "来电", schema.ONLINE: "网上信访",
+              schema.MAILBOX: "领导信箱", "": "未注明"}
+LEVEL_ZH = {**dict(zip(schema.LEVELS, ("乡镇（街道）", "县级", "市级", "省级", "国家级"))), "": "未注明"}
+PERIOD_ZH = {"month": "月度", "quarter": "季度", "half": "半年", "year": "年度"}
+OVERVIEW_ZH = {"items": "受理件次", "matters": "纯件数（不同事项）", schema.LETTER: "来信（件）",
+               "visit_batches": "来访（批）", "visit_persons": "来访（人次）", schema.PHONE: "来电（件）",
+               schema.ONLINE: "网上信访（件）", schema.MAILBOX: "领导信箱（件）", "consultation": "咨询类（件）",
+               "petitioners": "信访人（去重，按化名）"}
+# {figure: (row heading, definition)} of the features table
+FEATURES_ZH = {
+    "repeat": ("重复件（重信重访）", "该事项此前已有来信（duplicate_of 非空），即不是该事项的首件"),
+    "repeat_petition": ("其中：同一信访人重复信访", "relation = repeat_petition：同一信访人再次反映同一事项"),
+    "joint_or_collective": ("联名或集体", "联名信或集体访（任一）"),
+    "joint": ("其中：联名信", "有两个及以上署名人"),
+    "collective": ("其中：集体访", "5人及以上"),
+    "anonymous": ("匿名", "未署名或署名为匿名"),
+    "skip_level": ("越级", "受理机关层级高于事项所属层级"),
+    "law_litigation": ("涉法涉诉", "应导入法律程序的"),
+    "multi_topic": ("涉及多个类别", "分别计入各类别"),
+    "needs_review": ("需人工复核", "分类置信度低于模型复核阈值"),
+}
+TOTAL_MARK = "合计"      # a row whose label holds it is a total row (bold in HTML)
+# Column headings shared by several tables.
+COUNT, SHARE, BASE = "件次", "占比(%)", "分母(本期件次)"
+CASE_COLUMNS = ["事项编号", "累计件次", "本期件次", "信访人数", "信访人（化名）", "首次来信", "最近来信",
+                "主要类别", "受理单位数"]
+
+
+@dataclasses.dataclass
+class Table:
+    """One table of the report: a sheet in report.xlsx, a section in report.html.
+
+    ``chart`` says how HTML draws it: {"kind": "hbar"|"months", "label": column, "value":
+    column, "share"/"compare": column, "skip_last": bool, "exclude": label}; None for no chart.
+    """
+
+    key: str
+    title: str
+    frame: pd.DataFrame
+    note: str = ""
+    chart: dict = None
+
+
+def cell_text(value):
+    """A table cell as report.html and its charts show it: "—" for none, 是/否, one or two decimals."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return "—"
+    if isinstance(value, (bool, np.bool_)):
+        return "是" if value else "否"
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.1f}" if round(value, 1) == value else f"{value:.2f}"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    return str(value)
+
+
+def _short_date(value):
+    return "" if pd.isna(value) else f"{pd.Timestamp(value):%Y-%m-%d}"
+
+
+def _hbar(label):
+    return {"label": label, "value": COUNT, "share": SHARE, "kind": "hbar"}
+
+
+def _columns(rows, columns):
+    """A frame of ``rows`` with ``columns`` {heading: figure key}, also when there is no row."""
+    return pd.DataFrame({heading: [row[key] for row in rows] for heading, key in columns.items()})
+
+
+def overview(figures):
+    periods = figures["periods"]
+    now, year_ago, previous = periods["now"], periods["year_ago"], periods["previous"]
+    rows = [{"指标": OVERVIEW_ZH[name], "本期": f["now"], "上年同期": f["year_ago"], "同比增减": f["vs_year_ago"],
+             "同比(%)": f["vs_year_ago_pct"], "上期": f["previous"], "环比增减": f["vs_previous"],
+             "环比(%)": f["vs_previous_pct"]} for name, f in figures["overview"].items()]
+    return Table("overview", "总体情况", pd.DataFrame(rows),
+                 f"本期：{now.label}（{now.span}）；上年同期：{year_ago.label}；"
+                 f"上期：{previous.label}。件次为受理的全部来信、来访、来电和网上信访；纯件数为其中"
+                 "不同事项（case_id）的个数；来访按批次和人次计（未登记人数的按1人计）。"
+                 "同比、环比为相对上年同期、上期的增减百分比，对比期为0时不计算。")
+
+
+def channels(figures):
+    items = figures["items"]
+    frame = pd.DataFrame([{"渠道": CHANNEL_ZH[row["channel"]], COUNT: row["items"], SHARE: row["share"],
+                           "来访人次": row["persons"], BASE: items} for row in figures["channels"]])
+    frame["来访人次"] = frame["来访人次"].astype("Int64")
+    return Table("channels", "渠道构成", frame, f"占比以本期受理件次 {items} 为分母；来访的件次即批次。",
+                 _hbar("渠道"))
+
+
+def topics(figures):
+    items, topic_figures = figures["items"], figures["topics"]
+    total, multi = topic_figures["total"], topic_figures["multi_topic"]
+
+    def row(code, name, f):
+        return {"代码": code, "类别": name, COUNT: f["items"], SHARE: f["share"], "上年同期": f["year_ago"],
+                "同比(%)": f["vs_year_ago_pct"], BASE: items}
+    frame = pd.concat([pd.DataFrame([row(r["code"], r["name"], r) for r in topic_figures["rows"]]),
+                       pd.DataFrame([row("", f"各类别{TOTAL_MARK}（多类别重复计入）", total)])], ignore_index=True)
+    return Table("topics", "问题类别", frame,
+                 f"占比以本期受理件次 {items} 为分母。一件涉及多个类别的，分别计入各个类别"
+                 f"（本期 {multi} 件涉及两个及以上类别），因此各类别合计 {total['items']} 件次，占比之和可超过100%。",
+                 {**_hbar("类别"), "skip_last": True})
+
+
+def nature(figures):
+    items = figures["items"]
+    frame = pd.DataFrame([{"性质": row["nature"], COUNT: row["items"], SHARE: row["share"], BASE: items}
+                          for row in figures["nature"]])
+    return Table("nature", "信访性质", frame,
+                 f"每件一个性质（申诉、举报控告、求决、咨询、意见建议）；占比以本期受理件次 {items} 为分母。",
+                 _hbar("性质"))
+
+
+def scope(figures):
+    items, f = figures["items"], figures["scope"]
+    names = "、".join(f["out_of_scope_topics"])
+    rows = [("属于受理范围", f["in_scope"], "其余各件"),
+            ("不属于受理范围", f["out_of_scope"], f"所涉类别均为：{names}"),
+            ("涉法涉诉", f["law_litigation"], "依法导入诉讼、复议、仲裁等法律程序（与上两行交叉）")]
+    frame = pd.DataFrame([{"范围": name, COUNT: row["items"], SHARE: row["share"], BASE: items, "口径": rule}
+                          for name, row, rule in rows])
+    return Table("scope", "受理范围", frame,
+                 f"不属于受理范围：一件所涉的全部类别都在配置 report.out_of_scope_topics"
+                 f"（{names}）之中。涉法涉诉单列，不从受理范围中扣除。")
+
+
+def features(figures):
+    items, f = figures["items"], figures["features"]
+    frame = pd.DataFrame([{"指标": name, COUNT: f[key]["items"], SHARE: f[key]["share"], BASE: items, "口径": rule}
+                          for key, (name, rule) in FEATURES_ZH.items()])
+    visits = f["collective_visits"]
+    frame = pd.concat([frame, pd.DataFrame([
+        {"指标": "集体访（来访批次）", COUNT: visits["items"], SHARE: visits["share"], BASE: items,
+         "口径": f"来访渠道的集体访，共 {visits['persons']} 人次"}])], ignore_index=True)
+    return Table("features", "重复、联名集体、匿名、越级", frame,
+                 f"占比以本期受理件次 {items} 为分母；各项可交叉，不可相加。")
+
+
+def townships(figures):
+    items, rows = figures["items"], figures["townships"]
+    frame = _columns(rows, {"乡镇（街道）": "township", COUNT: "items", SHARE: "share", "纯件数": "matters",
+                            "集体访": "collective", "来访人次": "visit_persons"})
+    frame[BASE] = items
+    return Table("townships", "乡镇（街道）分布", frame,
+                 "乡镇（街道）取自信访人住址（配置 report.township_pattern），住址中没有的从来信正文中查找"
+                 f"已知乡镇名；都没有的计为“{UNKNOWN_TOWNSHIP}”。占比以本期受理件次 {items} 为分母。",
+                 {**_hbar("乡镇（街道）"), "exclude": UNKNOWN_TOWNSHIP})
+
+
+def units(figures):
+    items = figures["items"]
+    rows = [{**row, "level": LEVEL_ZH.get(row["level"], row["level"])} for row in figures["units"]]
+    frame = _columns(rows, {"受理单位": "unit", "层级": "level", COUNT: "items", SHARE: "share",
+                            "来访（批）": "visit_batches", "集体访": "collective", "越级": "skip_level"})
+    frame[BASE] = items
+    return Table("units", "受理单位", frame,
+                 "按来信的受理机关（addressee）统计；集体访列可用于按集体访排名。"
+                 f"占比以本期受理件次 {items} 为分母。", _hbar("受理单位"))
+
+
+def levels(figures):
+    items = figures["items"]
+    frame = pd.DataFrame([{"受理层级": LEVEL_ZH[row["level"]], COUNT: row["items"], SHARE: row["share"],
+                           "来访（批）": row["visit_batches"], "来访（人次）": row["visit_persons"], BASE: items}
+                          for row in figures["levels"]])
+    return Table("levels", "受理层级", frame, "按受理机关层级（到乡镇、县、市、省、进京）统计。", _hbar("受理层级"))
+
+
+def months(figures):
+    rows = figures["months"]
+    frame = pd.DataFrame([{"月份": row["month"], COUNT: row["items"], "纯件数": row["matters"],
+                           "来访人次": row["visit_persons"], "上年同月": row["year_ago"],
+                           "同比(%)": row["vs_year_ago_pct"], "本期": "是" if row["in_period"] else ""}
+                          for row in rows])
+    return Table("months", "月度趋势", frame,
+                 f"截至本期末的 {len(rows)} 个月，每月件次与上年同月对比；“本期”列标出统计周期内的月份。",
+                 {"label": "月份", "value": COUNT, "compare": "上年同月", "kind": "months"})
+
+
+def cases(figures):
+    f = figures["cases"]
+    rows = [{"事项编号": row["case_id"], "累计件次": row["letters"], "本期件次": row["letters_in_period"],
+             "信访人数": len(row["petitioner_keys"]),
+             "信访人（化名）": "、".join(row["petitioner_keys"][:3]) + ("等" if len(row["petitioner_keys"]) > 3 else ""),
+             "首次来信": _short_date(row["first"]), "最近来信": _short_date(row["last"]),
+             "主要类别": row["topic_name"], "受理单位数": row["addressees"]} for row in f["rows"]]
+    return Table("cases", "重复信访较多的事项", pd.DataFrame(rows, columns=CASE_COLUMNS),
+                 f"本期有来信、累计两件及以上的事项，按累计件次排序，前 {f['top']} 个。"
+                 "信访人只以化名（petitioner_key，加密哈希）列出；信访人数按化名去重，匿名件不计。")
+
+
+def review(figures):
+    rows = [{**row, "received_at": _short_date(row["received_at"]),
+             "channel": CHANNEL_ZH.get(row["channel"], row["channel"]),
+             "candidates": "；".join(f"{name} {p:.2f}" for name, p in row["candidates"])} for row in figures["review"]]
+    frame = _columns(rows, {"信件编号": "letter_id", "日期": "received_at", "渠道": "channel", "类别": "topic_name",
+                            "置信度": "confidence", "候选类别": "candidates", "受理单位": "addressee",
+                            "事项编号": "case_id"})
+    return Table("review", "需人工复核的来信", frame,
+                 f"本期分类置信度低于复核阈值的来信共 {len(frame)} 件，按置信度从低到高排列；"
+                 "在 classifier_review 笔记本中复核并保存更正。")
+
+
+def meta(figures):
+    periods, f = figures["periods"], figures["meta"]
+    now, year_ago, previous = periods["now"], periods["year_ago"], periods["previous"]
+    rows = [("统计周期", f"{now.label}（{now.span}）"),
+            ("上年同期", f"{year_ago.label}（{year_ago.span}）"),
+            ("上期", f"{previous.label}（{previous.span}）"),
+            ("统计口径", f"{PERIOD_ZH[now.kind]}；按登记日期（received_at）"),
+            ("数据来源", f["source"]),
+            ("来信总数（全部历史）", f["letters"]),
+            ("无日期未计入", f["undated"]),
+            ("生成时间", f["generated"]),
+            ("程序版本", f"petition {f['version']}")]
+    return Table("meta", "报告说明", pd.DataFrame(rows, columns=["项目", "内容"]), "")
+
+
+TABLES = (overview, channels, topics, nature, scope, features, townships, units, levels, months, cases,
+          review, meta)
+
+
+def build_tables(figures):
+    """{key: Table} of every table, in report order, from ``figures`` (``compute_figures``)."""
+    return {table.key: table for table in (make(figures) for make in TABLES)}

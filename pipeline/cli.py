@@ -8,17 +8,23 @@ line and exit with status 2; anything else is a bug and keeps its traceback.
 """
 import argparse
 import datetime as dt
+import importlib
 import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 
-from pipeline import (__version__, classify, dedupe, evaluate, ingest, nightly, normalize, report, schema, segment,
-                      train)
+from pipeline import __version__, schema
 from pipeline.config import PERIODS, load_config
 from pipeline.errors import PetitionError
 from pipeline.rundir import RunDir
+
+
+def command(name):
+    """The module ``pipeline.<name>``, imported when its command runs: ``petition segment``
+    starts without loading scikit-learn, which only classify, train and evaluate need."""
+    return importlib.import_module(f"pipeline.{name}")
 
 
 def count(text):
@@ -51,7 +57,7 @@ def add_ingest(subparsers):
     parser.add_argument("--sheet", help="workbook sheet name or 1-based number (default: first)")
     parser.add_argument("--channel", choices=schema.CHANNELS,
                         help="channel of files without a channel column (e.g. online for a message board)")
-    parser.set_defaults(func=lambda args, config: ingest.run_stage(
+    parser.set_defaults(func=lambda args, config: command("ingest").run_stage(
         RunDir(args.run), config, inputs=args.inputs, channel=args.channel, sheet=args.sheet))
 
 
@@ -59,7 +65,7 @@ def add_normalize(subparsers):
     parser = stage_parser(
         subparsers, "normalize", help="clean text, mask identifiers, pseudonymise petitioners",
         description="Read ingested.parquet, write normalized.parquet.")
-    parser.set_defaults(func=lambda args, config: normalize.run_stage(RunDir(args.run), config))
+    parser.set_defaults(func=lambda args, config: command("normalize").run_stage(RunDir(args.run), config))
 
 
 def add_segment(subparsers):
@@ -70,7 +76,7 @@ def add_segment(subparsers):
                         help="extra jieba user dictionary (repeatable), e.g. place names")
     add_processes(parser)
     parser.add_argument("--no-cache", action="store_true", help="segment every letter again")
-    parser.set_defaults(func=lambda args, config: segment.run_stage(
+    parser.set_defaults(func=lambda args, config: command("segment").run_stage(
         RunDir(args.run), config, dicts=args.dict, processes=args.processes, cache=not args.no_cache))
 
 
@@ -81,7 +87,7 @@ def add_classify(subparsers):
         description="Read segmented.parquet, write classified.parquet.")
     parser.add_argument("--model", metavar="DIR", help="model directory (default: classify.model_dir)")
     add_processes(parser)
-    parser.set_defaults(func=lambda args, config: classify.run_stage(
+    parser.set_defaults(func=lambda args, config: command("classify").run_stage(
         RunDir(args.run), config, model=args.model, processes=args.processes))
 
 
@@ -95,7 +101,7 @@ def add_dedupe(subparsers):
                         help="start an empty index when the existing one is damaged or was built "
                              "with other settings (the old one is moved aside)")
     add_processes(parser)
-    parser.set_defaults(func=lambda args, config: dedupe.run_stage(
+    parser.set_defaults(func=lambda args, config: command("dedupe").run_stage(
         RunDir(args.run), config, index=args.index, rebuild=args.rebuild, processes=args.processes))
 
 
@@ -120,14 +126,19 @@ def add_report(subparsers):
                                       "(default: the latest received_at)")
     parser.add_argument("--history", help="Parquet file or folder of every earlier letter with the classify "
                                           "and dedupe columns (default: RUN/../archive/letters if it exists)")
-    parser.set_defaults(func=lambda args, config: report.run_stage(
-        RunDir(args.run), config, history=args.history, period=args.period, end=report_end(args.end)))
+    parser.add_argument("--dict", action="append", default=[], metavar="FILE",
+                        help="segment dictionary of the run (repeatable): its township words are looked for in texts")
+    parser.set_defaults(func=lambda args, config: command("report").run_stage(
+        RunDir(args.run), config, history=args.history, period=args.period, end=report_end(args.end),
+        dicts=args.dict))
 
 
 def add_nightly(subparsers):
     parser = subparsers.add_parser(
         "nightly", help="run every stage over a dump into a dated run directory",
-        description=nightly.__doc__.split("\n\n")[1])
+        description="Keep everything an office accumulates under one home directory: a run directory per "
+                    "dump, the dedupe index, the archive of letters. The same dump again changes nothing; a "
+                    "failed stage resumes on the next run.")
     parser.add_argument("inputs", nargs="+", help="the dump: files or folders")
     parser.add_argument("--home", default="runs", help="home of runs, index and archive (default: runs)")
     parser.add_argument("--channel", choices=schema.CHANNELS, help="passed to ingest: channel of files without one")
@@ -140,9 +151,9 @@ def add_nightly(subparsers):
 
 
 def run_nightly(args, config):
-    files = ingest.expand_inputs(args.inputs)
+    files = command("ingest").expand_inputs(args.inputs)
     start = time.perf_counter()
-    run = nightly.run_nightly(files, Path(args.home), config, channel=args.channel, dicts=args.dict,
+    run = command("nightly").run_nightly(files, Path(args.home), config, channel=args.channel, dicts=args.dict,
                               model=args.model, period=args.period)
     print(f"nightly: {run} complete in {time.perf_counter() - start:.1f} s")
 
@@ -164,7 +175,7 @@ def add_train(subparsers):
     parser.add_argument("--dict", action="append", default=[], metavar="FILE",
                         help="extra jieba user dictionary (repeatable); stored in the model")
     parser.add_argument("--note", default="", help="description stored in the model card")
-    parser.set_defaults(func=lambda args, config: train.train_command(
+    parser.set_defaults(func=lambda args, config: command("train").train_command(
         config, data=args.data, text_cols=args.text_col, label_col=args.label_col, model=args.model,
         label_sep=args.label_sep, labels=args.labels, taxonomy=args.taxonomy, dicts=args.dict, note=args.note))
 
@@ -185,7 +196,7 @@ def add_evaluate(subparsers):
     parser.add_argument("--out", default="evaluation", metavar="DIR",
                         help="folder for confusion.csv and confusion.png (default: evaluation)")
     parser.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
-    parser.set_defaults(func=lambda args, config: evaluate.evaluate_command(
+    parser.set_defaults(func=lambda args, config: command("evaluate").evaluate_command(
         config, data=args.data, model=args.model, cv=args.cv, text_cols=args.text_col, label_col=args.label_col,
         label_sep=args.label_sep, labels=args.labels, out=args.out, as_json=args.json))
 

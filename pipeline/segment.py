@@ -1,13 +1,14 @@
-"""Segment: cut ``clean_text`` into words with jieba and the petition dictionary.
+"""Segment: cut ``clean_text`` into words with jieba's dictionary and the petition dictionary.
 
 * Dictionaries: ``corpora/dict/petition_dict.txt`` (petition terms jieba would split:
   一信多投, 征地拆迁, 林权证 ...), ``corpora/dict/stopwords.txt``, plus any extra jieba user
   dictionaries (``--dict FILE`` or ``segment.extra_dicts`` in the configuration), e.g. the
   message board's ``place_words.txt``.
-* jieba's own dictionary cache lives in the project's data dir (``paths.data_dir``), not /tmp.
-* Parallel over processes (``jieba.enable_parallel`` does not parallelise ``lcut``). The
-  dictionaries are loaded before the workers are forked, so every worker has them (a
-  worker forked before ``add_word`` would miss the words).
+* The cutter is rjieba (jieba-rs), which carries jieba's main dictionary; the words are those of
+  ``jieba.Tokenizer.lcut`` with the same dictionaries (tests/test_segment.py pins it on the
+  sample and the board), see ``JiebaCutter``. jieba itself is only read for its data file.
+* Parallel over forked processes. The dictionaries are loaded before the workers are forked,
+  so every worker inherits them.
 * A cache keyed by the hash of the text and of the dictionaries: a nightly run segments only
   letters it has not seen, and changing a dictionary invalidates the cache.
 
@@ -15,23 +16,30 @@ Output: ``tokens``, the words joined by single spaces, stopwords and punctuation
 """
 import collections
 import hashlib
-import logging
-import math
+import importlib.metadata
+import importlib.util
 import re
 import time
 import unicodedata
 from pathlib import Path
 
-import jieba
-import jieba.finalseg
 import pandas as pd
+import rjieba
 from tqdm import tqdm
 
 from pipeline import parallel, schema
 from pipeline.errors import PetitionError
 from pipeline.rundir import stage, write_parquet
 
-jieba.setLogLevel(logging.WARNING)
+# jieba's main dictionary, the one rjieba has built in (found without importing jieba)
+JIEBA_DICT = Path(importlib.util.find_spec("jieba").submodule_search_locations[0]) / "dict.txt"
+# what changes the words: jieba's data, rjieba's cutting (both pinned in setup.cfg)
+_LIBRARY_VERSIONS = "|".join(f"{name} {importlib.metadata.version(name)}" for name in ("jieba", "rjieba"))
+_USER_LINE = re.compile(r"^(.+?)( [0-9]+)?( [a-z]+)?$")  # jieba's re_userdict
+_HMM_ASCII = re.compile(r"([a-zA-Z0-9]+(?:\.\d+)?%?)")  # jieba's finalseg.re_skip
+_SURPLUS = "\ue000"  # a private-use character: never inside a block the cutter looks up
+# rare Chinese characters (extensions A, B..., compatibility) jieba leaves out of its blocks
+_RARE_HAN = re.compile("([\u3400-\u4DBF\u9FD6-\u9FFF\uF900-\uFAFF\U00020000-\U0003FFFF])")
 
 
 def text_hash(text):
@@ -43,116 +51,113 @@ def _is_punctuation(token):
     return all(unicodedata.category(ch)[0] in "PSZC" for ch in token)
 
 
-_ABSENT = object()  # not even the prefix of a dictionary word
+def read_user_dict(path):
+    """The entries of a jieba user dictionary, parsed as ``jieba.Tokenizer.load_userdict`` does.
+
+    Returns a list of (word, frequency or None, tag or None); a missing frequency is left to
+    the cutter to suggest, as jieba does.
+    """
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PetitionError(f"{path}: dictionary file must be UTF-8 ({exc.reason})") from exc
+    entries = []
+    for line in text.split("\n"):  # jieba reads bytes lines and strips ASCII whitespace only
+        line = line.strip(" \t\n\r\x0b\x0c").lstrip("\ufeff")
+        if line:
+            word, freq, tag = _USER_LINE.match(line).groups()
+            entries.append((word, int(freq) if freq else None, tag.strip() if tag else None))
+    return entries
 
 
-class DictionaryCutter:
-    """jieba's precise mode (``Tokenizer.lcut``), with the same dictionary and the same output,
-    in about half the time: the word graph and best route are computed in one pass over
-    plain lists, from a table of word log-probabilities built once.
+def _main_dictionary():
+    """{word: frequency (bytes)} of jieba's main dictionary, and the frequency it counts twice
+    (jieba 0.42.1 lists B超 on two lines and adds both to its total)."""
+    fields = JIEBA_DICT.read_bytes().split()  # "word freq tag" lines
+    words, freqs = fields[0::3], fields[1::3]
+    frequency = dict(zip(words, freqs))
+    repeated = sum(map(int, freqs)) - sum(map(int, frequency.values())) if len(frequency) < len(words) else 0
+    return frequency, repeated
+
+
+class JiebaCutter:
+    """jieba's precise mode on rjieba: ``lcut(text)`` is ``jieba.Tokenizer.lcut(text, HMM=hmm)``
+    with the same user dictionaries, word for word.
+
+    rjieba cuts as jieba does but for four things, mended here:
+
+    * jieba adds every dictionary line's frequency to its total, also a word's it redefines;
+      rjieba replaces the old frequency. Word probabilities are frequency / total, so the
+      difference is given to a word no text contains (``_SURPLUS``).
+    * jieba's HMM splits a run of non-Chinese characters around its letters and numbers
+      (``_HMM_ASCII``): 80-90 → 80, -, 90; baidu.com → baidu, ., com. rjieba's keeps the run
+      whole; ``pieces`` splits it.
+    * jieba's blocks of Chinese text end at rare characters (outside U+4E00..U+9FD5), which
+      stand alone; rjieba's go on. ``cut`` cuts the text between them.
+    * A user word of frequency 0 is never a word for jieba (its HMM splits it too); rjieba
+      would still offer it, so it is not added, and ``pieces`` splits it.
 
     Parameters
     ----------
-    tokenizer : jieba.Tokenizer
-        Initialised, user dictionaries loaded; only read here.
+    user_dicts : list of path
+        jieba user dictionaries, loaded in order.
     hmm : bool
-        Runs of single characters not in the dictionary go to jieba's HMM (``finalseg``).
+        Runs of single characters not in the dictionary go to the HMM (names, places).
     """
 
-    # jieba's block and whitespace patterns (jieba.re_han_default, jieba.re_skip_default)
-    _BLOCK = re.compile(r"([\u4E00-\u9FD5a-zA-Z0-9+#&\._%\-]+)")
-    _SKIP = re.compile(r"(\r\n|\s)")
-
-    def __init__(self, tokenizer, hmm=True):
-        tokenizer.check_initialized()
-        log_total = math.log(tokenizer.total)
-        # a word's log-probability; None for a prefix that is no word (it continues the scan)
-        self._logp = {word: math.log(freq) - log_total if freq else None for word, freq in tokenizer.FREQ.items()}
-        self._unknown = -log_total  # jieba scores a character outside the dictionary as frequency 1
+    def __init__(self, user_dicts=(), hmm=True):
         self.hmm = hmm
+        self._jieba = rjieba.Jieba()
+        self._force_split = set()
+        frequency, surplus = _main_dictionary()
+        for path in user_dicts:
+            for word, freq, tag in read_user_dict(path):
+                key = word.encode("utf-8")
+                if freq is None:  # suggested from the total, which must be jieba's at this point
+                    self._jieba.add_word(_SURPLUS, surplus, None)
+                elif freq == 0:
+                    self._force_split.add(word)
+                    if key not in frequency:
+                        continue
+                surplus += int(frequency.get(key, 0))
+                frequency[key] = self._jieba.add_word(word, freq, tag)
+        self._jieba.add_word(_SURPLUS, surplus, None)
+
+    def cut(self, text):
+        """rjieba's words of ``text`` (list of str); ``pieces`` turns each into jieba's."""
+        if _RARE_HAN.search(text) is None:
+            return self._jieba.cut(text, self.hmm)
+        return [word for part in _RARE_HAN.split(text) if part for word in self._jieba.cut(part, self.hmm)]
+
+    def pieces(self, token):
+        """jieba's words for one of rjieba's (tuple of str; usually the token alone)."""
+        if self.hmm and len(token) > 1:
+            if token in self._force_split:
+                return tuple(token)
+            if token.isascii() and not token.isalnum() and not self._jieba.has_word(token):
+                return tuple(piece for piece in _HMM_ASCII.split(token) if piece)
+        return (token,)
 
     def lcut(self, text):
         """The words of ``text`` (list of str), as ``jieba.Tokenizer.lcut(text, HMM=self.hmm)``."""
-        words = []
-        for block in self._BLOCK.split(text):
-            if not block:
-                continue
-            if self._BLOCK.match(block):
-                ends = self._route(block)
-                words.extend(self._hmm_words(block, ends) if self.hmm else self._dag_words(block, ends))
-            else:
-                for part in self._SKIP.split(block):
-                    if self._SKIP.match(part):
-                        words.append(part)
-                    else:
-                        words.extend(part)
-        return words
+        return [piece for token in self.cut(text) for piece in self.pieces(token)]
 
-    def _route(self, block):
-        """``ends[k]``: where the best-scoring word starting at ``k`` ends (jieba's ``calc``:
-        maximise the summed log-probability; on a tie the longer word wins)."""
-        lookup, unknown = self._logp.get, self._unknown
-        n = len(block)
-        score, ends = [0.0] * (n + 1), list(range(1, n + 1))
-        for k in range(n - 1, -1, -1):
-            best, i = None, k + 1
-            word_logp = lookup(block[k], _ABSENT)
-            while word_logp is not _ABSENT:
-                if word_logp is not None and (best is None or word_logp + score[i] >= best):
-                    best, ends[k] = word_logp + score[i], i
-                if i == n:
-                    break
-                i += 1
-                word_logp = lookup(block[k:i], _ABSENT)
-            score[k] = unknown + score[k + 1] if best is None else best
-        return ends
 
-    @staticmethod
-    def _dag_words(block, ends):
-        """Words along the route; runs of single ASCII letters or digits joined (jieba's no-HMM cut)."""
-        words, x, run = [], 0, ""
-        while x < len(block):
-            word = block[x:ends[x]]
-            if len(word) == 1 and word.isascii() and word.isalnum():
-                run += word
-            else:
-                if run:
-                    words.append(run)
-                    run = ""
-                words.append(word)
-            x = ends[x]
-        if run:
-            words.append(run)
-        return words
+class _Kept(dict):
+    """{rjieba token: the words kept of it, space-joined ('' if none)}, filled on first sight;
+    the vocabulary is bounded, and a lookup is cheaper than filtering again."""
 
-    def _hmm_words(self, block, ends):
-        """Words along the route; runs of single characters that are no dictionary word go to
-        the HMM (jieba's ``__cut_DAG``)."""
-        words, x, run = [], 0, ""
-        while x < len(block):
-            word = block[x:ends[x]]
-            if len(word) == 1:
-                run += word
-            else:
-                if run:
-                    words.extend(self._single_run(run))
-                    run = ""
-                words.append(word)
-            x = ends[x]
-        if run:
-            words.extend(self._single_run(run))
-        return words
+    def __init__(self, cutter, keep):
+        super().__init__()
+        self._cutter, self._keep = cutter, keep
 
-    def _single_run(self, run):
-        if len(run) == 1:
-            return [run]
-        if self._logp.get(run) is None:
-            return list(jieba.finalseg.cut(run))
-        return list(run)
+    def __missing__(self, token):
+        self[token] = kept = " ".join(filter(self._keep, self._cutter.pieces(token)))
+        return kept
 
 
 class Segmenter:
-    """A jieba tokenizer with user dictionaries and stopwords.
+    """jieba words with user dictionaries, stopwords, punctuation and short tokens removed.
 
     Parameters
     ----------
@@ -162,65 +167,55 @@ class Segmenter:
         One word per line; removed from the output.
     hmm : bool
         Let jieba's HMM find words missing from the dictionaries (names, places).
-    cache_dir : path, optional
-        Where jieba caches its compiled main dictionary.
     min_token_chars : int
         Shorter tokens are dropped.
     """
 
-    def __init__(self, user_dicts=(), stopwords=None, hmm=True, cache_dir=None, min_token_chars=1):
+    def __init__(self, user_dicts=(), stopwords=None, hmm=True, min_token_chars=1):
         self.user_dicts = [Path(p) for p in user_dicts]
         self.stopwords_path = Path(stopwords) if stopwords else None
-        self.hmm, self.cache_dir, self.min_token_chars = hmm, cache_dir, min_token_chars
+        self.hmm, self.min_token_chars = hmm, min_token_chars
         for path in self.user_dicts + ([self.stopwords_path] if self.stopwords_path else []):
             if not path.is_file():
                 raise PetitionError(f"{path}: dictionary file not found")
-        self._tokenizer = None
-        self._stopwords = None
-        self._keep = {}  # token -> whether it is kept; memoised, the vocabulary is bounded
+        self._cutter = None
+        self._kept = None
 
     @classmethod
     def from_config(cls, config, extra_dicts=()):
         dict_dir = config.paths.dict_dir
         return cls(user_dicts=[dict_dir / "petition_dict.txt", *config.segment.extra_dicts, *extra_dicts],
                    stopwords=dict_dir / "stopwords.txt", hmm=config.segment.hmm,
-                   cache_dir=config.paths.data_dir / "jieba",
                    min_token_chars=config.segment.min_token_chars)
 
     def fingerprint(self):
-        """Hash of everything that changes the output: dictionaries, stopwords, settings."""
-        digest = hashlib.sha256(f"{jieba.__version__}|{self.hmm}|{self.min_token_chars}".encode())
+        """Hash of everything that changes the output: dictionaries, stopwords, settings, libraries."""
+        digest = hashlib.sha256(f"{_LIBRARY_VERSIONS}|{self.hmm}|{self.min_token_chars}".encode())
         for path in self.user_dicts + ([self.stopwords_path] if self.stopwords_path else []):
             digest.update(path.read_bytes())
         return digest.hexdigest()[:16]
 
-    def _load(self):
-        tokenizer = jieba.Tokenizer()
-        if self.cache_dir:
-            Path(self.cache_dir).mkdir(parents=True, exist_ok=True)
-            tokenizer.tmp_dir = str(self.cache_dir)
-        tokenizer.initialize()
-        for path in self.user_dicts:
-            tokenizer.load_userdict(str(path))
-        words = self.stopwords_path.read_text(encoding="utf-8").split() if self.stopwords_path else []
-        self._stopwords = frozenset(words)
-        self._tokenizer = DictionaryCutter(tokenizer, self.hmm)
+    def load(self):
+        """Read the dictionaries now (before forking workers, which then inherit them); returns self."""
+        if self._cutter is None:
+            words = self.stopwords_path.read_text(encoding="utf-8").split() if self.stopwords_path else []
+            stopwords, min_chars = frozenset(words), self.min_token_chars
+
+            def keep(word):
+                return word not in stopwords and len(word) >= min_chars and not _is_punctuation(word)
+            self._cutter = JiebaCutter(self.user_dicts, self.hmm)
+            self._kept = _Kept(self._cutter, keep)
+        return self
+
+    def cut_joined(self, texts):
+        """Segment each text; return the kept words joined by spaces (list of str)."""
+        self.load()
+        kept, cut = self._kept.__getitem__, self._cutter.cut
+        return [" ".join(filter(None, map(kept, cut(text)))) for text in texts]
 
     def cut(self, text):
         """Return the words of ``text`` (list of str), stopwords and punctuation removed."""
-        if self._tokenizer is None:
-            self._load()
-        keep = self._keep
-        tokens = self._tokenizer.lcut(text)
-        for token in tokens:
-            if token not in keep:
-                keep[token] = (token not in self._stopwords and len(token) >= self.min_token_chars
-                               and not _is_punctuation(token))
-        return [token for token in tokens if keep[token]]
-
-    def cut_joined(self, texts):
-        """Segment each text; return the tokens joined by spaces (list of str)."""
-        return [" ".join(self.cut(text)) for text in texts]
+        return self.cut_joined([text])[0].split()
 
 
 def segment_texts(texts, segmenter, processes=1, chunk_size=2000, progress=None):
@@ -229,7 +224,7 @@ def segment_texts(texts, segmenter, processes=1, chunk_size=2000, progress=None)
     Returns a list of space-joined token strings, in input order. ``progress``, if given,
     is called with the number of texts finished after each chunk.
     """
-    segmenter.cut("")  # load the dictionaries here, so that every forked worker has them
+    segmenter.load()  # here, so that every forked worker inherits the dictionaries
     return parallel.map_chunks(segmenter.cut_joined, texts, processes, chunk_size, progress)
 
 

@@ -1,4 +1,5 @@
-"""Segment: domain terms stay whole, workers load the dictionaries, the cache skips known texts."""
+"""Segment: jieba's words from rjieba, domain terms stay whole, workers inherit the dictionaries,
+the cache skips known texts."""
 from pathlib import Path
 
 import jieba
@@ -6,7 +7,7 @@ import pandas as pd
 import pytest
 
 from pipeline import schema
-from pipeline.segment import SegmentCache, Segmenter, segment, segment_texts
+from pipeline.segment import JiebaCutter, SegmentCache, Segmenter, segment, segment_texts
 from tests.conftest import sample_path
 
 
@@ -43,11 +44,6 @@ def test_stopwords_and_punctuation_are_dropped(segmenter):
     tokens = segmenter.cut("尊敬的领导：您好！我们村的征地补偿款，至今未发放。\n谢谢！")
     assert "征地" in tokens or "征地补偿款" in tokens or "征地补偿" in tokens
     assert not {"的", "，", "。", "！", "\n", "您好", " "} & set(tokens)
-
-
-def test_jieba_cache_is_in_the_data_dir(config, segmenter):
-    segmenter.cut("测试")
-    assert list((config.paths.data_dir / "jieba").glob("jieba*.cache"))
 
 
 def test_workers_load_the_user_dictionary(config, segmenter):
@@ -89,25 +85,65 @@ def test_segment_cli_reports_cache_hits(board_run, board, cli):
     assert code == 0 and "segmented: 0" in out and "cached: 4314" in out
 
 
-@pytest.mark.parametrize("hmm", [False, True])
-def test_dictionary_cutter_cuts_as_jieba_does(board, config, hmm):
-    """The faster cutter gives jieba's words, letter for letter, on the real board and the
-    sample (raw text too: traditional script, digits, Latin letters, line breaks)."""
-    from pipeline.normalize import TextCleaner
-    from pipeline.segment import DictionaryCutter
+@pytest.fixture(scope="module")
+def plain_jieba():
+    return jieba_reference([])
 
-    messages = pd.read_excel(board / "messages.xlsx").head(2000)
-    sample = pd.read_csv(sample_path(), dtype=str, encoding="utf-8-sig", keep_default_na=False).head(1000)
-    raw = [f"{title}\n{body}" for title, body in zip(messages["留言主题"], messages["留言详情"].astype(str))]
-    raw += (sample["标题"] + "\n" + sample["内容"]).tolist()
-    cleaner = TextCleaner()
-    texts = raw + [cleaner.clean(text) for text in raw]
+
+def jieba_reference(dicts):
     reference = jieba.Tokenizer()
     reference.initialize()
-    reference.load_userdict(str(config.paths.dict_dir / "petition_dict.txt"))
-    cutter = DictionaryCutter(reference, hmm=hmm)
-    differing = [text[:40] for text in texts if cutter.lcut(text) != reference.lcut(text, HMM=hmm)]
-    assert not differing
+    for path in dicts:
+        reference.load_userdict(str(path))
+    return reference
+
+
+@pytest.mark.parametrize("hmm", [True, False])
+def test_cutter_cuts_as_jieba_does(board, board_run, config, hmm):
+    """rjieba, mended, gives jieba's words letter for letter on the cleaned letters of the
+    sample and of the real board (with its place words, as the board run is segmented)."""
+    from pipeline.normalize import TextCleaner
+
+    sample = pd.read_csv(sample_path(), dtype=str, encoding="utf-8-sig", keep_default_na=False)
+    cleaner = TextCleaner()
+    sample_texts = [cleaner.clean(text) for text in sample["标题"] + "\n" + sample["内容"]]
+    board_texts = pd.read_parquet(board_run / "normalized.parquet")[schema.CLEAN_TEXT].tolist()
+    # the sample never differed, even unmended; with the HMM off only the probabilities can
+    sample_texts, board_texts = sample_texts[:2000], board_texts if hmm else board_texts[:1000]
+    petition = config.paths.dict_dir / "petition_dict.txt"
+    for dicts, texts in (([petition], sample_texts), ([petition, board / "place_words.txt"], board_texts)):
+        cutter, reference = JiebaCutter(dicts, hmm), jieba_reference(dicts)
+        differing = [text[:40] for text in texts if cutter.lcut(text) != reference.lcut(text, HMM=hmm)]
+        assert not differing
+
+
+@pytest.mark.parametrize("text, jieba_words", [
+    ("比例在80-90之间", ["比例", "在", "80", "-", "90", "之间"]),   # the HMM splits non-Chinese runs
+    ("登录baidu.com查询", ["登录", "baidu", ".", "com", "查询"]),
+    ("2019.1.3日", ["2019.1", ".", "3", "日"]),
+    ("用AT&T的电话", ["用", "AT&T", "的", "电话"]),                 # a dictionary word stays whole
+    ("王䶮.com", ["王", "䶮", ".", "com"]),                          # rare characters stand alone
+])
+def test_cutter_mends_rjieba_where_it_differs(plain_jieba, text, jieba_words):
+    assert JiebaCutter().lcut(text) == plain_jieba.lcut(text) == jieba_words
+
+
+def test_cutter_keeps_jieba_word_probabilities(config, board):
+    """jieba counts a redefined word's old frequency in its total too; 停放在 and 多起 depend on it."""
+    dicts = [config.paths.dict_dir / "petition_dict.txt", board / "place_words.txt"]
+    text = "将车停放在自己门面门口，造成多起医闹纠纷"
+    assert JiebaCutter(dicts, hmm=False).lcut(text) == jieba_reference(dicts).lcut(text, HMM=False)
+    assert {"停放在", "多起"} <= set(JiebaCutter(dicts, hmm=False).lcut(text))
+
+
+def test_cutter_never_joins_a_word_of_frequency_zero(tmp_path):
+    user = tmp_path / "user.txt"
+    user.write_text("西地省 10\n地省 0\n", encoding="utf-8")
+    reference = jieba_reference([user])
+    for hmm in (True, False):
+        cutter = JiebaCutter([user], hmm)
+        for text in ("他来自地省", "西地省的地省人", "地省"):
+            assert cutter.lcut(text) == reference.lcut(text, HMM=hmm)
 
 
 @pytest.mark.parametrize("content, message", [(b"not parquet", "unreadable Parquet"),

@@ -15,16 +15,15 @@ import functools
 import re
 from pathlib import Path
 
-import jieba
 import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.preprocessing import normalize
 
 from pipeline.normalize import CJK
+from pipeline.segment import JIEBA_DICT
 
-JIEBA_IDF = Path(jieba.__file__).parent / "analyse" / "idf.txt"
-JIEBA_DICT = Path(jieba.__file__).parent / "dict.txt"
+JIEBA_IDF = JIEBA_DICT.parent / "analyse" / "idf.txt"
 
 
 @functools.lru_cache(maxsize=4)

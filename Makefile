@@ -42,14 +42,20 @@ test: $(VENV)/.installed browser
 nightly: $(VENV)/.installed
 	$(PETITION) nightly $(DUMP) --home $(HOME_DIR)
 
-# The clerk's dedupe: a dump through ingest, normalize, segment and dedupe against INDEX.
+# The clerk's dedupe: a dump through ingest, normalize, segment and dedupe against INDEX, in
+# DEDUPE_RUN (default: a new runs/dedupe-DATE-TIME-XXXXXX, made once, so two at once never share
+# one). Two on one INDEX at once are safe: the second dedupe waits for the first
+# (dedupe.index_lock_wait).
 INDEX ?= .data/index
-DEDUPE_RUN ?= runs/dedupe-$(shell date +%Y%m%d-%H%M%S)
+DEDUPE_RUN ?=
 dedupe: $(VENV)/.installed
-	$(PETITION) ingest $(DUMP) --run $(DEDUPE_RUN)
-	$(PETITION) normalize --run $(DEDUPE_RUN)
-	$(PETITION) segment --run $(DEDUPE_RUN)
-	$(PETITION) dedupe --run $(DEDUPE_RUN) --index $(INDEX)
+	@set -e; run="$(DEDUPE_RUN)"; \
+	if [ -z "$$run" ]; then mkdir -p runs; run=$$(mktemp -d "runs/dedupe-$$(date +%Y%m%d-%H%M%S)-XXXXXX"); chmod 755 "$$run"; fi; \
+	echo "run directory: $$run"; \
+	$(PETITION) ingest $(DUMP) --run "$$run"; \
+	$(PETITION) normalize --run "$$run"; \
+	$(PETITION) segment --run "$$run"; \
+	$(PETITION) dedupe --run "$$run" --index $(INDEX)
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_segment.py --out $(BENCH_DIR)/segment.json

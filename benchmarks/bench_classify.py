@@ -28,6 +28,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.svm import LinearSVC
 
 from pipeline import ingest, schema
+from pipeline.intake import fields, readers
 from pipeline.classifier import predict, textmodel
 from pipeline.config import PROJECT_ROOT, load_config
 from pipeline.train import read_labelled, train_model
@@ -38,8 +39,8 @@ BOARD = PROJECT_ROOT.parent / "shared" / "corpora" / "messageboard"
 def overlap_with_unlabelled(texts, path, size=20):
     """Messages of ``path`` whose body's first ``size`` characters (spaces removed) occur in a
     labelled text: such texts would leak into any fit on the unlabelled pool within CV."""
-    frame = ingest.read_table(path).frame
-    bodies = ingest.as_text(frame["留言详情"]).str.replace(r"\s+", "", regex=True)
+    frame = readers.read_table(path).frame
+    bodies = fields.as_text(frame["留言详情"]).str.replace(r"\s+", "", regex=True)
     labelled = "\x00".join("".join(text.split()) for text in texts)
     return int(sum(len(body) >= size and body[:size] in labelled for body in bodies)), len(bodies)
 

@@ -65,7 +65,7 @@ case_id = CASE or sizes.index[0]
 if case_id not in set(letters[schema.CASE_ID]):
     raise ValueError(f"case {case_id!r} not found in {RUN}")
 case = letters[letters[schema.CASE_ID] == case_id].sort_values(schema.RECEIVED_AT, kind="stable")
-display(Markdown(f"## Case `{case_id}`: {len(case)} letters, "
+display(Markdown(f"## Case {explore.markdown_code(case_id)}: {len(case)} letters, "
                  f"{case[schema.PETITIONER_KEY].replace('', pd.NA).nunique()} petitioners (pseudonyms)"))
 overview = explore.public_columns(case)[[schema.LETTER_ID, schema.RECEIVED_AT, schema.CHANNEL, schema.ADDRESSEE,
                                          schema.PETITIONER_KEY, schema.TOPIC, schema.NATURE, schema.RELATION,

@@ -151,7 +151,7 @@ def add_nightly(subparsers):
 
 
 def run_nightly(args, config):
-    files = command("ingest").expand_inputs(args.inputs)
+    files = command("intake.readers").expand_inputs(args.inputs)
     start = time.perf_counter()
     run = command("nightly").run_nightly(files, Path(args.home), config, channel=args.channel, dicts=args.dict,
                               model=args.model, period=args.period)
@@ -201,8 +201,51 @@ def add_evaluate(subparsers):
         label_sep=args.label_sep, labels=args.labels, out=args.out, as_json=args.json))
 
 
+def add_decide(subparsers):
+    parser = subparsers.add_parser(
+        "decide", help="analyst decisions: two letters are or are not one matter, detach, correct a topic",
+        description="Write a decision into the home's decisions.sqlite (beside the dedupe index; append-only, "
+                    "with user and time), list them, or undo one. Every later dedupe honours them.")
+    where = argparse.ArgumentParser(add_help=False)
+    place = where.add_mutually_exclusive_group()
+    place.add_argument("--home", help="home directory holding index/ (default: runs)")
+    place.add_argument("--index", metavar="DIR", help="dedupe index directory: decisions.sqlite is beside it")
+    where.add_argument("--user", help="who decides (default: the login name)")
+    noted = argparse.ArgumentParser(add_help=False, parents=[where])
+    noted.add_argument("--note", default="", help="the reason, shown by `decide list` (no personal data)")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for kind, text in (("same", "the two letters are one matter"), ("different", "the two letters are not")):
+        action = actions.add_parser(kind, parents=[noted], help=text, description=f"Decide that {text}.")
+        action.add_argument("letters", nargs=2, metavar="LETTER_ID")
+    action = actions.add_parser("detach", parents=[noted], help="the letter leaves its case (its own case from now on)")
+    action.add_argument("letters", nargs=1, metavar="LETTER_ID")
+    action = actions.add_parser("topic", parents=[noted], help="correct a letter's topics")
+    action.add_argument("letters", nargs=1, metavar="LETTER_ID")
+    action.add_argument("value", metavar="CODE[|CODE...]", help="topic codes or Chinese names, |-separated")
+    action = actions.add_parser("undo", parents=[noted], help="cancel decision N (itself a new decision)")
+    action.add_argument("undoes", type=count, metavar="N")
+    action = actions.add_parser("list", parents=[where], help="every decision with its status")
+    action.add_argument("--json", action="store_true", help="print them as a JSON list")
+    action.add_argument("--last", type=count, metavar="N", help="only the last N")
+    parser.set_defaults(func=run_decide)
+
+
+def run_decide(args, config):
+    decisions = command("decisions")
+    store = (decisions.DecisionStore.for_index(args.index) if args.index
+             else decisions.DecisionStore.for_home(args.home or "runs"))
+    topic_code = None
+    if args.action == schema.DECISION_TOPIC:
+        topic_code = importlib.import_module("pipeline.classifier.taxonomy").Taxonomy.load(
+            config.classify.taxonomy).code_for
+    decisions.decide_command(
+        store, args.action, letters=getattr(args, "letters", ()), value=getattr(args, "value", None),
+        undoes=getattr(args, "undoes", None), note=getattr(args, "note", ""), user=args.user,
+        as_json=getattr(args, "json", False), limit=getattr(args, "last", None), topic_code=topic_code)
+
+
 COMMANDS = (add_ingest, add_normalize, add_segment, add_classify, add_dedupe, add_nightly, add_report, add_train,
-            add_evaluate)
+            add_evaluate, add_decide)
 
 
 def build_parser():

@@ -123,6 +123,8 @@ LEVEL_PATTERNS = mapping(schema.LEVELS, REGEXES, f"a mapping of levels ({', '.jo
                                                  "to lists of regular expressions")
 MONEY_UNITS = mapping(None, POSITIVE, "a mapping of units to their value in yuan (numbers > 0)")
 NGRAM_LENGTHS = list_of(COUNT, "a non-empty list of integers ≥ 1", min_items=1)
+COMPOUND_SURNAMES = list_of(Rule("two characters", lambda v: isinstance(v, str) and len(v) == 2),
+                            "a list of two-character surnames")
 
 
 # --- sections -------------------------------------------------------------------------------
@@ -140,6 +142,8 @@ class IngestConfig:
     excel_epoch: str = setting(DATE)
     channel_words: dict = setting(CHANNEL_WORDS)
     level_patterns: dict = setting(LEVEL_PATTERNS)
+    max_text_chars: int = setting(COUNT)
+    max_xlsx_bytes: int = setting(COUNT)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,6 +151,16 @@ class NormalizeConfig:
     mask_char: str = setting(CHARACTER)
     id_mask: str = setting(WORD)
     phone_mask: str = setting(WORD)
+    bank_mask: str = setting(WORD)
+    landline_mask: str = setting(WORD)
+    email_mask: str = setting(WORD)
+    name_cues: list = setting(WORDS)
+    name_follow_words: list = setting(WORDS)
+    name_lead_words: list = setting(WORDS)
+    name_not_given_chars: str = setting(TEXT)
+    compound_surnames: list = setting(COMPOUND_SURNAMES)
+    name_common_idf: float = setting(POSITIVE)
+    name_function_tags: list = setting(WORDS)
     processes: int = setting(COUNT)
     chunk_size: int = setting(COUNT)
     batch_rows: int = setting(COUNT)
@@ -230,6 +244,7 @@ class DedupeConfig:
     processes: int = setting(COUNT)
     chunk_size: int = setting(COUNT)
     chunk_pairs: int = setting(COUNT)
+    index_lock_wait: int = setting(NON_NEGATIVE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -238,6 +253,13 @@ class ReportConfig:
     taxonomy: Path = setting(PATH)
     township_pattern: str = setting(REGEX)
     township_text_fallback: bool = setting(FLAG)
+    township_text_patterns: list = setting(REGEXES)
+    township_suffixes: list = setting(WORDS)
+    township_false_endings: list = setting(WORDS)
+    min_change_base: int = setting(COUNT)
+    case_label_chars: int = setting(integer(8))
+    case_label_names: str = setting(REGEX)
+    excerpt_chars: int = setting(integer(8))
     out_of_scope_topics: list = setting(WORDS)
     trend_months: int = setting(COUNT)
     top_cases: int = setting(COUNT)

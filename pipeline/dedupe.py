@@ -18,9 +18,9 @@ from tqdm import tqdm
 from pipeline import schema
 from pipeline.dedup.arrays import text_hashes
 from pipeline.dedup.candidates import Pool
-from pipeline.dedup.cases import assign_cases, case_table
+from pipeline.dedup.cases import Labeler, assign_cases, case_table
 from pipeline.dedup.features import Featurizer, comparison_texts, featurize
-from pipeline.dedup.index import DedupeIndex, config_hash
+from pipeline.dedup.index import DedupeIndex, IndexProblem, config_hash, file_digest
 from pipeline.dedup.scoring import find_links
 from pipeline.errors import PetitionError
 from pipeline.rundir import atomic_path, parquet_batches, stage, write_csv, write_json
@@ -95,17 +95,44 @@ def changed_texts(index, letters, clean_texts, min_body_chars):
     return np.flatnonzero(stored.loc[letters[schema.LETTER_ID].astype(str)].to_numpy() != hashes)
 
 
+def written_shard(run, path, letters, index):
+    """Where this run's letters are in ``index`` already, added by an earlier attempt of this
+    stage on the same input (one that stopped after the index was written, or a re-run):
+    (source, shard position or None), ``source`` being what ``DedupeIndex.add`` records."""
+    source = {"run": str(run.path.resolve()), "input": f"{path.name} sha256:{file_digest(path)}"}
+    position = index.shard_from(source)
+    if position is not None:
+        history = index.before(position)
+        indexed = pd.Index(history.letters[schema.LETTER_ID]) if len(history) else pd.Index([])
+        ids = letters[schema.LETTER_ID].astype(str)
+        if ids[~ids.isin(indexed)].tolist() != index.shards[position].letters[schema.LETTER_ID].astype(str).tolist():
+            raise IndexProblem(index.directory, f"shard {position + 1:06d} was added by {run.path} but does not "
+                                                "hold its letters")
+        print(f"dedupe: {run.path}'s letters were added to the index by an earlier attempt (shard "
+              f"{position + 1:06d}); its links are read back")
+    return source, position
+
+
 def dedupe_run(run, index, config, processes=None, progress=None):
     """Match the run's letters against ``index`` and each other, add them to it, write the
-    outputs. Returns (rows in, rows out, quarantine records, summary dict)."""
+    outputs. Returns (rows in, rows out, quarantine records, summary dict).
+
+    When an earlier attempt on the same input added the run's letters already
+    (``written_shard``), they are matched as that attempt matched them: against the index
+    as it was before, with the links it found; the outputs are the same."""
     settings = config.dedupe
     processes = processes or settings.processes
     stage_name, path, letters = read_letters(run)
     letters = letters.reset_index(drop=True)
+    source, written = written_shard(run, path, letters, index)
+    full, index = index, (index.before(written) if written is not None else index)
     indexed = pd.Index(index.letters[schema.LETTER_ID]) if len(index) else pd.Index([])
     known = letters[schema.LETTER_ID].astype(str).isin(indexed).to_numpy()
-    batch = featurize(letters[~known], text_chunks(path, ~known, settings.chunk_size), Featurizer.from_config(config),
-                      processes, progress)
+    if written is None:
+        batch = featurize(letters[~known], text_chunks(path, ~known, settings.chunk_size),
+                          Featurizer.from_config(config), processes, progress)
+    else:
+        batch = full.shards[written]
     # a known id must come with the text it was indexed with
     quarantine = []
     if known.any():
@@ -117,9 +144,13 @@ def dedupe_run(run, index, config, processes=None, progress=None):
                        schema.REASON: "letter_id already in the dedupe index with another text"}
                       for row, letter_id in zip(np.flatnonzero(known)[changed].tolist(),
                                                 again[schema.LETTER_ID].astype(str).iloc[changed])]
-    links = find_links(Pool(index, batch, settings.tfidf_features), settings, workers=processes)
-    history_size, added = len(index), len(batch)
-    index.add(batch, links)
+    if written is None:
+        links = find_links(Pool(index, batch, settings.tfidf_features), settings, workers=processes)
+        index.add(batch, links, source)
+    else:
+        links = full.shard_links(written)
+        index = full.before(written + 1)
+    history_size, added = len(index) - len(batch), len(batch)
     everything = index.letters if len(index) else batch.letters  # the latter has the columns
     del batch  # the index holds its features now, memory-mapped
     all_links = index.links if len(index.links) else links
@@ -132,7 +163,8 @@ def dedupe_run(run, index, config, processes=None, progress=None):
     in_run = np.zeros(len(everything), dtype=bool)
     in_run[position[~bad]] = True
     before = np.arange(len(everything)) < history_size
-    table = case_table(everything, cases, in_run, before)
+    titles = run.read(stage_name, columns=[schema.LETTER_ID, schema.TITLE, schema.PETITIONER_NAME])
+    table = case_table(everything, cases, in_run, before, titles, Labeler.from_config(config))
     write_csv(table, run.path / "cases.csv")
     kept_ids = run_ids[~bad]
     run_links = all_links[all_links[schema.LETTER_A].isin(kept_ids) | all_links[schema.LETTER_B].isin(kept_ids)]
@@ -171,8 +203,9 @@ def run_stage(run, config, *, index=None, rebuild=False, processes=None, progres
     there is damaged or was built with other settings (the old one is moved aside).
     ``processes``: feature workers and scoring threads (default: ``dedupe.processes``);
     ``progress``: show a progress bar. Returns the ``StageResult``."""
-    index = DedupeIndex.open(index or config.paths.data_dir / "index", config_hash(config.dedupe), rebuild=rebuild)
-    with stage(run, "dedupe") as result, \
+    index = DedupeIndex.open(index or config.paths.data_dir / "index", config_hash(config.dedupe), rebuild=rebuild,
+                             wait=config.dedupe.index_lock_wait)
+    with index, stage(run, "dedupe") as result, \
             tqdm(desc="dedupe features", unit="letter", disable=None if progress else True) as bar:
         rows_in, rows_out, quarantine, summary = dedupe_run(run, index, config, processes, bar.update)
         run.set_quarantine("dedupe", quarantine)

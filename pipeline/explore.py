@@ -14,26 +14,23 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline import schema
+from pipeline import privacy, schema
 from pipeline.config import PROJECT_ROOT, load_config
 from pipeline.errors import PetitionError
 from pipeline.letters import load_letters, prepare
 from pipeline.letters import topic_names as read_topic_names
-from pipeline.normalize import _ID_NUMBER, _MOBILE
 from pipeline.reporting.fonts import cjk_font
 from pipeline.reporting.tables import CHANNEL_ZH
 from pipeline.rundir import RunDir
+from pipeline.safe_text import markdown_code, markdown_text  # noqa: F401 (the notebooks' Markdown)
 
 RUN_ENV = "PETITION_RUN"
 PERSON_LABEL = "〔信访人{}〕"
 ADDRESS_LABEL = "〔住址〕"
 SIGNATORIES_LABEL = "〔联名人名单已隐去〕"
-_LANDLINE = re.compile(r"(?<!\d)0\d{2,3}-?\d{7,8}(?!\d)")
 # "联名人：张三、李四、王五" / "签名：..." up to the end of the line or sentence.
 _SIGNATORY_LIST = re.compile(r"((?:联名人|签名人|签名|署名人|联名群众)[（(]?[^：:\n]{0,8}[)）]?[：:])"
                              r"[^\n。]*")
-# Surnames of two characters; the one-character ones are the configuration's dedupe.surnames.
-COMPOUND_SURNAMES = ("欧阳", "司马", "诸葛", "上官", "司徒", "东方", "皇甫")
 
 
 def find_run(default_home=None):
@@ -90,18 +87,16 @@ def pseudonym(key):
 
 @functools.cache
 def _name_patterns():
-    """(a name after a cue word, a name opening a line or sentence), compiled once with the
-    configured surnames."""
-    surnames = "|".join(COMPOUND_SURNAMES) + f"|[{re.escape(load_config().dedupe.surnames)}]"
-    given = r"[^\W\d_某您你我他她们的了是在有和与及对向于把被将从到来去称说反映等今年男女住家系因特现]"
-    cues = ("我叫|本人|反映人|信访人|来信人|具名人|来访人|来电人|举报人|申诉人|控告人|投诉人|申请人|当事人|"
-            "联系人|带头人|领头人|代表|村民|居民|群众|业主")
+    """(the masker of names after a cue word, a name opening a line or sentence), built once
+    from the configuration (normalize's name settings, dedupe.surnames)."""
+    config = load_config()
+    surnames = "|".join(config.normalize.compound_surnames) + f"|[{re.escape(config.dedupe.surnames)}]"
+    given = rf"[^\W\d_{re.escape(config.normalize.name_not_given_chars)}]"
     name = rf"(?:{surnames}){given}{{1,2}}"
-    after_cue = re.compile(rf"((?:{cues})[:：]?\s*)({name})(?=[,，.。;；、\s(（]|等|到|来|反映|称|诉称|敬上|$)")
     # a name opening a line or sentence: "张三等12人到…", "张三来访反映：", the signature "张三\n日期"
     leading = re.compile(rf"((?:^|(?<=[\n。！？]))\s*)({name})(?=等\s*[\d一二三四五六七八九十]|来访|来电|到|\s*敬上|\s*\n|\s*$)",
                          re.MULTILINE)
-    return after_cue, leading
+    return privacy.NameMasker.from_config(config), leading
 
 
 # An address after 住/家住/住址：…, up to the next punctuation, when it reaches a house, room or
@@ -137,9 +132,7 @@ def redact(text, names=(), addresses=(), label=PERSON_LABEL.format("")):
     are replaced. Masked names (张某) and village-level places (柳溪镇白石村) stay.
     """
     text = "" if text is None or (not isinstance(text, str) and pd.isna(text)) else str(text)
-    text = _ID_NUMBER.sub("[身份证号]", text)
-    text = _MOBILE.sub("[手机号]", text)
-    text = _LANDLINE.sub("[电话]", text)
+    text = privacy.mask_identifiers(text)
     text = _SIGNATORY_LIST.sub(lambda m: m.group(1) + SIGNATORIES_LABEL, text)
     name_at_cue, name_leading = _name_patterns()
     parts = set()
@@ -158,7 +151,7 @@ def redact(text, names=(), addresses=(), label=PERSON_LABEL.format("")):
     pairs = {(n.strip(), r) for n, r in pairs if isinstance(n, str) and len(n.strip()) >= 2 and "某" not in n}
     for name, replacement in sorted(pairs, key=lambda p: len(p[0]), reverse=True):
         text = text.replace(name, replacement)
-    text = name_at_cue.sub(lambda m: m.group(1) + label, text)
+    text = name_at_cue.mask(text, replace=lambda name: label)
     return name_leading.sub(lambda m: m.group(1) + label, text)
 
 

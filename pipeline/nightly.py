@@ -94,7 +94,7 @@ def run_nightly(files, home, config, *, channel=None, dicts=(), model=None, peri
 
         def archived_report():
             write_parquet(run.read("dedupe"), archive / f"{run.path.name}.parquet")
-            return report.run_stage(run, config, history=archive, period=period)
+            return report.run_stage(run, config, history=archive, period=period, dicts=dicts)
         steps = {
             "ingest": lambda: ingest.run_stage(run, config, inputs=files, channel=channel),
             "normalize": lambda: normalize.run_stage(run, config),

@@ -6,12 +6,13 @@ title, possibly empty), where ``clean`` applies, in order:
 1. HTML entities and tags removed; NFKC (full-width letters, digits and punctuation to
    half-width);
 2. traditional script to simplified (OpenCC ``t2s``; ``was_traditional`` records it, and
-   ``original_text`` keeps the letter as received);
+   ``original_text`` keeps the letter as received); pinyin annotations removed (總結(jié) → 总结);
 3. web boilerplate removed (patterns in ``corpora/config.yaml``);
 4. whitespace: removed between two Chinese characters (lines broken mid-word, HTML
    indentation), otherwise collapsed to one space;
 5. ``、`` between digits read as a decimal point (``7、4%`` → ``7.4%``);
-6. ID-card numbers (18 digits with a valid checksum) and mobile numbers masked;
+6. identifiers masked (``pipeline.privacy``): ID-card, bank card, mobile and landline numbers,
+   e-mail addresses; names after a cue word and the letter's registered name → surname + 某;
 7. masked names unified: 某, x, xx, ××, *, ～ all become one mask, so 郭×× and 郭某 compare equal.
 
 ``petitioner_key`` is a keyed hash (HMAC-SHA256) of the best identifier available: the ID
@@ -35,7 +36,7 @@ import opencc
 import pandas as pd
 from tqdm import tqdm
 
-from pipeline import parallel, schema
+from pipeline import parallel, privacy, schema
 from pipeline.errors import PetitionError
 from pipeline.rundir import stage
 
@@ -44,27 +45,16 @@ _TAG = re.compile(r"<[^<>]{1,200}>")
 _SPACE_BETWEEN_CJK = re.compile(rf"(?<=[{CJK}])\s+(?=[{CJK}])")
 _SPACES = re.compile(r"\s+")
 _DECIMAL = re.compile(r"(?<=\d)、(?=\d)")
-_ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{17}[\dXx])(?![0-9A-Za-z])")
-_MOBILE = re.compile(r"(?<!\d)1[3-9]\d[- ]?\d{4}[- ]?\d{4}(?!\d)")
-# After an explicit cue the number is masked even when more digits follow it directly
-# (身份证号3390…0467 2019年… written without a separator).
-_ID_AFTER_CUE = re.compile(r"(?<=身份证)((?:号码|号)?[:：]?\s*)(\d{17}[\dXx])")
-_MOBILE_AFTER_CUE = re.compile(r"(?<=电话|手机|联系)((?:号码|号|方式)?[:：]?\s*)(1[3-9]\d{9})")
+# Pinyin written after a character (總結(jié), 對（duì）, 的(de), 过(guo4)): a parenthesised syllable
+# of Latin letters right after a Chinese character; with a tone mark or digit always, without one
+# (neutral tone) only in a text holding at least two toned ones.
+_TONED = "āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜńňǹḿ"
+_PINYIN = re.compile(rf"(?<=[{CJK}])\(([a-zü{_TONED}]{{1,6}}[1-5]?)\)")
+_PINYIN_TONE = re.compile(rf"[{_TONED}1-5]")
 # A surname (or place word) followed by 1-3 mask characters: 郭××, 张xx, 李*, 王～, 赵某某.
 _MASK_AFTER_CJK = re.compile(rf"(?<=[{CJK}])[xX×*~某]{{1,3}}(?![A-Za-z])")
 # A free-standing run of 2-3 mask characters: xxx, ××, 某某.
 _MASK_ALONE = re.compile(r"(?<![A-Za-z0-9])[xX×*~某]{2,3}(?![A-Za-z0-9])")
-_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_ID_CHECK = "10X98765432"
-
-
-def id_checksum_ok(number):
-    """True when an 18-character ID-card number has a valid ISO 7064 MOD 11-2 check digit."""
-    number = number.upper()
-    if len(number) != 18 or not number[:17].isdigit():
-        return False
-    total = sum(int(digit) * weight for digit, weight in zip(number[:17], _ID_WEIGHTS))
-    return _ID_CHECK[total % 11] == number[17]
 
 
 class TextCleaner:
@@ -80,41 +70,62 @@ class TextCleaner:
         Regular expressions of web boilerplate to remove.
     """
 
-    def __init__(self, mask_char="某", id_mask="[身份证号]", phone_mask="[手机号]", boilerplate=()):
+    def __init__(self, mask_char="某", id_mask=privacy.ID_MASK, phone_mask=privacy.PHONE_MASK,
+                 boilerplate=(), names=None, **masks):
         self.mask_char, self.id_mask, self.phone_mask = mask_char, id_mask, phone_mask
+        self.masks = masks
         self.boilerplate = [re.compile(pattern) for pattern in boilerplate]
+        self.names = names
         self._t2s = opencc.OpenCC("t2s")
 
     @classmethod
     def from_config(cls, config):
         c = config.normalize
-        return cls(mask_char=c.mask_char, id_mask=c.id_mask, phone_mask=c.phone_mask, boilerplate=c.boilerplate)
+        return cls(mask_char=c.mask_char, id_mask=c.id_mask, phone_mask=c.phone_mask, boilerplate=c.boilerplate,
+                   names=privacy.NameMasker.from_config(config), bank_mask=c.bank_mask,
+                   landline_mask=c.landline_mask, email_mask=c.email_mask)
 
     def to_simplified(self, text):
         return self._t2s.convert(text)
 
     def mask_identifiers(self, text):
-        """Replace valid ID-card numbers and mobile numbers: standing alone, or after a cue
-        word (身份证号, 电话, 手机) even when other digits follow without a separator."""
-        text = _ID_AFTER_CUE.sub(lambda m: m.group(1) + self.id_mask if id_checksum_ok(m.group(2))
-                                 else m.group(0), text)
-        text = _ID_NUMBER.sub(lambda m: self.id_mask if id_checksum_ok(m.group(1)) else m.group(0), text)
-        text = _MOBILE_AFTER_CUE.sub(lambda m: m.group(1) + self.phone_mask, text)
-        return _MOBILE.sub(self.phone_mask, text)
+        """Replace ID-card, bank card, mobile and landline numbers and e-mail addresses
+        (:func:`pipeline.privacy.mask_identifiers`)."""
+        return privacy.mask_identifiers(text, id_mask=self.id_mask, phone_mask=self.phone_mask, **self.masks)
+
+    def mask_names(self, text, registered=()):
+        """Replace the names after cue words (我叫张三丰 → 我叫张某) and the ``registered``
+        names (the letter's petitioner, cleaned) wherever they occur."""
+        if self.names is None:
+            return text
+        for name in registered:
+            text = self.names.mask_registered(text, name)
+        return self.names.mask(text)
+
+    @staticmethod
+    def remove_pinyin(text):
+        """Remove pinyin annotations: 總結(jié)是對(duì)过(guo)去 → 總結是對过去."""
+        if "(" not in text:
+            return text
+        toned = sum(1 for m in _PINYIN.finditer(text) if _PINYIN_TONE.search(m.group(1)))
+        if not toned:
+            return text
+        return _PINYIN.sub(lambda m: "" if toned >= 2 or _PINYIN_TONE.search(m.group(1)) else m.group(0), text)
 
     def unify_masks(self, text):
         text = _MASK_AFTER_CJK.sub(self.mask_char, text)
         return _MASK_ALONE.sub(self.mask_char, text)
 
-    def clean(self, text):
-        """Return the cleaned form of ``text`` (a str)."""
+    def clean(self, text, registered=()):
+        """Return the cleaned form of ``text`` (a str); ``registered``: the names the letter's
+        petitioner is registered under, masked wherever they occur."""
         text = _TAG.sub(" ", html.unescape(text))
-        text = self.to_simplified(unicodedata.normalize("NFKC", text))
+        text = self.remove_pinyin(self.to_simplified(unicodedata.normalize("NFKC", text)))
         for pattern in self.boilerplate:
             text = pattern.sub(" ", text)
         text = _SPACES.sub(" ", _SPACE_BETWEEN_CJK.sub("", text)).strip()
         text = _DECIMAL.sub(".", text)
-        return self.unify_masks(self.mask_identifiers(text))
+        return self.unify_masks(self.mask_names(self.mask_identifiers(text), registered))
 
 
 def load_key(create=True):
@@ -164,6 +175,14 @@ class PetitionerKeys:
         return self.cleaner.unify_masks(self.cleaner.to_simplified(
             unicodedata.normalize("NFKC", value)).replace(" ", ""))
 
+    def registered_names(self, name):
+        """The forms of a registered ``name`` masked in the letter's text: as registered and as
+        cleaned (simplified script, no spaces); none for an anonymous or masked name."""
+        canonical = self._canonical(name)
+        if not canonical or canonical in self.anonymous or self.cleaner.mask_char in canonical:
+            return ()
+        return tuple({canonical, name.strip()})
+
     def _hash(self, text):
         return hmac.new(self.key, text.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
 
@@ -196,8 +215,9 @@ class LetterNormalizer:
         out = []
         for title, content, name, id_number, phone, address in rows:
             raw = title + content
-            out.append((clean(title) + "\n" + clean(content), self.cleaner.to_simplified(raw) != raw,
-                        *self.keys.key_for(name, id_number, phone, address)))
+            registered = self.keys.registered_names(name)
+            out.append((clean(title, registered) + "\n" + clean(content, registered),
+                        self.cleaner.to_simplified(raw) != raw, *self.keys.key_for(name, id_number, phone, address)))
         return out
 
 

@@ -30,7 +30,13 @@ Definitions (printed in the report as well):
 * Repeat items (重复件): the matter already had an earlier letter (``duplicate_of`` set);
   among them 重复信访 are the same petitioner again (``relation`` = ``repeat_petition``).
 * Township: the first match of ``report.township_pattern`` in the address; for letters
-  without one, the first township name (among those found in addresses) in the text.
+  without one, the first known township name in the text: those found in addresses, those
+  ``report.township_text_patterns`` find in the texts, and the words of the segment
+  dictionaries (``segment.extra_dicts``, ``--dict``) ending in ``report.township_suffixes``.
+  The table says how many came from the address and how many from the text.
+* 同比/环比 percentages only from a base of ``report.min_change_base`` items; below it the
+  tables say 基数过小 and the narrative gives the counts.
+* Cases are named by a label (their earliest letter's title, masked) with the id beside it.
 
 Privacy: no petitioner name, ID number, phone or address is written; people appear only as
 their ``petitioner_key`` pseudonym.
@@ -40,10 +46,12 @@ work is done by ``pipeline.reporting`` (figures → tables and narrative → ren
 read by ``pipeline.letters``.
 """
 from pipeline import schema
+from pipeline.dedup.cases import Labeler
 from pipeline.letters import load_letters, topic_names
 from pipeline.reporting.figures import compute_figures
 from pipeline.reporting.narrative import narrative
 from pipeline.reporting.periods import report_period
+from pipeline.reporting.places import dictionary_townships
 from pipeline.reporting.render import Report, write_report
 from pipeline.reporting.tables import build_tables
 from pipeline.rundir import stage
@@ -51,7 +59,7 @@ from pipeline.rundir import stage
 NAME = "report"
 
 
-def run_stage(run, config, *, history=None, period=None, end=None):
+def run_stage(run, config, *, history=None, period=None, end=None, dicts=()):
     """Write report.xlsx, report.html and report.md into ``run`` for one period.
 
     Parameters
@@ -68,6 +76,9 @@ def run_stage(run, config, *, history=None, period=None, end=None):
     end : date-like, optional
         Report the last complete period ending on this day (default: the latest
         ``received_at``).
+    dicts : list of path, optional
+        Segment's extra dictionaries of the run (``--dict``): their township words, with
+        those of ``segment.extra_dicts``, are looked for in texts.
 
     Returns
     -------
@@ -77,7 +88,10 @@ def run_stage(run, config, *, history=None, period=None, end=None):
     with stage(run, NAME) as result:
         letters, source = load_letters(run, history)
         chosen = report_period(letters[schema.RECEIVED_AT], period or settings.period, end)
-        figures = compute_figures(letters, chosen, settings, topic_names(settings.taxonomy), source)
+        known = dictionary_townships([*config.segment.extra_dicts, *dicts], settings.township_suffixes,
+                                     settings.township_false_endings)
+        figures = compute_figures(letters, chosen, settings, topic_names(settings.taxonomy), Labeler.from_config(config),
+                                  source, known)
         report = Report(chosen, build_tables(figures), narrative(figures))
         paths = write_report(report, run.path, settings)
         result.rows_in = result.rows_out = len(letters)

@@ -10,6 +10,7 @@ Layout of a run directory::
 Every file is written atomically (temporary file + rename), so an interrupted stage
 never leaves a half-written output for the next stage to read.
 """
+import csv
 import dataclasses
 import itertools
 import json
@@ -28,6 +29,7 @@ import pyarrow.parquet as pq
 
 from pipeline import __version__, schema
 from pipeline.errors import PetitionError
+from pipeline.safe_text import neutralise_arrow, neutralise_frame
 
 STAGE_OUTPUTS = {
     "ingest": "ingested.parquet",
@@ -72,6 +74,11 @@ def write_parquet(df, path):
 def write_csv(df, path):
     """Write ``df`` to CSV (UTF-8 with BOM, so Excel shows Chinese) atomically.
 
+    CSV files are for people, who open them in Excel: a text value beginning with ``=``,
+    ``+``, ``-``, ``@``, a tab or a carriage return gets a ``'`` before it so that it is not
+    evaluated as a formula (``safe_text.neutralise_cell``); number columns are written as
+    they are (a negative number stays a number). The Parquet outputs keep the original text.
+
     Frames of typed columns (numbers, booleans, strings: every frame the stages write, a
     dedupe's millions of links among them) go through pyarrow's writer, ten times faster
     than pandas': it quotes every string and writes floats shortest (1, 0.5, 0.00001);
@@ -80,11 +87,15 @@ def write_csv(df, path):
     """
     with atomic_path(path) as tmp:
         if any(dtype == object for dtype in df.dtypes):
-            df.to_csv(tmp, index=False, encoding=CSV_ENCODING)
+            # every text quoted, as pyarrow does: a carriage return inside one stays inside it
+            neutralise_frame(df).to_csv(tmp, index=False, encoding=CSV_ENCODING, quoting=csv.QUOTE_NONNUMERIC)
             return
         columns = {name: (np.where(column.to_numpy(), "True", "False") if column.dtype == bool else column)
                    for name, column in df.items()}
         table = pa.Table.from_pandas(pd.DataFrame(columns, index=df.index), preserve_index=False)
+        for i, field in enumerate(table.schema):
+            if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
+                table = table.set_column(i, field, neutralise_arrow(table.column(i)))
         with open(tmp, "wb") as out:
             out.write("\ufeff".encode("utf-8"))
             pa_csv.write_csv(table, out)

@@ -91,6 +91,7 @@ PLACES = "places"                            # "|"-joined specific names (the on
 OTHERS = "others"                            # "|"-joined masked people and organisation terms
 
 # --- cases.csv: one row per case holding a letter of the run ----------------------------
+CASE_LABEL = "label"                         # a short name of the case (see dedup.cases.case_labels)
 CASE_LETTER_IDS = "letter_ids"
 CASE_FIRST_DATE = "first_date"
 CASE_LAST_DATE = "last_date"
@@ -101,7 +102,7 @@ CASE_TOPICS = "topics"
 CASE_RUN_LETTERS = "run_letters"
 CASE_STATUS = "status"
 CASE_NEW, CASE_CONTINUES = CASE_STATUSES = ("new", "continues")
-CASE_COLUMNS = (CASE_ID, CASE_LETTER_IDS, CASE_FIRST_DATE, CASE_LAST_DATE, CASE_LETTERS,
+CASE_COLUMNS = (CASE_ID, CASE_LABEL, CASE_LETTER_IDS, CASE_FIRST_DATE, CASE_LAST_DATE, CASE_LETTERS,
                 CASE_PETITIONERS, CASE_ADDRESSEES, CASE_TOPICS, CASE_RUN_LETTERS, CASE_STATUS)
 
 # --- Quarantine / warning files ----------------------------------------------------------
@@ -123,6 +124,17 @@ MANIFEST_INPUTS = "inputs"                 # ingest's files: [{path, sha256}]
 MANIFEST_INPUT_PATH = "path"
 MANIFEST_INPUT_SHA256 = "sha256"
 MANIFEST_DUMP_FINGERPRINT = "dump_fingerprint"  # nightly: hash of the dump's files
+
+# --- decisions.sqlite: analyst decisions, one row each, never changed (pipeline.decisions) --
+# Besides LETTER_A, LETTER_B (the letters; B only for a pair) and VALUE (a topic's "|"-joined codes).
+DECISION_ID = "id"
+DECISION_KIND = "kind"
+DECISION_USER = "user"
+DECISION_AT = "at"                         # ISO time with its UTC offset
+DECISION_NOTE = "note"
+DECISION_UNDOES = "undoes"                 # an undo's target decision id
+DECISION_SAME, DECISION_DIFFERENT, DECISION_DETACH, DECISION_TOPIC, DECISION_UNDO = DECISION_KINDS = (
+    "same", "different", "detach", "topic", "undo")
 
 # Aliases, matched after stripping spaces and lower-casing. Chinese headers are those of
 # office registers and of the provincial message-board export in ../shared.

@@ -1,7 +1,7 @@
 """Train: fit the letter classifier on a labelled archive and write it with its model card.
 
 ``petition train --data FILE --text-col C [--text-col C2] --label-col L [--label-sep S]
---model DIR`` reads CSV, XLSX or JSONL (``ingest.read_table``: format and encoding are
+--model DIR`` reads CSV, XLSX or JSONL (``intake.readers.read_table``: format and encoding are
 detected). Several text columns (title, body) are joined with a newline. Labels may live in
 a second file (``--labels FILE``), joined on the letter id (any header the schema knows as
 ``letter_id``, e.g. 信件编号). With ``--label-sep`` a cell holds several labels, primary first,
@@ -24,6 +24,7 @@ from sklearn.preprocessing import MultiLabelBinarizer
 from tqdm import tqdm
 
 from pipeline import ingest, schema
+from pipeline.intake import fields, readers
 from pipeline.classifier import textmodel
 from pipeline.classifier.confusion import write_confusion
 from pipeline.classifier.taxonomy import Taxonomy
@@ -33,7 +34,7 @@ from pipeline.errors import PetitionError
 def _column(frame, name, path):
     if name not in frame.columns:
         raise PetitionError(f"{path}: no column {name!r}; columns are {[c for c in frame.columns if c != schema.SOURCE_ROW]}")
-    return ingest.as_text(frame[name])
+    return fields.as_text(frame[name])
 
 
 def _id_column(frame, path):
@@ -68,12 +69,12 @@ def read_labelled(data, text_cols, label_col, label_sep=None, labels_file=None):
     notes : list of str
         Rows skipped and why.
     """
-    frame = ingest.read_table(data).frame
+    frame = readers.read_table(data).frame
     texts = _column(frame, text_cols[0], data)
     for name in text_cols[1:]:
         texts = texts + "\n" + _column(frame, name, data)
     if labels_file:
-        labels_frame = ingest.read_table(labels_file).frame
+        labels_frame = readers.read_table(labels_file).frame
         pairs = pd.DataFrame({"id": _column(labels_frame, _id_column(labels_frame, labels_file), labels_file),
                               "label": _column(labels_frame, label_col, labels_file)}).drop_duplicates()
         # an id given two different labels (a reused letter number) labels no row

@@ -13,7 +13,7 @@ from pipeline import schema
 from pipeline.classifier import predict, textmodel
 from pipeline.config import PROJECT_ROOT
 from pipeline.rundir import RunDir
-from tests.test_config import write_config
+from tests.config_files import write_config
 
 CLASSIFY_COLUMNS = (schema.TOPIC, schema.TOPIC_CONFIDENCE, schema.TOPICS, schema.TOP3, schema.NEEDS_REVIEW,
                     schema.RESPONSIBLE_BODY, schema.NATURE, schema.LAW_LITIGATION, schema.ANONYMOUS, schema.JOINT,

@@ -1,16 +1,20 @@
 """Dedupe: each relation on hand-written letters, the vectorised MinHash/LSH helpers, the
 planted truth of the sample, the real message board, incremental runs, bad input."""
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from pipeline import schema
+from pipeline.config import load_config
 from pipeline.dedup.arrays import join_pairs
 from pipeline.dedup.candidates import Blocks
 from pipeline.dedup.index import DedupeIndex, config_hash
 from pipeline.dedup.minhash import MinHasher, lsh_params, shingle_hashes
+from pipeline.dedup.scoring import shown_names
 from tests.conftest import sample_path
 
 LAND = ("我是青山县柳溪镇金鼎村七里组村民，2023年金鼎村征地时，镇政府和村委会承诺按照每亩三万八千元的"
@@ -152,17 +156,22 @@ def test_incremental_equals_one_shot_and_same_dump_adds_nothing(cli, board_run, 
     for run in nights:
         assert cli("dedupe", "--run", run, "--index", tmp_path / "index3")[0] == 0
     final = cases_of(one)
-    # the nightly runs' case ids are as of their night; the index's latest view must match
-    assert cli("dedupe", "--run", nights[-1], "--index", tmp_path / "index3")[0] == 0
+    # dedupe again on a run whose letters it added reads them back: the same outputs
+    first = [(nights[0] / name).read_bytes() for name in ("links.csv", "cases.csv", "summary.json")]
+    assert cli("dedupe", "--run", nights[0], "--index", tmp_path / "index3")[0] == 0
+    assert [(nights[0] / name).read_bytes() for name in ("links.csv", "cases.csv", "summary.json")] == first
+    # the same letters in another run add nothing; their case ids are the index's latest view
+    shutil.copytree(nights[-1], tmp_path / "again")
+    assert cli("dedupe", "--run", tmp_path / "again", "--index", tmp_path / "index3")[0] == 0
     index1 = DedupeIndex.open(tmp_path / "index1", _hash())
     index3 = DedupeIndex.open(tmp_path / "index3", _hash())
     assert len(index1) == len(index3) == len(final)
     links1 = _link_set(index1.links)
     assert links1 == _link_set(index3.links)
-    summary = json.loads((nights[-1] / "summary.json").read_text(encoding="utf-8"))
+    summary = json.loads((tmp_path / "again" / "summary.json").read_text(encoding="utf-8"))
     assert summary["letters added to the index"] == 0
     assert sum(summary["links found in this run"].values()) == 0
-    again = pd.read_parquet(nights[-1] / "deduped.parquet").set_index(schema.LETTER_ID)[schema.CASE_ID]
+    again = pd.read_parquet(tmp_path / "again" / "deduped.parquet").set_index(schema.LETTER_ID)[schema.CASE_ID]
     assert (again == final.loc[again.index]).all()
 
 
@@ -263,8 +272,11 @@ def test_board_link_evidence_names_what_the_letters_share(board_deduped):
     letters = pd.read_parquet(board_deduped.parent / "index" / "000001" / "letters.parquet").set_index(schema.LETTER_ID)
     held = {letter: set(f"{places}|{others}".split("|")) - {""}
             for letter, places, others in zip(letters.index, letters["places"], letters["others"])}
-    expected = ["、".join(sorted(held[a] & held[b])) for a, b in zip(links["letter_a"], links["letter_b"])]
-    assert links["shared_names"].tolist() == expected
+    names = sorted(set().union(*held.values()))
+    shown = dict(zip(names, shown_names(pa.array(names, pa.large_string()), load_config().dedupe).to_pylist()))
+    expected = ["、".join(sorted({shown[n] for n in held[a] & held[b]})) for a, b in zip(links["letter_a"], links["letter_b"])]
+    assert links["shared_names"].tolist() == expected     # as shown: people's full names masked (雷伟 → 雷某)
+    assert any(shown[n] != n for n in names)
     assert (links["shared_names"] != "").mean() > 0.5
     assert set(links["same_petitioner"]) == {"True", "False"}
 

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from pipeline import ingest, schema
+from pipeline.intake import fields, readers
 from pipeline.errors import PetitionError
 
 HEADER = ["信件编号", "来信日期", "信访形式", "信访人", "受理机关", "标题", "内容", "联名人数"]
@@ -55,7 +56,7 @@ def test_every_format_and_a_folder(tmp_path, config):
 
 def test_format_is_detected_from_content_not_extension(tmp_path):
     pd.DataFrame(ROWS, columns=HEADER).to_excel(tmp_path / "export.csv", index=False)
-    assert ingest.detect_format(tmp_path / "export.csv") == "xlsx"
+    assert readers.detect_format(tmp_path / "export.csv") == "xlsx"
 
 
 def test_alias_map_covers_office_and_board_headers():
@@ -79,7 +80,7 @@ def test_date_forms(config):
     values = pd.Series(["2019/2/28 11:25:05", "2019-02-28", "2019年2月28日", "2019.2.28", "20190228",
                         43524, 43524.5, datetime.datetime(2019, 2, 28, 8), "", "下周一", "2019年13月45日"],
                        dtype=object)
-    dates, bad = ingest.parse_dates(values)
+    dates, bad = fields.parse_dates(values)
     assert dates[:8].dt.date.tolist() == [datetime.date(2019, 2, 28)] * 8
     assert dates[0] == pd.Timestamp("2019-02-28 11:25:05")
     assert dates[6] == pd.Timestamp("2019-02-28 12:00")
@@ -205,11 +206,11 @@ def test_board_export_keeps_every_row(board_run):
     ("某某物业公司", ""),
 ])
 def test_level_inferred_from_the_last_unit_in_the_name(config, body, level):
-    assert ingest.infer_level(pd.Series([body]), config.ingest.level_patterns)[0] == level
+    assert fields.infer_level(pd.Series([body]), config.ingest.level_patterns)[0] == level
 
 
 def test_sample_levels_match_the_bodies(config):
     from tests.conftest import sample_path
     dump = pd.read_csv(sample_path(), dtype=str, encoding="utf-8-sig", keep_default_na=False)
-    inferred = ingest.infer_level(dump["受理机关"], config.ingest.level_patterns)
+    inferred = fields.infer_level(dump["受理机关"], config.ingest.level_patterns)
     assert (inferred == dump["受理层级"]).all()

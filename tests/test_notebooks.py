@@ -77,7 +77,9 @@ def test_notebook_runs_top_to_bottom(name, notebook_run, tmp_path):
     if name == "topic_trends":
         assert images >= 1 and "件次（分母）" in text
     elif name == "case_explorer":
-        assert "<mark>" in text and "〔信访人" in text
+        assert "<mark>" in text, "shared names not marked"
+        # people by pseudonym only: clean text already holds the petitioners' names masked (张某)
+        assert re.search(r"\b[0-9a-f]{16}\b", text), "no petitioner pseudonym shown"
         assert re.search(r"Case `[^`]+`: \d+ letters", text)
         if (run / "links.csv").exists():       # the links inside the case, with their shared names
             assert schema.SHARED_NAMES in text and schema.RELATION in text
@@ -101,6 +103,16 @@ def test_redact_removes_identifiers_and_keeps_masked_names():
     for raw in ("张建国", "李秀英", "王志强", "339021195001222518", "13912345678", "白石村3组"):
         assert raw not in out
     assert "〔信访人ab12〕" in out and "郭某" in out and "〔联名人名单已隐去〕" in out
+
+
+def test_redact_masks_every_identifier_form_and_names_after_cues():
+    from pipeline.explore import redact
+    text = ("我叫邹国强，身份证430103850612001，卡号6222 0212 3456 7890 123，电话(0731)84567890、"
+            "0731 84567890、+86 137 1234 5678，邮箱zgq@163.com。本人认为本人向法院反映过。")
+    out = redact(text)
+    for raw in ("邹国强", "430103850612001", "6222", "84567890", "137", "zgq@163.com"):
+        assert raw not in out
+    assert out.startswith("我叫〔信访人〕") and "本人认为本人向法院反映过" in out
 
 
 def test_case_links_shows_shared_names_redacted():

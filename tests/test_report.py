@@ -1,4 +1,5 @@
 """Report: periods, figures, narrative backed by the tables, outputs, privacy, a real browser."""
+import dataclasses
 import re
 import shutil
 import subprocess
@@ -256,10 +257,12 @@ def test_township_pattern_and_text_fallback():
                                            "", "", "江南省南平市安和县"],
                           schema.CLEAN_TEXT: ["", "", "", "我是柳溪镇村民，反映问题", "乡村振兴资金的问题", "县城"]})
     from pipeline.config import load_config
-    pattern = load_config().report.township_pattern
-    got = find_townships(frame, pattern).tolist()
-    assert got == ["柳溪镇", "城关街道", "黄土岭乡", "柳溪镇", "未识别", "未识别"]
-    assert find_townships(frame, pattern, text_fallback=False).tolist()[3] == "未识别"
+    settings = load_config().report
+    got, source = find_townships(frame, settings)
+    assert got.tolist() == ["柳溪镇", "城关街道", "黄土岭乡", "柳溪镇", "未识别", "未识别"]
+    assert source.tolist() == ["address", "address", "address", "text", "", ""]
+    no_text = dataclasses.replace(settings, township_text_fallback=False)
+    assert find_townships(frame, no_text)[0].tolist()[3] == "未识别"
 
 
 def test_empty_period_and_bad_input(letters, tmp_path, cli):

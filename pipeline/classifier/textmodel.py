@@ -2,8 +2,9 @@
 
 Steps::
 
-    text        LetterText: normalize.TextCleaner, then segment.Segmenter (jieba + the petition
-                dictionary) → clean_text, tokens, head (the first characters: the title)
+    text        LetterText: normalize.TextCleaner, then segment.Segmenter (jieba's words, cut by
+                rjieba, + the petition dictionary) → clean_text, tokens, head (the first
+                characters: the title)
     features    TF-IDF of the jieba words, of character n-grams of the whole text and of
                 character n-grams of the head
     classifier  CalibratedLinearSVC: class-balanced LinearSVC with sigmoid-calibrated
@@ -14,12 +15,12 @@ cross-validated metrics, thresholds, library versions, the command that trained 
 Hyperparameters are fixed in ``corpora/config.yaml`` (``classify:``), not tuned per data set.
 """
 import hashlib
+import importlib.metadata
 import json
 import platform
 import tempfile
 from pathlib import Path
 
-import jieba
 import joblib
 import numpy as np
 import pandas as pd
@@ -47,7 +48,8 @@ HEAD = "head"
 MODEL_FILE = "model.joblib"
 CARD_FILE = "model_card.json"
 # A pickled scikit-learn model is only guaranteed to load and predict the same with the
-# library versions that saved it; jieba's version changes the words the model sees.
+# library versions that saved it; jieba's version (its dictionary) changes the words the model
+# sees. rjieba, which cuts them, is pinned and tested to give jieba's words, so it is recorded only.
 CHECKED_LIBRARIES = ("scikit-learn", "numpy", "scipy", "jieba")
 
 
@@ -55,7 +57,7 @@ class LetterText(TransformerMixin, BaseEstimator):
     """Clean and segment letter texts.
 
     ``fit`` reads the dictionary files into the estimator, so a saved model carries its
-    dictionaries and segments the same wherever it is loaded. The jieba tokenizer and the
+    dictionaries and segments the same wherever it is loaded. The rjieba cutter and the
     OpenCC converter are built on first use and never pickled.
 
     Parameters
@@ -317,7 +319,8 @@ def classification_metrics(truth_sets, predicted_sets, labels):
 
 def library_versions():
     return {"python": platform.python_version(), "scikit-learn": sklearn.__version__, "numpy": np.__version__,
-            "scipy": scipy.__version__, "joblib": joblib.__version__, "jieba": jieba.__version__,
+            "scipy": scipy.__version__, "joblib": joblib.__version__,
+            "jieba": importlib.metadata.version("jieba"), "rjieba": importlib.metadata.version("rjieba"),
             "pandas": pd.__version__, "pipeline": __version__}
 
 
@@ -342,9 +345,12 @@ def load_model(directory):
                             "train one with `petition train --data FILE ... --model DIR`")
     try:
         card = json.loads(card_path.read_text(encoding="utf-8"))
-        saved = card["versions"]
-    except (ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError) as exc:
         raise PetitionError(f"{card_path}: unreadable model card ({exc!r})") from exc
+    problem = card_problem(card)
+    if problem:
+        raise PetitionError(f"{card_path}: {problem}; retrain the model (petition train)")
+    saved = card["versions"]
     current = library_versions()
     different = [f"{name} {saved.get(name)} (installed: {current[name]})"
                  for name in CHECKED_LIBRARIES if saved.get(name) != current[name]]
@@ -355,7 +361,43 @@ def load_model(directory):
         model = joblib.load(model_path)
     except Exception as exc:  # unpickling raises many types for damaged files
         raise PetitionError(f"{model_path}: unreadable model file ({exc!r}); retrain it") from exc
+    if not isinstance(model, Pipeline) or [name for name, _ in model.steps] != ["text", "features", "classifier"] \
+            or not isinstance(model[0], LetterText):
+        raise PetitionError(f"{model_path}: holds a {type(model).__name__}, not a model `petition train` saves; "
+                            "retrain it")
+    outputs = len(getattr(model, "classes_", ()))
+    if outputs != len(card["labels"]):
+        raise PetitionError(f"{model_path}: the model has {outputs} outputs but its card {len(card['labels'])} "
+                            "labels; retrain it")
     return model, card
+
+
+def card_problem(card):
+    """What is wrong with a model card's fields that prediction reads, or None."""
+    if not isinstance(card, dict):
+        return "not a JSON object"
+    if not isinstance(card.get("versions"), dict):
+        return "'versions' is missing or not a mapping of library versions"
+    labels = card.get("labels")
+    if not isinstance(labels, list) or not labels or not all(isinstance(label, str) for label in labels):
+        return "'labels' is missing or not a list of label names"
+    if not isinstance(card.get("multilabel"), bool):
+        return "'multilabel' is missing or not true/false"
+    thresholds = card.get("topic_thresholds")
+    if not isinstance(thresholds, dict) or not all(_is_number(thresholds.get(label)) for label in labels):
+        return "'topic_thresholds' lacks a number for a label"
+    if not isinstance(card.get("review"), dict) or not _is_number(card["review"].get("threshold")):
+        return "'review' lacks a number 'threshold'"
+    taxonomy = card.get("taxonomy")
+    if not isinstance(taxonomy, dict) or not all(isinstance(entry, dict) for entry in taxonomy.values()):
+        return "'taxonomy' is missing or not a mapping of labels to their entries"
+    if not isinstance(card.get("data"), dict) or not _is_number(card["data"].get("rows")):
+        return "'data' lacks the number of 'rows' trained on"
+    return None
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def warm_up(model):

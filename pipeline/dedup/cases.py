@@ -3,7 +3,11 @@
 Cases are the connected components of the links (``scipy.sparse.csgraph``); a case's id is
 the id of its earliest letter (date, then id), so it stays put as letters are added, and
 N nightly runs give the ids one run over everything gives.
+
+A case also gets a short label (:meth:`Labeler.labels`) that people can read beside its id.
 """
+import re
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -14,9 +18,125 @@ from scipy.sparse.csgraph import connected_components
 from pipeline import schema
 from pipeline.dedup.arrays import arrow_strings
 from pipeline.errors import PetitionError
+from pipeline.privacy import mask_identifiers
 
 # working columns, never written
 DAY, ID, IN_RUN, BEFORE, CASE, VALUE = "day", "id", "in_run", "before", "case", "value"
+ELLIPSIS = "…"
+_NOT_A_LABEL_NAME = re.compile(r"[\d≈某×*＊Xx]")   # dates, amounts, numbers, masked people
+_CJK_NAME = re.compile(r"[\u3400-\u9fff]{2,4}")
+ADDRESS_MASK = "〔住址〕"
+_ADDRESS_AFTER_CUE = re.compile(r"((?:家住|住在|现住|居住在|住址|地址)[:：]?\s*)([^\s,，。;；:：!！?？]{4,60})")
+_HOUSE = re.compile(r"[0-9号室栋组]")   # a house, room or village group: an address that finds someone
+
+
+def shorten(text, max_chars):
+    """``text`` on one line, at most ``max_chars`` characters (cut with …)."""
+    text = re.sub(r"\s+", " ", text).strip()
+    return text if len(text) <= max_chars else text[:max_chars - 1] + ELLIPSIS
+
+
+class Labeler:
+    """Masks text for people and names cases.
+
+    Parameters
+    ----------
+    max_chars : int
+        Longest label (``report.case_label_chars``).
+    name_pattern : str
+        What a specific name must match to label a case without a title
+        (``report.case_label_names``: places and organisations).
+    masker : privacy.NameMasker, optional
+        Masks names written after cue words (我叫张三 → 我叫张某).
+    anonymous : iterable of str
+        Registered names that stand for no one (匿名, 群众): left as they are.
+    """
+
+    def __init__(self, max_chars, name_pattern, masker=None, anonymous=()):
+        self.max_chars, self.name_pattern, self.masker = max_chars, re.compile(name_pattern), masker
+        self.anonymous = frozenset(anonymous)
+
+    @classmethod
+    def from_config(cls, config):
+        from pipeline.privacy import NameMasker
+        return cls(config.report.case_label_chars, config.report.case_label_names, NameMasker.from_config(config),
+                   config.normalize.anonymous_names)
+
+    def mask(self, text, names=(), everyone=frozenset()):
+        """``text`` with identifiers masked (``privacy.mask_identifiers``), names after cue
+        words masked, each raw name of ``names`` (the letter's own, 2+ characters) and any
+        name of ``everyone`` (other registered names, 3+ characters) replaced by surname + 某."""
+        text = mask_identifiers(text if isinstance(text, str) else "")
+        if self.masker is not None:
+            text = self.masker.mask(text)
+        found = {text[i:i + n] for n in (3, 4) for i in range(len(text) - n + 1)} & everyone if everyone else set()
+        own = {n.strip() for n in names if isinstance(n, str) and _CJK_NAME.fullmatch(n.strip())} - self.anonymous
+        for name in sorted(own | found, key=len, reverse=True):
+            if "某" not in name:
+                text = text.replace(name, name[0] + "某")
+        return text
+
+    def excerpt(self, text, names=(), everyone=frozenset(), max_chars=40, addresses=()):
+        """The start of ``text``, at most ``max_chars`` characters, masked: the registered
+        ``addresses`` and an address after 家住/住址 (:func:`mask_addresses`), then :meth:`mask`."""
+        text = text[:10 * max_chars] if isinstance(text, str) else ""
+        return shorten(self.mask(mask_addresses(text, addresses), names, everyone), max_chars)
+
+    def _title(self, titles, names, everyone):
+        for title in titles:
+            if isinstance(title, str) and title.strip():
+                return shorten(self.mask(title, names, everyone), self.max_chars)
+        return ""
+
+    def _names(self, values):
+        """The specific names most letters of the case hold, that look like a place or an
+        organisation (``name_pattern``), "、"-joined."""
+        counts = {}
+        for joined in values:
+            for name in dict.fromkeys(joined.split("|")) if isinstance(joined, str) else ():
+                if len(name) >= 3 and not _NOT_A_LABEL_NAME.search(name) and self.name_pattern.search(name):
+                    counts[name] = counts.get(name, 0) + 1
+        return shorten("、".join(sorted(counts, key=lambda n: -counts[n])[:3]), self.max_chars)
+
+    def labels(self, letters, everyone=frozenset()):
+        """{case id: label} of the cases of ``letters`` (every letter of each case).
+
+        ``letters`` has ``case_id``, ``received_at``, ``letter_id`` and, when known, ``title``,
+        ``petitioner_name`` (registered names, masked in the label), ``places`` and ``others``
+        (the dedupe index's specific names). A case's label is the title of its earliest letter
+        that has one, masked (:meth:`mask`), at most ``max_chars`` characters; else the names
+        most of its letters share that match ``name_pattern`` (never a person); else ''.
+        """
+        frame = letters.sort_values([schema.CASE_ID, schema.RECEIVED_AT, schema.LETTER_ID], na_position="last")
+        empty = pd.Series("", index=frame.index)
+        titles, names = frame.get(schema.TITLE, empty), frame.get(schema.PETITIONER_NAME, empty)
+        found = frame.get(schema.PLACES, empty).fillna("") + "|" + frame.get(schema.OTHERS, empty).fillna("")
+        labels = {}
+        for case_id, rows in frame.groupby(schema.CASE_ID, sort=False).indices.items():
+            label = self._title(titles.iloc[rows], names.iloc[rows], everyone)
+            labels[case_id] = label or self._names(found.iloc[rows])
+        return labels
+
+
+def mask_addresses(text, addresses=()):
+    """``text`` with each registered address of ``addresses`` (and each tail of it from after a
+    省/市/县/区 on, 4+ characters) and any address after 家住/住址/住在 … that reaches a house,
+    room or village group replaced by ``ADDRESS_MASK``."""
+    parts = set()
+    for address in (a.strip() for a in addresses if isinstance(a, str)):
+        cuts = [0] + [m.end() for m in re.finditer("[省市县区]", address)]
+        parts.update(address[cut:] for cut in cuts if len(address) - cut >= 4)
+    for part in sorted(parts, key=len, reverse=True):
+        text = text.replace(part, ADDRESS_MASK)
+    return _ADDRESS_AFTER_CUE.sub(lambda m: m.group(1) + ADDRESS_MASK if _HOUSE.search(m.group(2)) else m.group(0),
+                                  text)
+
+
+def raw_names(names, min_chars=3):
+    """The registered names of ``names`` that identify someone (``min_chars``+ Chinese
+    characters, not masked): those looked for in any text."""
+    values = pd.Series(names, dtype=object).dropna().astype(str).str.strip().unique()
+    return frozenset(n for n in values if len(n) >= min_chars and re.fullmatch(r"[\u3400-\u9fff]+", n) and "某" not in n)
 
 
 def assign_cases(letters, links):
@@ -66,17 +186,29 @@ def assign_cases(letters, links):
                          schema.RELATION: pd.array(kind, dtype="str")}, index=letters.index)
 
 
-def case_table(letters, cases, in_run, before_run):
+def case_table(letters, cases, in_run, before_run, titles, labeler):
     """One row per case that holds one of the run's letters.
 
     ``letters`` are every indexed letter, ``cases`` their ``assign_cases`` frame,
     ``in_run``/``before_run`` boolean arrays: the letter is in this run / was indexed before it.
+    ``titles`` (``letter_id``, ``title``, ``petitioner_name`` of the run's letters, or None)
+    feed each case's label (``labeler``: a :class:`Labeler`); letters indexed by earlier runs
+    give their specific names only.
     """
+    columns = [c for c in (schema.PLACES, schema.OTHERS) if c in letters.columns]
     frame = letters[[schema.LETTER_ID, schema.RECEIVED_AT, schema.PETITIONER_KEY, schema.ADDRESSEE,
-                     schema.TOPICS]].assign(**{schema.CASE_ID: cases[schema.CASE_ID].to_numpy(),
-                                               IN_RUN: in_run, BEFORE: before_run})
+                     schema.TOPICS, *columns]].assign(**{schema.CASE_ID: cases[schema.CASE_ID].to_numpy(),
+                                                         IN_RUN: in_run, BEFORE: before_run})
     touched = frame.loc[frame[IN_RUN], schema.CASE_ID].unique()
     frame = frame[frame[schema.CASE_ID].isin(touched)]
+    everyone = frozenset()
+    if titles is not None:
+        known = titles.drop_duplicates(schema.LETTER_ID).set_index(schema.LETTER_ID)
+        ids = frame[schema.LETTER_ID].astype(str)
+        frame = frame.assign(**{column: known[column].reindex(ids).fillna("").to_numpy()
+                                for column in (schema.TITLE, schema.PETITIONER_NAME) if column in known})
+        everyone = raw_names(titles[schema.PETITIONER_NAME]) if schema.PETITIONER_NAME in titles else frozenset()
+    labels = labeler.labels(frame, everyone)
     frame = frame.sort_values([schema.CASE_ID, schema.RECEIVED_AT, schema.LETTER_ID], na_position="last")
 
     def distinct(values):
@@ -91,6 +223,7 @@ def case_table(letters, cases, in_run, before_run):
 
     grouped = frame.groupby(schema.CASE_ID, sort=False)
     table = pd.DataFrame({
+        schema.CASE_LABEL: pd.Series(labels, dtype="str"),
         schema.CASE_LETTER_IDS: grouped[schema.LETTER_ID].agg("|".join),
         schema.CASE_FIRST_DATE: grouped[schema.RECEIVED_AT].min().dt.strftime("%Y-%m-%d"),
         schema.CASE_LAST_DATE: grouped[schema.RECEIVED_AT].max().dt.strftime("%Y-%m-%d"),
@@ -101,7 +234,7 @@ def case_table(letters, cases, in_run, before_run):
         schema.CASE_RUN_LETTERS: grouped[IN_RUN].sum(),
         schema.CASE_STATUS: grouped[BEFORE].any().map({True: schema.CASE_CONTINUES, False: schema.CASE_NEW}),
     })
-    table = table.fillna({schema.CASE_FIRST_DATE: "", schema.CASE_LAST_DATE: "", schema.CASE_PETITIONERS: 0,
+    table = table.fillna({schema.CASE_LABEL: "", schema.CASE_FIRST_DATE: "", schema.CASE_LAST_DATE: "", schema.CASE_PETITIONERS: 0,
                           schema.CASE_ADDRESSEES: "", schema.CASE_TOPICS: ""})
     table[schema.CASE_PETITIONERS] = table[schema.CASE_PETITIONERS].astype(int)
     return table.rename_axis(schema.CASE_ID).reset_index()[list(schema.CASE_COLUMNS)]

@@ -25,6 +25,7 @@ identity are matched on content only (never ``repeat_petition``).
 Every decision is about one pair of letters and depends on those two letters only, so N
 nightly runs link exactly the pairs one run over all letters links.
 """
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -37,6 +38,8 @@ from rapidfuzz.process import cpdist
 from pipeline import schema
 from pipeline.dedup.arrays import csr_rows, unique
 from pipeline.dedup.candidates import Candidates
+from pipeline.dedup.matter import load_tags
+from pipeline.normalize import CJK
 from pipeline.parallel import release_memory
 
 NO_LINK = ""
@@ -122,14 +125,28 @@ def shared_name_counts(pool, a, b):
     return np.bincount(pair[hit], minlength=len(a))
 
 
-def shared_names(pool, first, second):
+def shown_names(names, settings, mask_char="某"):
+    """``names`` (a pyarrow string array) as evidence may show them: people's full names (a
+    surname, then one or two characters, no dictionary word and no place suffix: the
+    ``full_names`` kind of ``NameExtractor``) masked as surname + ``mask_char`` (雷伟 → 雷某),
+    so links never carry a petitioner's name; every other name as it is."""
+    person = re.compile(rf"[{re.escape(settings.surnames)}][{CJK}]{{1,2}}")
+    suffixes = tuple(settings.name_suffixes) + tuple(settings.name_boundary_suffixes)
+    tags = load_tags()
+    return pa.array([name[0] + mask_char if (person.fullmatch(name) and mask_char not in name
+                                            and name not in tags and not name.endswith(suffixes)) else name
+                     for name in names.to_pylist()], pa.large_string())
+
+
+def shared_names(pool, first, second, settings):
     """The names (specific ones, masked people, organisation terms) letters ``first[i]`` and
-    ``second[i]`` share: sorted and "、"-joined, '' when none (a pyarrow string array).
-    Computed with arrow and numpy, not per pair in Python: scoring threads share the GIL."""
+    ``second[i]`` share, as evidence shows them (:func:`shown_names`): sorted and "、"-joined,
+    '' when none (a pyarrow string array). Which names are shared is decided on the names
+    themselves; only the written form is masked. Computed with arrow and numpy, not per pair
+    in Python: scoring threads share the GIL."""
     lists_a, lists_b = pool.name_lists.take(first), pool.name_lists.take(second)
     names_a, names_b = pc.list_flatten(lists_a), pc.list_flatten(lists_b)
     distinct = pc.unique(pa.concat_arrays([names_a, names_b]))
-    distinct = distinct.take(pc.array_sort_indices(distinct))  # code point order, as sorted() has it
     size = len(distinct) + 1
 
     def keys(lists, names):
@@ -137,7 +154,13 @@ def shared_names(pool, first, second):
         return pairs * size + pc.index_in(names, distinct).to_numpy(zero_copy_only=False)
     both = np.sort(np.concatenate((unique(keys(lists_a, names_a)), unique(keys(lists_b, names_b)))))
     shared = both[1:][both[1:] == both[:-1]]  # np.intersect1d, without np.unique's slow hashing
-    names = distinct.take(shared % size)
+    # the shown forms, in code point order (as sorted() has it); two names may show as one (雷伟, 雷某)
+    shown = shown_names(distinct, settings)
+    forms = pc.unique(shown)
+    forms = forms.take(pc.array_sort_indices(forms))
+    form_of = pc.index_in(shown, forms).to_numpy(zero_copy_only=False)
+    shared = unique((shared // size) * size + form_of[shared % size])
+    names = forms.take(shared % size)
     named = pc.not_equal(names, "")
     pair = (shared // size)[named.to_numpy(zero_copy_only=False)]
     offsets = np.searchsorted(pair, np.arange(len(first) + 1)).astype(np.int32)
@@ -198,7 +221,7 @@ def score_pairs(pool, a, b, settings, workers=1):
         schema.LETTER_A: ids.take(first), schema.LETTER_B: ids.take(second),
         schema.RELATION: relation[linked],
         schema.LINK_SCORE: np.round(np.where(near_relation, similarity, np.minimum(matter[linked], 1.0)), 3),
-        schema.SHARED_NAMES: pd.array(shared_names(pool, first, second), dtype="str"),
+        schema.SHARED_NAMES: pd.array(shared_names(pool, first, second, settings), dtype="str"),
         schema.CHAR_SIMILARITY: np.round(similarity, 3),
         schema.TFIDF_COSINE: np.round(cosine[linked], 3),
         schema.DAYS_APART: np.round(days[linked], 1),

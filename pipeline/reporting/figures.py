@@ -17,7 +17,11 @@ count anything themselves. Its keys:
     version}.
 
 Shares are percentages with one decimal, None when the whole is 0; changes likewise, None
-when there is nothing to compare with.
+when there is nothing to compare with or when the base compared with has fewer than
+``report.min_change_base`` items (``min_change_base`` is in the figures: tables and
+narrative say 基数过小 then). Cases carry a ``label`` (``dedup.cases.case_labels``) and a
+masked ``excerpt``; review rows likewise; township rows say how many names came from the
+address and how many from the text.
 """
 import json
 import re
@@ -27,13 +31,14 @@ import numpy as np
 import pandas as pd
 
 from pipeline import __version__, schema
-from pipeline.errors import PetitionError
+from pipeline.dedup.cases import raw_names
+from pipeline.reporting.places import FROM_ADDRESS, FROM_TEXT, UNKNOWN_TOWNSHIP, find_townships
 
 NATURES = ("申诉", "举报控告", "求决", "咨询", "意见建议")
 CONSULTATION = "咨询"
 UNMARKED_NATURE = "未标注"
 UNNAMED_UNIT = "未注明"
-UNKNOWN_TOWNSHIP = "未识别"
+_WORDS = re.compile(r"\W")   # punctuation and spaces: what normalize may change in a title
 UNCLASSIFIED = "未分类"
 CHANNEL_ORDER = (*schema.CHANNELS, "")     # "" (no channel) is listed only when it occurs
 LEVEL_ORDER = (*schema.LEVELS, "")
@@ -47,38 +52,15 @@ def pct(part, whole):
     return None if not whole else round(100.0 * part / whole, 1)
 
 
-def change(now, before):
-    """Relative change in percent, one decimal; None when there is nothing to compare with."""
-    return None if not before else round(100.0 * (now - before) / before, 1)
+def change(now, before, min_base=1):
+    """Relative change in percent, one decimal; None when there is nothing to compare with
+    or ``before`` is below ``min_base`` (a base too small for a percentage to mean anything)."""
+    return None if not before or before < min_base else round(100.0 * (now - before) / before, 1)
 
 
 def topic_name(names, code):
     """The Chinese name of topic ``code`` from ``names``; the code itself when unknown."""
     return names.get(code, code or UNCLASSIFIED)
-
-
-def find_townships(letters, pattern, text_fallback=True):
-    """The township (乡镇/街道) of each letter, a Series of names.
-
-    The first match (group 1) of ``pattern`` in the address; for letters without one, the
-    first name found in the clean text among the townships that addresses name. Letters with
-    neither get ``UNKNOWN_TOWNSHIP``.
-    """
-    regex = re.compile(pattern)
-    if regex.groups < 1:
-        raise PetitionError(f"report.township_pattern needs a group for the name: {pattern!r}")
-    addresses = letters[schema.ADDRESS]
-    unique = pd.Series(addresses.unique())
-    found = dict(zip(unique, unique.str.extract(regex, expand=False)[0] if regex.groups > 1
-                     else unique.str.extract(regex, expand=False)))
-    result = addresses.map(found)
-    if text_fallback:
-        known = sorted({t for t in found.values() if isinstance(t, str) and t}, key=len, reverse=True)
-        missing = result.isna()
-        if known and missing.any():
-            names = re.compile("(" + "|".join(map(re.escape, known)) + ")")
-            result[missing] = letters.loc[missing, schema.CLEAN_TEXT].str.extract(names, expand=False)
-    return result.fillna(UNKNOWN_TOWNSHIP).replace("", UNKNOWN_TOWNSHIP)
 
 
 def _visits(frame):
@@ -100,8 +82,10 @@ def _candidates(top3):
 class _Counter:
     """Counts over the period's letters; one method per part of the figures."""
 
-    def __init__(self, letters, period, settings, topic_names):
+    def __init__(self, letters, period, settings, topic_names, known_townships=(), labeler=None):
         self.letters, self.period, self.settings, self.names = letters, period, settings, topic_names
+        self.known_townships, self.labeler = known_townships, labeler
+        self.everyone = raw_names(letters[schema.PETITIONER_NAME]) if schema.PETITIONER_NAME in letters else frozenset()
         dates = letters[schema.RECEIVED_AT]
         self.previous, self.year_ago = period.shift(-1), period.year_before()
         self.now = letters[period.mask(dates)]
@@ -111,6 +95,23 @@ class _Counter:
 
     def share(self, part):
         return pct(part, self.items)
+
+    def change(self, now, before):
+        return change(now, before, self.settings.min_change_base)
+
+    def labels(self, case_ids):
+        """{case id: label} of ``case_ids`` from all their letters."""
+        letters = self.letters[self.letters[schema.CASE_ID].isin(set(case_ids))]
+        return self.labeler.labels(letters, self.everyone)
+
+    def excerpt(self, row):
+        """The start of a letter's clean text after its title, identifiers, names and address masked."""
+        text, title = row.get(schema.CLEAN_TEXT, ""), row.get(schema.TITLE, "")
+        title = title.strip() if isinstance(title, str) else ""
+        if isinstance(text, str) and title and _WORDS.sub("", text[:len(title)]) == _WORDS.sub("", title):
+            text = text[len(title):]    # normalize changed its punctuation (，→,) only
+        return self.labeler.excerpt(text, [row.get(schema.PETITIONER_NAME, "")],
+                                    self.everyone, self.settings.excerpt_chars, [row.get(schema.ADDRESS, "")])
 
     @staticmethod
     def volume(frame):
@@ -127,8 +128,9 @@ class _Counter:
     def overview(self):
         now, ago, prev = self.volume(self.now), self.volume(self.ago), self.volume(self.prev)
         return {name: {"now": now[name], "year_ago": ago[name], "previous": prev[name],
-                       "vs_year_ago": now[name] - ago[name], "vs_year_ago_pct": change(now[name], ago[name]),
-                       "vs_previous": now[name] - prev[name], "vs_previous_pct": change(now[name], prev[name])}
+                       "vs_year_ago": now[name] - ago[name], "vs_year_ago_pct": self.change(now[name], ago[name]),
+                       "vs_previous": now[name] - prev[name],
+                       "vs_previous_pct": self.change(now[name], prev[name])}
                 for name in VOLUME}
 
     def each(self, column, order):
@@ -148,11 +150,11 @@ class _Counter:
         codes = list(self.names) + sorted(set(counts.index) - set(self.names))
         rows = [{"code": code, "name": topic_name(self.names, code), "items": int(counts.get(code, 0)),
                  "share": self.share(counts.get(code, 0)), "year_ago": int(before.get(code, 0)),
-                 "vs_year_ago_pct": change(counts.get(code, 0), before.get(code, 0))} for code in codes]
+                 "vs_year_ago_pct": self.change(counts.get(code, 0), before.get(code, 0))} for code in codes]
         total, total_before = int(counts.sum()), int(before.sum())
         return {"rows": sorted(rows, key=lambda row: -row["items"]),   # stable: ties keep taxonomy order
                 "total": {"items": total, "share": self.share(total), "year_ago": total_before,
-                          "vs_year_ago_pct": change(total, total_before)},
+                          "vs_year_ago_pct": self.change(total, total_before)},
                 "multi_topic": int((self.now[schema.TOPIC_LIST].map(len) > 1).sum())}
 
     def nature(self):
@@ -190,13 +192,16 @@ class _Counter:
         return figures
 
     def townships(self):
-        township = find_townships(self.now, self.settings.township_pattern, self.settings.township_text_fallback)
+        township, source = find_townships(self.now, self.settings, self.known_townships)
         grouped = self.now.groupby(township, sort=False)
+        from_address = (source == FROM_ADDRESS).groupby(township, sort=False).sum()
+        from_text = (source == FROM_TEXT).groupby(township, sort=False).sum()
         size = grouped.size()
         persons = _visits(self.now).groupby(township)[schema.PERSONS].sum()
         # shares of Python ints, as the report always rounded them (numpy rounds ties otherwise)
         rows = [{"township": name, "items": items, "share": self.share(int(items)), "matters": matters,
-                 "collective": collective, "visit_persons": visit_persons}
+                 "collective": collective, "visit_persons": visit_persons,
+                 "from_address": int(from_address.get(name, 0)), "from_text": int(from_text.get(name, 0))}
                 for name, items, matters, collective, visit_persons in zip(
                     size.index, size.values, grouped[schema.CASE_ID].nunique().values,
                     grouped[schema.COLLECTIVE].sum().astype(int).values,
@@ -234,7 +239,7 @@ class _Counter:
             before = int((month == pd.Period(start - pd.DateOffset(years=1), "M")).sum())
             rows.append({"month": f"{start:%Y-%m}", "items": len(this), "matters": this[schema.CASE_ID].nunique(),
                          "visit_persons": int(_visits(this)[schema.PERSONS].sum()), "year_ago": before,
-                         "vs_year_ago_pct": change(len(this), before),
+                         "vs_year_ago_pct": self.change(len(this), before),
                          "in_period": bool(self.period.mask(pd.Series([start])).iloc[0])})
         return rows
 
@@ -249,13 +254,15 @@ class _Counter:
         in_period = self.now.groupby(schema.CASE_ID).size()
         chosen = pd.DataFrame({"n": size, "now": in_period.reindex(size.index).fillna(0).astype(int)})
         chosen = chosen.sort_values(["n", "now"], ascending=False, kind="stable").head(top)
-        rows = []
+        rows, labels = [], self.labels(chosen.index)
         for case_id in chosen.index:
             case = grouped.get_group(case_id)
             keys = [k for k in dict.fromkeys(case[schema.PETITIONER_KEY]) if k]
             topic = case[schema.TOPIC].replace("", np.nan).dropna()
             code = topic.mode().iloc[0] if len(topic) else ""
-            rows.append({"case_id": case_id, "letters": int(chosen.at[case_id, "n"]),
+            first = case.sort_values([schema.RECEIVED_AT, schema.LETTER_ID], na_position="last").iloc[0]
+            rows.append({"case_id": case_id, "label": labels.get(case_id, ""), "excerpt": self.excerpt(first),
+                         "letters": int(chosen.at[case_id, "n"]),
                          "letters_in_period": int(chosen.at[case_id, "now"]), "petitioner_keys": keys,
                          "first": case[schema.RECEIVED_AT].min(), "last": case[schema.RECEIVED_AT].max(),
                          "topic": code, "topic_name": topic_name(self.names, code) if code else "",
@@ -264,17 +271,18 @@ class _Counter:
 
     def review(self):
         chosen = self.now[self.now[schema.NEEDS_REVIEW]].sort_values(schema.TOPIC_CONFIDENCE, kind="stable")
-        return [{"letter_id": letter_id, "received_at": received_at, "channel": channel,
-                 "topic_name": topic_name(self.names, topic), "confidence": confidence,
-                 "candidates": [(topic_name(self.names, c), p) for c, p in _candidates(top3)],
-                 "addressee": addressee, "case_id": case_id}
-                for letter_id, received_at, channel, topic, confidence, top3, addressee, case_id in zip(
-                    chosen[schema.LETTER_ID], chosen[schema.RECEIVED_AT], chosen[schema.CHANNEL],
-                    chosen[schema.TOPIC], chosen[schema.TOPIC_CONFIDENCE].round(2), chosen[schema.TOP3],
-                    chosen[schema.ADDRESSEE], chosen[schema.CASE_ID])]
+        chosen = chosen.assign(**{schema.TOPIC_CONFIDENCE: chosen[schema.TOPIC_CONFIDENCE].round(2)})
+        labels = self.labels(chosen[schema.CASE_ID].unique())
+        return [{"letter_id": row[schema.LETTER_ID], "received_at": row[schema.RECEIVED_AT],
+                 "channel": row[schema.CHANNEL], "topic_name": topic_name(self.names, row[schema.TOPIC]),
+                 "confidence": row[schema.TOPIC_CONFIDENCE],
+                 "candidates": [(topic_name(self.names, c), p) for c, p in _candidates(row[schema.TOP3])],
+                 "addressee": row[schema.ADDRESSEE], "case_id": row[schema.CASE_ID],
+                 "label": labels.get(row[schema.CASE_ID], ""), "excerpt": self.excerpt(row)}
+                for row in chosen.to_dict("records")]
 
 
-def compute_figures(letters, period, settings, topic_names, source=""):
+def compute_figures(letters, period, settings, topic_names, labeler, source="", known_townships=()):
     """Every figure of the report for ``period``.
 
     Parameters
@@ -283,20 +291,25 @@ def compute_figures(letters, period, settings, topic_names, source=""):
         Output of ``pipeline.letters.prepare`` (all letters: the history and the run).
     period : Period
     settings : ReportConfig
-        ``out_of_scope_topics``, ``township_pattern``, ``township_text_fallback``,
-        ``trend_months`` and ``top_cases`` are used.
+        ``out_of_scope_topics``, the ``township_*`` settings, ``trend_months``, ``top_cases``,
+        ``min_change_base``, ``case_label_*`` and ``excerpt_chars`` are used.
     topic_names : dict
         {topic code: Chinese name}; its order is the order of equal topic counts.
+    labeler : dedup.cases.Labeler
+        Names cases and masks excerpts.
     source : str
         What was read, for the report's notes.
+    known_townships : iterable of str
+        More township names to look for in texts (``places.dictionary_townships``).
 
     Returns
     -------
     dict
         The figures, keyed as the module docstring lists.
     """
-    counter = _Counter(letters, period, settings, topic_names)
+    counter = _Counter(letters, period, settings, topic_names, known_townships, labeler)
     return {"periods": {"now": period, "year_ago": counter.year_ago, "previous": counter.previous},
+            "min_change_base": settings.min_change_base,
             "items": counter.items, "overview": counter.overview(), "channels": counter.channels(),
             "topics": counter.topics(), "nature": counter.nature(), "scope": counter.scope(),
             "features": counter.features(), "townships": counter.townships(), "units": counter.units(),

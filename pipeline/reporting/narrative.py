@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 
 from pipeline import schema
-from pipeline.reporting.figures import UNKNOWN_TOWNSHIP
+from pipeline.reporting.figures import UNKNOWN_TOWNSHIP, UNNAMED_UNIT
 from pipeline.reporting.periods import CN_DIGITS
-from pipeline.reporting.tables import CHANNEL_ZH
+from pipeline.reporting.tables import CHANNEL_ZH, SMALL_BASE
 
 
 def _fmt(value):
@@ -27,12 +27,15 @@ def _trend(rate, word):
     return f"{word}{'上升' if rate > 0 else '下降'}{_fmt(abs(rate))}%"
 
 
-def _compared(measure, word, is_total=False):
-    """``measure``'s change against the year before (同比) or the previous period (环比)."""
+def _compared(measure, word, least, is_total=False):
+    """``measure``'s change against the year before (同比) or the previous period (环比); the
+    counts instead of a percentage when the base is below ``least`` (report.min_change_base)."""
     rate, base, base_name = ((measure["vs_year_ago_pct"], measure["year_ago"], "上年同期") if word == "同比"
                              else (measure["vs_previous_pct"], measure["previous"], "上期"))
     if not base:
         return f"{base_name}无{'来信记录' if is_total else '可比数据'}"
+    if base < least:
+        return f"{base_name}仅{_fmt(base)}件次，{SMALL_BASE}，不计{word}增减幅度"
     return f"{_trend(rate, word)}（{base_name}{_fmt(base)}件次）" if is_total else _trend(rate, word)
 
 
@@ -41,10 +44,10 @@ def _said(figure):
 
 
 def _volume(figures):
-    overview, period = figures["overview"], figures["periods"]["now"]
+    overview, period, least = figures["overview"], figures["periods"]["now"], figures["min_change_base"]
     items = overview["items"]
-    text = (f"{period.label}，共受理信访事项{_fmt(items['now'])}件次，{_compared(items, '同比', True)}，"
-            f"{_compared(items, '环比', True)}；涉及不同事项（纯件数）{_fmt(overview['matters']['now'])}件。")
+    text = (f"{period.label}，共受理信访事项{_fmt(items['now'])}件次，{_compared(items, '同比', least, True)}，"
+            f"{_compared(items, '环比', least, True)}；涉及不同事项（纯件数）{_fmt(overview['matters']['now'])}件。")
     parts = []
     for row in figures["channels"]:
         if row["items"] == 0:
@@ -53,11 +56,11 @@ def _volume(figures):
         if row["channel"] == schema.VISIT:
             part = f"来访{_fmt(row['items'])}批{_fmt(row['persons'])}人次，占{_fmt(row['share'])}%"
             if overview["visit_batches"]["year_ago"]:
-                part += "，批次" + _compared(overview["visit_batches"], "同比")
+                part += "，批次" + _compared(overview["visit_batches"], "同比", least)
         else:
             part = f"{name}{_fmt(row['items'])}件次，占{_fmt(row['share'])}%"
             if row["channel"] == schema.LETTER and overview[schema.LETTER]["year_ago"]:
-                part += "，" + _compared(overview[schema.LETTER], "同比")
+                part += "，" + _compared(overview[schema.LETTER], "同比", least)
         parts.append(part)
     return text + "其中" + "；".join(parts) + "。"
 
@@ -101,9 +104,11 @@ def _places(figures):
     if towns:
         text += "从地域看，信访量居前的乡镇（街道）是" + "、".join(
             f"{row['township']}（{_fmt(row['items'])}件次）" for row in towns) + "。"
-    if figures["units"]:
-        unit = figures["units"][0]
-        text += f"受理单位中，{unit['unit']}受理最多，{_said(unit)}。"
+    named = [unit for unit in figures["units"] if unit["unit"] != UNNAMED_UNIT]
+    if named:
+        text += f"受理单位中，{named[0]['unit']}受理最多，{_said(named[0])}。"
+    elif figures["units"]:
+        text += f"受理单位均未注明（{_said(figures['units'][0])}）。"
     return text or None
 
 
@@ -111,7 +116,9 @@ def _cases(figures):
     text = ""
     if figures["cases"]["rows"]:
         case = figures["cases"]["rows"][0]
-        text += (f"累计来信最多的事项为{case['case_id']}（{case['topic_name']}），累计{_fmt(case['letters'])}件次，"
+        name = (f"「{case['label']}」（{case['case_id']}，{case['topic_name']}）" if case["label"]
+                else f"{case['case_id']}（{case['topic_name']}）")
+        text += (f"累计来信最多的事项为{name}，累计{_fmt(case['letters'])}件次，"
                  f"信访人{_fmt(len(case['petitioner_keys']))}人。")
     return text + f"分类置信度较低、需人工复核的来信{_fmt(figures['features']['needs_review']['items'])}件。"
 

@@ -13,6 +13,7 @@ from pipeline.reporting.charts import chart_svg
 from pipeline.reporting.fonts import FONT_STACK
 from pipeline.reporting.tables import TOTAL_MARK, cell_text
 from pipeline.rundir import atomic_path
+from pipeline.safe_text import FORMULA_START, markdown_text, strip_control
 
 OUTPUTS = ("report.xlsx", "report.html", "report.md")
 LONG_TABLES = ("review", "units", "townships")    # HTML shows their first html_max_rows rows
@@ -53,8 +54,20 @@ def _missing(value):
     return value is None or (not isinstance(value, str) and pd.isna(value))
 
 
+def _text_cell(sheet, row, column, value):
+    """Write ``value`` (a str) into a cell as text, never as a formula: control characters
+    removed, the cell typed as a string and marked quote-prefixed (Excel keeps it text on edit)."""
+    cell = sheet.cell(row=row, column=column, value=strip_control(value))
+    cell.data_type = "s"
+    if cell.value[:1] and cell.value[0] in FORMULA_START:
+        cell.quotePrefix = True
+    return cell
+
+
 def write_xlsx(report, path):
-    """One sheet per table: title in A1, note in A2, the table from row 4; the narrative first."""
+    """One sheet per table: title in A1, note in A2, the table from row 4; the narrative first.
+    Every text cell is stored as text (``_text_cell``): a letter id or addressee beginning
+    with ``=`` stays text."""
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font, PatternFill
     from openpyxl.utils import get_column_letter
@@ -62,19 +75,17 @@ def write_xlsx(report, path):
     workbook = Workbook()
     workbook.remove(workbook.active)
     summary = workbook.create_sheet("综述")
-    summary["A1"] = report.title
-    summary["A1"].font = Font(bold=True, size=14)
+    _text_cell(summary, 1, 1, report.title).font = Font(bold=True, size=14)
     for i, paragraph in enumerate(report.narrative, start=3):
-        summary.cell(row=i, column=1, value=paragraph).alignment = Alignment(wrap_text=True, vertical="top")
+        _text_cell(summary, i, 1, paragraph).alignment = Alignment(wrap_text=True, vertical="top")
     summary.column_dimensions["A"].width = 120
     header_fill = PatternFill("solid", fgColor="DDE4EE")
     for table in report.tables.values():
-        sheet = workbook.create_sheet(re.sub(r"[\[\]:*?/\\]", "", table.title)[:31])
-        sheet["A1"] = table.title
-        sheet["A1"].font = Font(bold=True, size=13)
-        sheet["A2"] = table.note
+        sheet = workbook.create_sheet(re.sub(r"[\[\]:*?/\\]", "", strip_control(table.title))[:31])
+        _text_cell(sheet, 1, 1, table.title).font = Font(bold=True, size=13)
+        _text_cell(sheet, 2, 1, table.note)
         for j, column in enumerate(table.frame.columns, start=1):
-            cell = sheet.cell(row=4, column=j, value=str(column))
+            cell = _text_cell(sheet, 4, j, str(column))
             cell.font, cell.fill = Font(bold=True), header_fill
             width = max([len(str(column))] + [len(cell_text(v)) for v in table.frame[column].head(200)])
             sheet.column_dimensions[get_column_letter(j)].width = min(60, 4 + 1.8 * width)
@@ -84,6 +95,9 @@ def write_xlsx(report, path):
                     continue
                 if isinstance(value, np.generic):
                     value = value.item()
+                if isinstance(value, str):
+                    _text_cell(sheet, i, j, value)
+                    continue
                 cell = sheet.cell(row=i, column=j, value=value)
                 if isinstance(value, float):
                     cell.number_format = "0.0"
@@ -137,14 +151,15 @@ def render_html(report, settings):
 
 
 def render_markdown(report):
-    """report.md's text: the title, the narrative and each table's definition (口径说明)."""
-    lines = [f"# {report.title}", "", "## 综述", ""]
+    """report.md's text: the title, the narrative and each table's definition (口径说明);
+    every text escaped (``safe_text.markdown_text``): letter-derived names stay literal text."""
+    lines = [f"# {markdown_text(report.title)}", "", "## 综述", ""]
     for paragraph in report.narrative:
-        lines += [paragraph, ""]
+        lines += [markdown_text(paragraph), ""]
     lines += ["## 口径说明", ""]
     for table in report.tables.values():
         if table.note:
-            lines.append(f"- **{table.title}**：{table.note}")
+            lines.append(f"- **{markdown_text(table.title)}**：{markdown_text(table.note)}")
     return "\n".join(lines) + "\n"
 
 

@@ -36,7 +36,8 @@ FEATURES_ZH = {
 TOTAL_MARK = "合计"      # a row whose label holds it is a total row (bold in HTML)
 # Column headings shared by several tables.
 COUNT, SHARE, BASE = "件次", "占比(%)", "分母(本期件次)"
-CASE_COLUMNS = ["事项编号", "累计件次", "本期件次", "信访人数", "信访人（化名）", "首次来信", "最近来信",
+SMALL_BASE = "基数过小"   # a change (%) not given: the base compared with is below report.min_change_base
+CASE_COLUMNS = ["事项编号", "事项名称", "摘要（首件，已脱敏）", "累计件次", "本期件次", "信访人数", "信访人（化名）", "首次来信", "最近来信",
                 "主要类别", "受理单位数"]
 
 
@@ -68,6 +69,14 @@ def cell_text(value):
     return str(value)
 
 
+def rate_cell(rate, base, min_base):
+    """A 同比/环比 (%) cell: the rate; 基数过小 when the base has items but fewer than ``min_base``;
+    None ("—") when there is no base."""
+    if base and base < min_base:
+        return SMALL_BASE
+    return rate
+
+
 def _short_date(value):
     return "" if pd.isna(value) else f"{pd.Timestamp(value):%Y-%m-%d}"
 
@@ -84,14 +93,17 @@ def _columns(rows, columns):
 def overview(figures):
     periods = figures["periods"]
     now, year_ago, previous = periods["now"], periods["year_ago"], periods["previous"]
+    least = figures["min_change_base"]
     rows = [{"指标": OVERVIEW_ZH[name], "本期": f["now"], "上年同期": f["year_ago"], "同比增减": f["vs_year_ago"],
-             "同比(%)": f["vs_year_ago_pct"], "上期": f["previous"], "环比增减": f["vs_previous"],
-             "环比(%)": f["vs_previous_pct"]} for name, f in figures["overview"].items()]
+             "同比(%)": rate_cell(f["vs_year_ago_pct"], f["year_ago"], least), "上期": f["previous"],
+             "环比增减": f["vs_previous"], "环比(%)": rate_cell(f["vs_previous_pct"], f["previous"], least)}
+            for name, f in figures["overview"].items()]
     return Table("overview", "总体情况", pd.DataFrame(rows),
                  f"本期：{now.label}（{now.span}）；上年同期：{year_ago.label}；"
                  f"上期：{previous.label}。件次为受理的全部来信、来访、来电和网上信访；纯件数为其中"
                  "不同事项（case_id）的个数；来访按批次和人次计（未登记人数的按1人计）。"
-                 "同比、环比为相对上年同期、上期的增减百分比，对比期为0时不计算。")
+                 "同比、环比为相对上年同期、上期的增减百分比，对比期为0时不计算；对比期不足"
+                 f"{least}件次的不计算百分比，标为“{SMALL_BASE}”（配置 report.min_change_base）。")
 
 
 def channels(figures):
@@ -109,7 +121,7 @@ def topics(figures):
 
     def row(code, name, f):
         return {"代码": code, "类别": name, COUNT: f["items"], SHARE: f["share"], "上年同期": f["year_ago"],
-                "同比(%)": f["vs_year_ago_pct"], BASE: items}
+                "同比(%)": rate_cell(f["vs_year_ago_pct"], f["year_ago"], figures["min_change_base"]), BASE: items}
     frame = pd.concat([pd.DataFrame([row(r["code"], r["name"], r) for r in topic_figures["rows"]]),
                        pd.DataFrame([row("", f"各类别{TOTAL_MARK}（多类别重复计入）", total)])], ignore_index=True)
     return Table("topics", "问题类别", frame,
@@ -155,11 +167,16 @@ def features(figures):
 def townships(figures):
     items, rows = figures["items"], figures["townships"]
     frame = _columns(rows, {"乡镇（街道）": "township", COUNT: "items", SHARE: "share", "纯件数": "matters",
-                            "集体访": "collective", "来访人次": "visit_persons"})
+                            "集体访": "collective", "来访人次": "visit_persons", "取自住址": "from_address",
+                            "取自正文": "from_text"})
     frame[BASE] = items
+    from_address, from_text = (sum(row[key] for row in rows) for key in ("from_address", "from_text"))
+    unknown = sum(row["items"] for row in rows if row["township"] == UNKNOWN_TOWNSHIP)
     return Table("townships", "乡镇（街道）分布", frame,
                  "乡镇（街道）取自信访人住址（配置 report.township_pattern），住址中没有的从来信正文中查找"
-                 f"已知乡镇名；都没有的计为“{UNKNOWN_TOWNSHIP}”。占比以本期受理件次 {items} 为分母。",
+                 "已知乡镇名（住址中出现的、正文中按 report.township_text_patterns 找到的、分词词典中以"
+                 f"街道/镇/乡结尾的）；都没有的计为“{UNKNOWN_TOWNSHIP}”。本期取自住址 {from_address} 件次，"
+                 f"取自正文 {from_text} 件次，{UNKNOWN_TOWNSHIP} {unknown} 件次。占比以本期受理件次 {items} 为分母。",
                  {**_hbar("乡镇（街道）"), "exclude": UNKNOWN_TOWNSHIP})
 
 
@@ -186,22 +203,26 @@ def months(figures):
     rows = figures["months"]
     frame = pd.DataFrame([{"月份": row["month"], COUNT: row["items"], "纯件数": row["matters"],
                            "来访人次": row["visit_persons"], "上年同月": row["year_ago"],
-                           "同比(%)": row["vs_year_ago_pct"], "本期": "是" if row["in_period"] else ""}
+                           "同比(%)": rate_cell(row["vs_year_ago_pct"], row["year_ago"], figures["min_change_base"]),
+                           "本期": "是" if row["in_period"] else ""}
                           for row in rows])
     return Table("months", "月度趋势", frame,
-                 f"截至本期末的 {len(rows)} 个月，每月件次与上年同月对比；“本期”列标出统计周期内的月份。",
+                 f"截至本期末的 {len(rows)} 个月，每月件次与上年同月对比（上年同月不足"
+                 f"{figures['min_change_base']}件次的标为“{SMALL_BASE}”）；“本期”列标出统计周期内的月份。",
                  {"label": "月份", "value": COUNT, "compare": "上年同月", "kind": "months"})
 
 
 def cases(figures):
     f = figures["cases"]
-    rows = [{"事项编号": row["case_id"], "累计件次": row["letters"], "本期件次": row["letters_in_period"],
+    rows = [{"事项编号": row["case_id"], "事项名称": row["label"], "摘要（首件，已脱敏）": row["excerpt"],
+             "累计件次": row["letters"], "本期件次": row["letters_in_period"],
              "信访人数": len(row["petitioner_keys"]),
              "信访人（化名）": "、".join(row["petitioner_keys"][:3]) + ("等" if len(row["petitioner_keys"]) > 3 else ""),
              "首次来信": _short_date(row["first"]), "最近来信": _short_date(row["last"]),
              "主要类别": row["topic_name"], "受理单位数": row["addressees"]} for row in f["rows"]]
     return Table("cases", "重复信访较多的事项", pd.DataFrame(rows, columns=CASE_COLUMNS),
                  f"本期有来信、累计两件及以上的事项，按累计件次排序，前 {f['top']} 个。"
+                 "事项名称为其最早一件来信的标题（无标题的取各件共有的地名、单位名），身份证号、电话等已遮盖；"
                  "信访人只以化名（petitioner_key，加密哈希）列出；信访人数按化名去重，匿名件不计。")
 
 
@@ -211,7 +232,7 @@ def review(figures):
              "candidates": "；".join(f"{name} {p:.2f}" for name, p in row["candidates"])} for row in figures["review"]]
     frame = _columns(rows, {"信件编号": "letter_id", "日期": "received_at", "渠道": "channel", "类别": "topic_name",
                             "置信度": "confidence", "候选类别": "candidates", "受理单位": "addressee",
-                            "事项编号": "case_id"})
+                            "事项编号": "case_id", "事项名称": "label", "摘要（已脱敏）": "excerpt"})
     return Table("review", "需人工复核的来信", frame,
                  f"本期分类置信度低于复核阈值的来信共 {len(frame)} 件，按置信度从低到高排列；"
                  "在 classifier_review 笔记本中复核并保存更正。")

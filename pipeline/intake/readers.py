@@ -1,0 +1,354 @@
+"""Readers: each format offices export, read into a ``RawTable`` (headers, rows, failed rows).
+
+The format comes from the file's first bytes, not its extension: XLSX (a zip), old binary XLS
+(an OLE2 compound file, read with python-calamine), Parquet, JSONL (starts with ``{``), else CSV
+(see ``encodings`` for its encoding and delimiter). ``source_row`` is the row as a person finds
+it: the line number in a CSV or JSONL file, the Excel row number in a workbook (header = 1).
+
+A problem in one row quarantines that row; a problem with the whole file raises
+``PetitionError`` with one line naming the file (the stage skips the file when it is one of
+several, and reports it).
+"""
+import csv
+import json
+import re
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import openpyxl
+import pandas as pd
+import python_calamine
+
+from pipeline import schema
+from pipeline.errors import PetitionError
+from pipeline.intake import encodings
+
+READERS = {}  # format name -> reader(path, sheet, max_xlsx_bytes) -> RawTable
+OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # old binary .xls (also a password-protected .xlsx)
+
+
+class RawTable:
+    """A source file as read: its headers, its rows and the rows that failed to parse.
+
+    ``frame`` holds the source columns (values as read) plus ``schema.SOURCE_ROW``;
+    ``failed`` is a list of quarantine records (dicts keyed by QUARANTINE_COLUMNS).
+    """
+
+    def __init__(self, path, frame, failed=(), notes=()):
+        self.path, self.frame, self.failed, self.notes = str(path), frame, list(failed), list(notes)
+
+    @property
+    def rows_in(self):
+        return len(self.frame) + len(self.failed)
+
+
+def failure(path, row, column, reason, raw):
+    """A quarantine record (``row``: a line or Excel row number, '' for a whole file). Control
+    characters in ``raw`` are written as visible escapes (``\\x00``), so the quarantine file
+    stays readable and reads back."""
+    raw = encodings.CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", raw)
+    return {schema.SOURCE_FILE: str(path), schema.SOURCE_ROW: row if row == "" else int(row), schema.COLUMN: column,
+            schema.REASON: reason, schema.RAW: raw}
+
+
+def reader(name):
+    def register(func):
+        READERS[name] = func
+        return func
+    return register
+
+
+def detect_format(path):
+    """Return 'xlsx', 'xls', 'parquet', 'jsonl' or 'csv' from the file's first bytes."""
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
+    if head.startswith(b"PK\x03\x04"):
+        return "xlsx"
+    if head.startswith(OLE2_MAGIC):
+        return "xls"
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    codec = encodings.utf16_codec(head)
+    text_head = head.decode(codec, errors="ignore").lstrip("\ufeff") if codec else head.decode("latin-1")
+    if text_head.lstrip("\xef\xbb\xbf \t\r\n").startswith("{"):
+        return "jsonl"
+    if encodings.looks_binary(head):
+        raise PetitionError(f"{path}: binary file of unknown format (not CSV, XLSX, XLS, JSONL or Parquet)")
+    return "csv"
+
+
+def read_table(path, sheet=None, max_xlsx_bytes=None):
+    """Read ``path`` in whatever supported format it is; returns a ``RawTable``.
+
+    ``sheet`` picks a workbook's sheet (name or 1-based number); ``max_xlsx_bytes`` refuses a
+    workbook whose parts inflate to more bytes than that (None: no cap).
+    """
+    return READERS[detect_format(path)](path, sheet, max_xlsx_bytes)
+
+
+def expand_inputs(inputs):
+    """Return the files named by ``inputs`` (files, or folders searched recursively; hidden
+    files in folders are left out: see ``hidden_files``)."""
+    files = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found = sorted(p for p in item.rglob("*") if p.is_file() and not p.name.startswith("."))
+            if not found:
+                raise PetitionError(f"{item}: folder holds no files")
+            files.extend(found)
+        elif item.is_file():
+            files.append(item)
+        else:
+            raise PetitionError(f"{item}: no such file or folder")
+    return files
+
+
+def hidden_files(inputs):
+    """The hidden files (name starting with '.') in the folders among ``inputs``: not read."""
+    return sorted(p for item in map(Path, inputs) if item.is_dir()
+                  for p in item.rglob(".*") if p.is_file())
+
+
+def unique_names(header):
+    """Header names, stripped, without control characters, and unique (a repeated header
+    would collapse columns)."""
+    seen, names = {}, []
+    for name in header:
+        name = encodings.CONTROL.sub("", str(name)).strip() if name is not None else ""
+        seen[name] = seen.get(name, 0) + 1
+        names.append(name if seen[name] == 1 else f"{name}.{seen[name] - 1}")
+    return names
+
+
+# --- CSV ----------------------------------------------------------------------------------
+
+@reader("csv")
+def read_csv(path, sheet=None, max_xlsx_bytes=None):
+    """Read a CSV file (any delimiter of ``encodings.DELIMITERS``), recovering from broken quoting.
+
+    A record whose field count differs from the header's is quarantined. A record that spans
+    several lines is a quoted field with line breaks, unless one of its later lines reads on
+    its own as a record (``_swallowed_line``): then an unclosed quote swallowed that line.
+    Either way only the broken record's first line is quarantined and parsing restarts on the
+    next line, so one stray quote costs one row, not the rows after it. Every physical line is
+    accounted for: header, blank, or part of a kept or quarantined record.
+    """
+    try:
+        text = encodings.decode(Path(path).read_bytes())
+    except UnicodeDecodeError as exc:
+        raise PetitionError(f"{path}: starts as UTF-16 but is not valid UTF-16 ({exc.reason} at byte "
+                            f"{exc.start}); export it again as UTF-8") from exc
+    lines = text.lines
+    if not any(line.strip() for line in lines):
+        raise PetitionError(f"{path}: empty file")
+    delimiter = encodings.sniff_delimiter(lines[0])
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, sum(map(len, lines))))  # long fields are judged by ingest.max_text_chars
+    try:
+        header = next(csv.reader([lines[0]], delimiter=delimiter))
+        rows, numbers, failed, spans = _parse_records(path, text, delimiter, len(header))
+    except csv.Error as exc:
+        raise PetitionError(f"{path}: header line is not CSV ({exc})") from exc
+    finally:
+        csv.field_size_limit(limit)
+    frame = pd.DataFrame(rows, columns=unique_names(header), dtype=object)
+    frame[schema.SOURCE_ROW] = numbers
+    notes = text.notes() + ([f"delimiter {delimiter!r}"] if delimiter != "," else [])
+    multi = sum(span > 1 for span in spans)
+    notes.append(f"{len(lines)} lines: header + {len(spans)} records"
+                 + (f" ({multi} over several lines)" if multi else "")
+                 + (f" + {len(lines) - 1 - sum(spans)} blank" if len(lines) - 1 > sum(spans) else ""))
+    return RawTable(path, frame, failed, notes)
+
+
+def _parse_records(path, text, delimiter, width):
+    """Records of a ``DecodedText`` after its header: (rows, their line numbers, quarantine
+    records, the number of lines of every kept or quarantined record)."""
+    lines, line_encodings = text.lines, text.line_encodings
+    legacy = {"big5": "Big5"}.get(text.encoding, "GB18030")
+    rows, numbers, failed, spans = [], [], [], []
+    start = 1  # index into lines of the next record
+    while start < len(lines):
+        records = csv.reader(lines[start:], delimiter=delimiter)
+        consumed, restart = 0, None
+        while restart is None:
+            first = start + consumed + 1           # 1-based line number where the record starts
+            try:
+                record = next(records)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                failed.append(failure(path, first, "", f"unreadable CSV record: {exc}", lines[first - 1].rstrip("\n")))
+                spans.append(1)
+                restart = first
+                break
+            span = records.line_num - consumed
+            consumed = records.line_num
+            if not any(field.strip() for field in record):
+                continue
+            raw = "".join(lines[first - 1:first - 1 + span]).rstrip("\n")
+            bad_lines = [n for n in range(first, first + span) if line_encodings.get(n) == "undecodable"]
+            swallowed = _swallowed_line(lines, first, span, width, delimiter) if span > 1 else None
+            if bad_lines:
+                failed.append(failure(path, first, "", f"undecodable bytes on line {bad_lines[0]} "
+                                      f"(neither UTF-8 nor {legacy})", raw))
+            elif span > 1 and (len(record) != width or swallowed):
+                reason = (f"broken quoting: unclosed quote (expected {width} fields)" if len(record) != width else
+                          f"broken quoting: unclosed quote; the quoted field runs on over line {swallowed}, "
+                          "which reads as a record of its own (read again after this row)")
+                failed.append(failure(path, first, "", reason, lines[first - 1].rstrip("\n")))
+                spans.append(1)
+                restart = first  # resume on the line after the broken one
+                break
+            elif len(record) != width:
+                failed.append(failure(path, first, "", f"expected {width} fields, found {len(record)}", raw))
+            else:
+                rows.append(record)
+                numbers.append(first)
+            spans.append(span)
+        start = len(lines) if restart is None else restart
+    return rows, numbers, failed, spans
+
+
+def _swallowed_line(lines, first, span, width, delimiter):
+    """The first line after ``first`` within a multi-line record that reads as a record of its
+    own: no quote, exactly ``width`` fields, and its leading fields (up to two, before the one
+    whose quote runs on) of the same shape as the record's own (B2 and B3, 2026/11/2 and
+    2026/11/3: letters, digits and punctuation alike). None if there is none. The shape keeps a
+    letter body line that happens to hold ``width - 1`` commas from reading as a record."""
+    opening = next(csv.reader([lines[first - 1]], delimiter=delimiter))
+    leading = min(2, len(opening) - 1)
+    if leading < 1:
+        return None
+    for number in range(first + 1, first + span):
+        line = lines[number - 1].rstrip("\r\n")
+        fields = line.split(delimiter)
+        if ('"' not in line and len(fields) == width
+                and all(_shape(fields[i]) == _shape(opening[i]) != "" for i in range(leading))):
+            return number
+    return None
+
+
+def _shape(field):
+    """A field's shape: runs of ASCII letters → A, digits → 9, other characters → C."""
+    field = re.sub(r"[A-Za-z]+", "A", field.strip())
+    field = re.sub(r"[0-9]+", "9", field)
+    return re.sub(r"[^\x00-\x7f]+", "C", field)
+
+
+# --- workbooks --------------------------------------------------------------------------
+
+def _sheet_index(path, names, sheet):
+    """Index of ``sheet`` (None: the first; a name; or a 1-based number) among ``names``."""
+    if sheet is None and names:
+        return 0
+    if str(sheet) in names:
+        return names.index(str(sheet))
+    if str(sheet).isdigit() and 1 <= int(sheet) <= len(names):
+        return int(sheet) - 1
+    raise PetitionError(f"{path}: no sheet {sheet!r}; sheets are {names}")
+
+
+def _sheet_table(path, rows):
+    """A ``RawTable`` from a sheet's rows (the first is the header; blank rows skipped)."""
+    rows = iter(rows)
+    header = list(next(rows, None) or ())
+    data, numbers = [], []
+    for number, row in enumerate(rows, start=2):
+        if any(value not in (None, "") for value in row):
+            data.append(list(row[:len(header)]) + [None] * (len(header) - len(row)))
+            numbers.append(number)
+    frame = pd.DataFrame(data, columns=unique_names(header), dtype=object)
+    frame[schema.SOURCE_ROW] = numbers
+    return RawTable(path, frame)
+
+
+def check_inflated_size(path, max_bytes):
+    """Refuse a workbook whose parts inflate to more than ``max_bytes`` (a few hundred KB can
+    hold a letter of tens of millions of characters), before anything is parsed."""
+    with zipfile.ZipFile(path) as archive:
+        inflated = sum(info.file_size for info in archive.infolist())
+    if max_bytes is not None and inflated > max_bytes:
+        raise PetitionError(f"{path}: workbook inflates to {inflated:,} bytes, above ingest.max_xlsx_bytes "
+                            f"({max_bytes:,}); split it, or raise the setting if it is genuine")
+
+
+@reader("xlsx")
+def read_xlsx(path, sheet=None, max_xlsx_bytes=None):
+    """Read one sheet of a workbook (the first, or ``sheet`` by name or 1-based number)."""
+    try:
+        check_inflated_size(path, max_xlsx_bytes)
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except PetitionError:
+        raise
+    except Exception as exc:  # openpyxl raises many types (zip, XML, KeyError, ...) for damaged files
+        raise PetitionError(f"{path}: not a readable XLSX workbook (truncated or corrupt: {exc})") from exc
+    try:
+        sheet_obj = book.worksheets[_sheet_index(path, book.sheetnames, sheet)]
+        return _sheet_table(path, sheet_obj.iter_rows(values_only=True))
+    except PetitionError:
+        raise
+    except Exception as exc:  # as above, while the sheet's rows are read
+        raise PetitionError(f"{path}: XLSX sheet could not be read (truncated or corrupt: {exc})") from exc
+    finally:
+        book.close()
+
+
+@reader("xls")
+def read_xls(path, sheet=None, max_xlsx_bytes=None):
+    """Read one sheet of an old binary Excel workbook (.xls, Excel 97-2003) with python-calamine."""
+    try:
+        book = python_calamine.CalamineWorkbook.from_path(str(path))
+        index = _sheet_index(path, book.sheet_names, sheet)
+        rows = book.get_sheet_by_index(index).to_python(skip_empty_area=False)
+    except PetitionError:
+        raise
+    except Exception as exc:  # calamine raises its own types for damaged or encrypted files
+        raise PetitionError(f"{path}: not a readable .xls workbook ({type(exc).__name__}: {exc}); if it is "
+                            "password-protected, open it in Excel and save it as .xlsx without a password") from exc
+    return _sheet_table(path, ([None if value == "" else value for value in row] for row in rows))
+
+
+# --- JSONL and Parquet ----------------------------------------------------------------------
+
+@reader("jsonl")
+def read_jsonl(path, sheet=None, max_xlsx_bytes=None):
+    """Read one JSON object per line; a line that is not an object (or nests too deep to read)
+    is quarantined."""
+    try:
+        lines = encodings.decode(Path(path).read_bytes()).lines
+    except UnicodeDecodeError as exc:
+        raise PetitionError(f"{path}: starts as UTF-16 but is not valid UTF-16 ({exc.reason})") from exc
+    records, numbers, failed = [], [], []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+        except RecursionError:
+            failed.append(failure(path, number, "", "invalid JSON line: nested too deeply to read",
+                                  line.rstrip("\n")))
+            continue
+        except ValueError as exc:
+            failed.append(failure(path, number, "", f"invalid JSON line: {exc}", line.rstrip("\n")))
+            continue
+        records.append(record)
+        numbers.append(number)
+    frame = pd.DataFrame.from_records(records) if records else pd.DataFrame()
+    frame = frame.astype(object)
+    frame.columns = unique_names(frame.columns)
+    frame[schema.SOURCE_ROW] = numbers
+    return RawTable(path, frame, failed)
+
+
+@reader("parquet")
+def read_parquet(path, sheet=None, max_xlsx_bytes=None):
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types for damaged files
+        raise PetitionError(f"{path}: unreadable Parquet file ({exc})") from exc
+    frame[schema.SOURCE_ROW] = np.arange(1, len(frame) + 1)
+    return RawTable(path, frame)

@@ -1,0 +1,174 @@
+"""The dedupe index under concurrency and crashes: one dedupe at a time on an index (a second
+waits for the lock), and a dedupe stopped dead at any point (as by a power cut or kill -9: no
+cleanup runs) resumes to the outputs an uninterrupted run gives."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+
+import pandas as pd
+import pytest
+
+from pipeline import schema
+from pipeline.config import PROJECT_ROOT
+from pipeline.dedup.index import DedupeIndex
+from pipeline.errors import PetitionError
+from tests.test_dedupe import LETTERS, _hash, write_dump
+
+CRASH = 17  # exit status of a process stopped by a patch below
+OUTPUTS = ("links.csv", "cases.csv", "summary.json")
+# Python run before `petition dedupe` in a new process, each ending it at one point
+CRASH_POINTS = {
+    # half of the first shard's files written into its temporary folder
+    "saving the shard": """
+        import numpy
+        import pipeline.dedup.index as index
+        saved, real_save = [], numpy.save
+        def save(*args, **kwargs):
+            saved.append(args[0])
+            if len(saved) == 5:
+                os._exit(CRASH)
+            real_save(*args, **kwargs)
+        index.np.save = save""",
+    # the shard renamed into place, the manifest not yet written
+    "before the manifest": """
+        import pipeline.dedup.index as index
+        index.write_json = lambda *args, **kwargs: os._exit(CRASH)""",
+    # the manifest committed, no output of the stage written
+    "after the manifest": """
+        import pipeline.dedupe as dedupe
+        dedupe.write_deduped = lambda *args, **kwargs: os._exit(CRASH)""",
+    # every output written, the stage not recorded in the run's manifest
+    "before the stage is recorded": """
+        import pipeline.rundir as rundir
+        rundir.RunDir.record = lambda *args, **kwargs: os._exit(CRASH)""",
+}
+SLOW = """
+    import time
+    import pipeline.dedupe as dedupe
+    real_find_links = dedupe.find_links
+    def find_links(*args, **kwargs):  # widen the window between reading the index and adding to it
+        time.sleep(2)
+        return real_find_links(*args, **kwargs)
+    dedupe.find_links = find_links"""
+
+
+def dedupe_process(run, index, patch=""):
+    """Start `petition dedupe --run RUN --index INDEX` in a new process, after ``patch``."""
+    code = "\n".join(["import os, sys", f"CRASH = {CRASH}", textwrap.dedent(patch),
+                      "from pipeline.cli import main",
+                      f"sys.exit(main(['dedupe', '--run', {str(run)!r}, '--index', {str(index)!r}]))"])
+    return subprocess.Popen([sys.executable, "-c", code], cwd=PROJECT_ROOT, env=dict(os.environ),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Two runs through segment (A: L1-L5, B: L6-L9; B's letters link to A's) and the outputs
+    of deduping A then B into a fresh index without interruption."""
+    from pipeline.cli import main
+    base = tmp_path_factory.mktemp("index_runs")
+    for name, rows in (("A", LETTERS[:5]), ("B", LETTERS[5:])):
+        dump = write_dump(base / f"{name}.csv", rows)
+        for argv in (["ingest", dump, "--run", base / name], ["normalize", "--run", base / name],
+                     ["segment", "--run", base / name]):
+            assert main([str(a) for a in argv]) == 0
+        shutil.copytree(base / name, base / f"reference{name}")
+    for name in ("A", "B"):
+        assert main(["dedupe", "--run", str(base / f"reference{name}"), "--index", str(base / "reference_index")]) == 0
+    return base
+
+
+def fresh(runs, tmp_path, *names):
+    """Copies of the segmented runs ``names`` under ``tmp_path``."""
+    for name in names:
+        shutil.copytree(runs / name, tmp_path / name)
+    return [tmp_path / name for name in names]
+
+
+def assert_same_outputs(run, reference):
+    for name in OUTPUTS:
+        assert (run / name).read_bytes() == (reference / name).read_bytes(), name
+    assert pd.read_parquet(run / "deduped.parquet").equals(pd.read_parquet(reference / "deduped.parquet"))
+    assert "dedupe" in json.loads((run / "manifest.json").read_text(encoding="utf-8"))[schema.MANIFEST_STAGES]
+
+
+def index_letters(directory):
+    with DedupeIndex.open(directory, _hash()) as index:
+        return index.letters[schema.LETTER_ID].tolist()
+
+
+# --- one dedupe at a time --------------------------------------------------------------------------
+
+def test_concurrent_dedupes_keep_every_letter(runs, tmp_path):
+    run_a, run_b = fresh(runs, tmp_path, "A", "B")
+    index = tmp_path / "index"
+    processes = [dedupe_process(run, index, SLOW) for run in (run_a, run_b)]
+    results = [(p.wait(timeout=300), *p.communicate()) for p in processes]
+    for code, out, err in results:
+        assert code == 0 and "Traceback" not in err, err
+    assert any("waiting for the index" in out for _, out, _ in results)  # the second waited
+    assert sorted(index_letters(index)) == sorted(row[0] for row in LETTERS)
+
+
+def test_busy_index_waits_then_fails_in_one_line(tmp_path):
+    with DedupeIndex.open(tmp_path / "index", _hash()):
+        start = time.monotonic()
+        with pytest.raises(PetitionError) as caught:
+            DedupeIndex.open(tmp_path / "index", _hash(), wait=1)
+        assert time.monotonic() - start >= 1
+        message = str(caught.value)
+        assert "in use by another dedupe" in message and f"pid {os.getpid()}" in message
+        assert "index_lock_wait" in message and "\n" not in message
+    DedupeIndex.open(tmp_path / "index", _hash(), wait=0).close()  # free again once released
+
+
+def test_a_waiting_dedupe_goes_on_when_the_index_is_free(runs, tmp_path):
+    (run_a,) = fresh(runs, tmp_path, "A")
+    holder = DedupeIndex.open(tmp_path / "index", _hash())
+    process = dedupe_process(run_a, tmp_path / "index")
+    time.sleep(4)
+    assert process.poll() is None  # still waiting
+    holder.close()
+    code, out, err = process.wait(timeout=120), *process.communicate()
+    assert code == 0 and "waiting for the index" in out, err
+    assert sorted(index_letters(tmp_path / "index")) == sorted(row[0] for row in LETTERS[:5])
+
+
+# --- crash windows -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("point, second", [(point, False) for point in CRASH_POINTS] + [
+    ("before the manifest", True), ("after the manifest", True)])
+def test_a_dedupe_stopped_dead_resumes_to_the_same_outputs(cli, runs, tmp_path, point, second):
+    run_a, run_b = fresh(runs, tmp_path, "A", "B")
+    index = tmp_path / "index"
+    if second:
+        assert cli("dedupe", "--run", run_a, "--index", index)[0] == 0
+    target = run_b if second else run_a
+    process = dedupe_process(target, index, CRASH_POINTS[point])
+    assert process.wait(timeout=300) == CRASH, process.communicate()[1]
+    code, _, err = cli("dedupe", "--run", target, "--index", index)
+    assert code == 0, err
+    assert_same_outputs(target, runs / ("referenceB" if second else "referenceA"))
+    expected = LETTERS if second else LETTERS[:5]
+    assert sorted(index_letters(index)) == sorted(row[0] for row in expected)
+    assert sorted(p.name for p in index.iterdir()) == [".lock"] + [f"{n:06d}" for n in range(1, 2 + second)] + \
+        ["manifest.json"]
+
+
+def test_nightly_recovers_from_a_crash_in_the_first_shard(runs, tmp_path, config):
+    """`petition nightly` has no --rebuild: the index a crash left must open as it was."""
+    from pipeline.nightly import run_nightly
+    dump = write_dump(tmp_path / "letters.csv", LETTERS)
+    home = tmp_path / "home"
+    index = home / "index"
+    index.mkdir(parents=True)
+    (index / ".000001.k2j4l1").mkdir()  # a shard's temporary folder, as a crash leaves it
+    (index / ".000001.k2j4l1" / "shard").mkdir()
+    (index / ".000001.k2j4l1" / "shard" / "letters.parquet").write_bytes(b"PAR1")
+    run = run_nightly([dump], home, config)
+    assert len(pd.read_parquet(run / "deduped.parquet")) == len(LETTERS)
+    assert sorted(index_letters(index)) == sorted(row[0] for row in LETTERS)

@@ -45,11 +45,12 @@ _TAG = re.compile(r"<[^<>]{1,200}>")
 _SPACE_BETWEEN_CJK = re.compile(rf"(?<=[{CJK}])\s+(?=[{CJK}])")
 _SPACES = re.compile(r"\s+")
 _DECIMAL = re.compile(r"(?<=\d)、(?=\d)")
-# Pinyin written after a character (總結(jié), 對（duì）, 的(de), 过(guo4)): a parenthesised syllable
+# Pinyin written after a character (總結(jié), 對（duì）, 的(de), 过(guo4), 總結(zǒng jié)): parenthesised syllables
 # of Latin letters right after a Chinese character; with a tone mark or digit always, without one
 # (neutral tone) only in a text holding at least two toned ones.
 _TONED = "āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜńňǹḿ"
-_PINYIN = re.compile(rf"(?<=[{CJK}])\(([a-zü{_TONED}]{{1,6}}[1-5]?)\)")
+_SYLLABLE = rf"[a-zü{_TONED}]{{1,6}}[1-5]?"
+_PINYIN = re.compile(rf"(?<=[{CJK}])\(({_SYLLABLE}(?: {_SYLLABLE}){{0,3}})\)")  # one per character, or a word's
 _PINYIN_TONE = re.compile(rf"[{_TONED}1-5]")
 # A surname (or place word) followed by 1-3 mask characters: 郭××, 张xx, 李*, 王～, 赵某某.
 _MASK_AFTER_CJK = re.compile(rf"(?<=[{CJK}])[xX×*~某]{{1,3}}(?![A-Za-z])")

@@ -158,6 +158,7 @@ class NormalizeConfig:
     name_follow_words: list = setting(WORDS)
     name_lead_words: list = setting(WORDS)
     name_not_given_chars: str = setting(TEXT)
+    name_place_endings: str = setting(TEXT)
     compound_surnames: list = setting(COMPOUND_SURNAMES)
     name_common_idf: float = setting(POSITIVE)
     name_function_tags: list = setting(WORDS)

@@ -21,6 +21,7 @@ stored about letters; the note is the analyst's own words.
 """
 import dataclasses
 import datetime as dt
+import fcntl
 import getpass
 import json
 import sqlite3
@@ -221,17 +222,23 @@ class DecisionStore:
         except sqlite3.DatabaseError as exc:
             raise PetitionError(f"{self.path}: not a decisions file ({exc})") from None
 
-    @staticmethod
-    def _create(connection):
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            connection.execute(CREATE)
-            connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
+    def _create(self, connection):
+        """Create the table and switch to WAL, once: two processes creating the file at the
+        same moment take turns on a lock file, since SQLite answers a journal-mode change with
+        "database is locked" at once instead of waiting."""
+        with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if connection.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+                return  # the other process made it meanwhile
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                connection.execute(CREATE)
+                connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
 
     def _rows(self, connection, where="", parameters=()):
         if connection is None:

@@ -5,7 +5,8 @@ Reads the run's ``classified.parquet`` (else ``segmented.parquet``); matches its
 with each other and with the dedupe index, then adds them to it; writes ``deduped.parquet``
 (the letters with ``case_id``, ``duplicate_of``, ``relation``), ``links.csv``, ``cases.csv``
 and ``summary.json``. The work is done by the ``pipeline.dedup`` wing, step by step:
-``features`` → ``candidates`` → ``scoring`` → ``cases``, over the ``index``.
+``features`` → ``candidates`` → ``scoring`` → ``cases``, over the ``index``. Cases honour
+the analysts' decisions in force (``pipeline.decisions``, the file beside the index).
 """
 import json
 
@@ -18,7 +19,8 @@ from tqdm import tqdm
 from pipeline import schema
 from pipeline.dedup.arrays import text_hashes
 from pipeline.dedup.candidates import Pool
-from pipeline.dedup.cases import Labeler, assign_cases, case_table
+from pipeline.decisions import DecisionStore
+from pipeline.dedup.cases import Labeler, assign_cases, case_table, decision_counts
 from pipeline.dedup.features import Featurizer, comparison_texts, featurize
 from pipeline.dedup.index import DedupeIndex, IndexProblem, config_hash, file_digest
 from pipeline.dedup.scoring import find_links
@@ -45,7 +47,8 @@ def read_letters(run):
     missing = [c for c in NEEDED_COLUMNS if c not in available]
     if missing:
         raise PetitionError(f"{path}: missing columns {missing}; re-run normalize and segment")
-    columns = [c for c in NEEDED_COLUMNS if c not in TEXT_COLUMNS] + ([schema.TOPICS] if schema.TOPICS in available else [])
+    columns = [c for c in NEEDED_COLUMNS if c not in TEXT_COLUMNS] + [c for c in (schema.TOPICS, schema.MASKED_NAMES)
+                                                                       if c in available]
     return stage_name, path, run.read(stage_name, columns=columns)
 
 
@@ -113,9 +116,12 @@ def written_shard(run, path, letters, index):
     return source, position
 
 
-def dedupe_run(run, index, config, processes=None, progress=None):
+def dedupe_run(run, index, config, processes=None, progress=None, decisions=None):
     """Match the run's letters against ``index`` and each other, add them to it, write the
     outputs. Returns (rows in, rows out, quarantine records, summary dict).
+
+    Cases are assigned over every indexed letter (history included), honouring ``decisions``
+    (the analysts' decisions in force, a ``decisions.Effective``; None: none).
 
     When an earlier attempt on the same input added the run's letters already
     (``written_shard``), they are matched as that attempt matched them: against the index
@@ -154,7 +160,7 @@ def dedupe_run(run, index, config, processes=None, progress=None):
     everything = index.letters if len(index) else batch.letters  # the latter has the columns
     del batch  # the index holds its features now, memory-mapped
     all_links = index.links if len(index.links) else links
-    cases = assign_cases(everything, all_links)
+    cases = assign_cases(everything, all_links, decisions)
     run_ids = letters[schema.LETTER_ID].astype(str)
     bad = run_ids.isin({q[schema.RAW] for q in quarantine}).to_numpy()
     position = pd.Index(everything[schema.LETTER_ID]).get_indexer(run_ids)
@@ -170,6 +176,10 @@ def dedupe_run(run, index, config, processes=None, progress=None):
     run_links = all_links[all_links[schema.LETTER_A].isin(kept_ids) | all_links[schema.LETTER_B].isin(kept_ids)]
     write_csv(run_links.reset_index(drop=True), run.path / "links.csv")
     summary = summarize(letters[~bad], run_cases[~bad], links, table, added, index, config)
+    summary["analyst decisions"] = decided = decision_counts(everything, all_links, cases, decisions)
+    if decided["same not applied: contradicted by a different decision"]:
+        print(f"dedupe: warning: {decided['same not applied: contradicted by a different decision']} `same` "
+              "decisions not applied: they would join letters decided different (`petition decide list`)")
     write_json(summary, run.path / "summary.json")
     return len(letters), int((~bad).sum()), quarantine, summary
 
@@ -202,12 +212,14 @@ def run_stage(run, config, *, index=None, rebuild=False, processes=None, progres
     ``DATA_DIR/index``), adding them to it; ``rebuild`` starts an empty index when the one
     there is damaged or was built with other settings (the old one is moved aside).
     ``processes``: feature workers and scoring threads (default: ``dedupe.processes``);
-    ``progress``: show a progress bar. Returns the ``StageResult``."""
+    ``progress``: show a progress bar. The analysts' decisions (``HOME/decisions.sqlite``, beside
+    the index: ``petition decide``) in force are honoured. Returns the ``StageResult``."""
     index = DedupeIndex.open(index or config.paths.data_dir / "index", config_hash(config.dedupe), rebuild=rebuild,
                              wait=config.dedupe.index_lock_wait)
     with index, stage(run, "dedupe") as result, \
             tqdm(desc="dedupe features", unit="letter", disable=None if progress else True) as bar:
-        rows_in, rows_out, quarantine, summary = dedupe_run(run, index, config, processes, bar.update)
+        decisions = DecisionStore.for_index(index.directory).effective()
+        rows_in, rows_out, quarantine, summary = dedupe_run(run, index, config, processes, bar.update, decisions)
         run.set_quarantine("dedupe", quarantine)
         result.rows_in, result.rows_out, result.quarantined = rows_in, rows_out, len(quarantine)
         result.notes = {key: (json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else value)

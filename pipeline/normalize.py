@@ -15,6 +15,11 @@ title, possibly empty), where ``clean`` applies, in order:
    e-mail addresses; names after a cue word and the letter's registered name → surname + 某;
 7. masked names unified: 某, x, xx, ××, *, ～ all become one mask, so 郭×× and 郭某 compare equal.
 
+``masked_names`` keeps what dedupe needs of the names step 6 masked, never the names: a keyed
+hash, with the surname, of each name dedupe counted as a specific person before names were
+masked (``NameEvidence``), "|"-joined (``张:3f9a…``), so letters naming one person still share
+that evidence (a specific name and a TF-IDF term in dedupe) and links show it as 张某.
+
 ``petitioner_key`` is a keyed hash (HMAC-SHA256) of the best identifier available: the ID
 number, else the phone, else name + address, else the name alone. The key comes from
 ``$PETITION_KEY`` or a secret file created on first use outside the repository
@@ -36,7 +41,7 @@ import opencc
 import pandas as pd
 from tqdm import tqdm
 
-from pipeline import parallel, privacy, schema
+from pipeline import parallel, privacy, schema, segment
 from pipeline.errors import PetitionError
 from pipeline.rundir import stage
 
@@ -56,6 +61,72 @@ _PINYIN_TONE = re.compile(rf"[{_TONED}1-5]")
 _MASK_AFTER_CJK = re.compile(rf"(?<=[{CJK}])[xX×*~某]{{1,3}}(?![A-Za-z])")
 # A free-standing run of 2-3 mask characters: xxx, ××, 某某.
 _MASK_ALONE = re.compile(r"(?<![A-Za-z0-9])[xX×*~某]{2,3}(?![A-Za-z0-9])")
+# the blocks jieba cuts one by one (jieba.re_han_default): a word never crosses their edge
+_JIEBA_BLOCK = re.compile(r"[\u4E00-\u9FD5a-zA-Z0-9+#&._%\-]+")
+
+
+class NameEvidence:
+    """What dedupe counts as a specific person where normalize masks a name: the words it
+    counted before names were masked (``NameExtractor``'s full names in
+    ``pipeline.dedup.matter``), i.e. the segmenter's words over the name of 2-3 characters, a
+    surname first, no word of jieba's dictionary or IDF table nor an organisation term of the
+    petition dictionary: 崔超 of 本人崔超, 马平到 of 马平到县里, 王月 of 我叫王月娥 (cut
+    王月|娥); nothing of 李光明 (cut 李|光明) or 王伟 (a dictionary word).
+
+    Parameters
+    ----------
+    surnames : str
+        One-character surnames (the configuration's ``dedupe.surnames``).
+    user_dicts : list of path
+        The segmenter's user dictionaries (``segment.Segmenter``).
+    hmm : bool
+        The segmenter's HMM setting.
+    common : set of str
+        Words that are no one's name.
+    """
+
+    def __init__(self, surnames, user_dicts=(), hmm=True, common=frozenset()):
+        self.surnames, self.common = frozenset(surnames), frozenset(common)
+        self.user_dicts, self.hmm = list(user_dicts), hmm
+        self._cutter = None
+
+    @classmethod
+    def from_config(cls, config):
+        petition = config.paths.dict_dir / "petition_dict.txt"
+        tags, idf = privacy.jieba_words()
+        terms = {word for word, _, tag in segment.read_user_dict(petition) if tag == "nt"}
+        return cls(config.dedupe.surnames, [petition, *config.segment.extra_dicts], config.segment.hmm,
+                   set(tags) | set(idf) | terms)
+
+    def load(self):
+        """Read the dictionaries now (before forking workers); returns self."""
+        if self._cutter is None:
+            self._cutter = segment.JiebaCutter(self.user_dicts, self.hmm)
+        return self
+
+    def words(self, text, start, end):
+        """The counted words (see the class docstring) over the name ``text[start:end]``."""
+        return [word for _, word in self._cut_over(text, start, end) if self.counts(word)]
+
+    def written(self, text, word):
+        """True when ``word`` is one of the segmenter's words of ``text`` (still written in it)."""
+        return any((match.start(), word) in self._cut_over(text, match.start(), match.end())
+                   for match in re.finditer(re.escape(word), text))
+
+    def counts(self, word):
+        return 2 <= len(word) <= 3 and word[0] in self.surnames and word not in self.common
+
+    def _cut_over(self, text, start, end):
+        """(position, word) of the segmenter's words of ``text`` over ``text[start:end]``."""
+        for block in _JIEBA_BLOCK.finditer(text):
+            if block.start() <= start and end <= block.end():
+                position, found = block.start(), []
+                for word in self.load()._cutter.lcut(block.group()):
+                    if position < end and position + len(word) > start:
+                        found.append((position, word))
+                    position += len(word)
+                return found
+        return []
 
 
 class TextCleaner:
@@ -72,18 +143,19 @@ class TextCleaner:
     """
 
     def __init__(self, mask_char="某", id_mask=privacy.ID_MASK, phone_mask=privacy.PHONE_MASK,
-                 boilerplate=(), names=None, **masks):
+                 boilerplate=(), names=None, evidence=None, **masks):
         self.mask_char, self.id_mask, self.phone_mask = mask_char, id_mask, phone_mask
         self.masks = masks
         self.boilerplate = [re.compile(pattern) for pattern in boilerplate]
-        self.names = names
+        self.names, self.evidence = names, evidence
         self._t2s = opencc.OpenCC("t2s")
 
     @classmethod
     def from_config(cls, config):
         c = config.normalize
         return cls(mask_char=c.mask_char, id_mask=c.id_mask, phone_mask=c.phone_mask, boilerplate=c.boilerplate,
-                   names=privacy.NameMasker.from_config(config), bank_mask=c.bank_mask,
+                   names=privacy.NameMasker.from_config(config), evidence=NameEvidence.from_config(config),
+                   bank_mask=c.bank_mask,
                    landline_mask=c.landline_mask, email_mask=c.email_mask)
 
     def to_simplified(self, text):
@@ -113,6 +185,18 @@ class TextCleaner:
             return text
         return _PINYIN.sub(lambda m: "" if toned >= 2 or _PINYIN_TONE.search(m.group(1)) else m.group(0), text)
 
+    def counted_names(self, text, cleaned, registered=()):
+        """The words over the names masked in ``text`` (before name masking) that dedupe
+        counts (``NameEvidence``), sorted; a word still written in ``cleaned`` is left to the
+        segmenter."""
+        if self.names is None or self.evidence is None:
+            return []
+        spans = set(self.names.spans(text))
+        for name in registered:
+            spans.update((m.start(), m.end()) for m in re.finditer(re.escape(name), text))
+        return sorted({word for start, end in spans for word in self.evidence.words(text, start, end)
+                       if word not in cleaned or not self.evidence.written(cleaned, word)})
+
     def unify_masks(self, text):
         text = _MASK_AFTER_CJK.sub(self.mask_char, text)
         return _MASK_ALONE.sub(self.mask_char, text)
@@ -120,13 +204,22 @@ class TextCleaner:
     def clean(self, text, registered=()):
         """Return the cleaned form of ``text`` (a str); ``registered``: the names the letter's
         petitioner is registered under, masked wherever they occur."""
+        return self.unify_masks(self.mask_names(self._unmasked(text), registered))
+
+    def clean_with_names(self, text, registered=()):
+        """(cleaned ``text``, the masked names dedupe counts: :meth:`counted_names`)."""
+        text = self._unmasked(text)
+        cleaned = self.unify_masks(self.mask_names(text, registered))
+        return cleaned, self.counted_names(text, cleaned, registered)
+
+    def _unmasked(self, text):
+        """Steps 1-5 and the identifier masks of step 6: ``text`` before names are masked."""
         text = _TAG.sub(" ", html.unescape(text))
         text = self.remove_pinyin(self.to_simplified(unicodedata.normalize("NFKC", text)))
         for pattern in self.boilerplate:
             text = pattern.sub(" ", text)
         text = _SPACES.sub(" ", _SPACE_BETWEEN_CJK.sub("", text)).strip()
-        text = _DECIMAL.sub(".", text)
-        return self.unify_masks(self.mask_names(self.mask_identifiers(text), registered))
+        return self.mask_identifiers(_DECIMAL.sub(".", text))
 
 
 def load_key(create=True):
@@ -187,6 +280,12 @@ class PetitionerKeys:
     def _hash(self, text):
         return hmac.new(self.key, text.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
 
+    def name_key(self, name):
+        """The keyed hash of a person's ``name`` found in a letter's text, after its surname
+        (张三丰 → 张:3f9a…): what ``masked_names`` holds, never the name."""
+        surname = self.cleaner.names.masked(name)[:-len(self.cleaner.names.mask_char)]
+        return f"{surname}:{self._hash('person:' + name)}"
+
     def key_for(self, name="", id_number="", phone="", address=""):
         """Return (pseudonym, basis); ('', 'none') when the letter names nobody."""
         id_number = re.sub(r"\s", "", id_number).upper()
@@ -205,26 +304,29 @@ class PetitionerKeys:
 
 class LetterNormalizer:
     """Callable over a list of letter tuples (title, content, name, id number, phone,
-    address) returning (clean_text, was_traditional, petitioner_key, key_basis) tuples;
-    the task ``parallel.map_chunks`` runs in each worker."""
+    address) returning (clean_text, was_traditional, petitioner_key, key_basis,
+    masked_names) tuples; the task ``parallel.map_chunks`` runs in each worker."""
 
     def __init__(self, cleaner, keys):
         self.cleaner, self.keys = cleaner, keys
 
     def __call__(self, rows):
-        clean = self.cleaner.clean
+        clean = self.cleaner.clean_with_names
         out = []
         for title, content, name, id_number, phone, address in rows:
             raw = title + content
             registered = self.keys.registered_names(name)
-            out.append((clean(title, registered) + "\n" + clean(content, registered),
-                        self.cleaner.to_simplified(raw) != raw, *self.keys.key_for(name, id_number, phone, address)))
+            (title, in_title), (content, in_content) = clean(title, registered), clean(content, registered)
+            masked = "|".join(sorted(map(self.keys.name_key, set(in_title) | set(in_content))))
+            out.append((title + "\n" + content, self.cleaner.to_simplified(raw) != raw,
+                        *self.keys.key_for(name, id_number, phone, address), masked))
         return out
 
 
 def normalize(letters, cleaner, keys, processes=1, chunk_size=2000, progress=None):
-    """Add ``original_text``, ``clean_text``, ``was_traditional``, ``petitioner_key`` and
-    ``petitioner_key_basis`` to ``letters`` (the ingest output), in ``processes`` workers.
+    """Add ``original_text``, ``clean_text``, ``was_traditional``, ``petitioner_key``,
+    ``petitioner_key_basis`` and ``masked_names`` to ``letters`` (the ingest output), in
+    ``processes`` workers.
 
     Returns
     -------
@@ -233,8 +335,11 @@ def normalize(letters, cleaner, keys, processes=1, chunk_size=2000, progress=Non
     quarantine : list of dict
         Letters left with no text after cleaning (e.g. nothing but boilerplate).
     """
-    added = (schema.CLEAN_TEXT, schema.WAS_TRADITIONAL, schema.PETITIONER_KEY, schema.PETITIONER_KEY_BASIS)
+    added = (schema.CLEAN_TEXT, schema.WAS_TRADITIONAL, schema.PETITIONER_KEY, schema.PETITIONER_KEY_BASIS,
+             schema.MASKED_NAMES)
     rows = list(letters[[schema.TITLE, schema.CONTENT, *schema.PETITIONER_COLUMNS]].itertuples(index=False, name=None))
+    if cleaner.evidence is not None and cleaner.names is not None and rows:
+        cleaner.evidence.load()  # before the workers fork: they inherit the dictionaries
     results = parallel.map_chunks(LetterNormalizer(cleaner, keys), rows, processes, chunk_size, progress)
     out = letters.copy()
     out[schema.ORIGINAL_TEXT] = (letters[schema.TITLE] + "\n" + letters[schema.CONTENT]).astype(object)

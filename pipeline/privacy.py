@@ -91,11 +91,14 @@ class NameMasker:
         What the given name becomes.
     lead_words : list of str
         Words that make a name opening a line or sentence a name (张三到, 张三敬上).
+    place_endings : str
+        Characters a name never ends in, because a word ending in one is a place (高桥村).
     """
 
     def __init__(self, surnames, cues, follow_words=(), not_given="", compound_surnames=(), common_words=(),
-                 function_surnames="", mask_char="某", lead_words=()):
+                 function_surnames="", mask_char="某", lead_words=(), place_endings=""):
         self.surnames, self.not_given, self.mask_char = set(surnames), set(not_given), mask_char
+        self.place_endings = set(place_endings)
         self.compound, self.common = frozenset(compound_surnames), frozenset(common_words)
         self.function_surnames = set(function_surnames)
         self.follow = tuple(sorted(follow_words, key=len, reverse=True))
@@ -115,7 +118,7 @@ class NameMasker:
                   and (not tag.startswith("nr") or idf.get(word, c.name_common_idf) < c.name_common_idf)}
         function = "".join(s for s in surnames if tags.get(s) in c.name_function_tags)
         return cls(surnames, c.name_cues, c.name_follow_words, c.name_not_given_chars, c.compound_surnames,
-                   common, function, c.mask_char, c.name_lead_words)
+                   common, function, c.mask_char, c.name_lead_words, c.name_place_endings)
 
     def _surname(self, text, start):
         return 2 if text[start:start + 2] in self.compound else 1 if text[start:start + 1] in self.surnames else 0
@@ -131,7 +134,8 @@ class NameMasker:
             if len(name) < surname + given or not all(_is_cjk(ch) and ch not in self.not_given
                                                       for ch in name[surname:]):
                 continue
-            if name in self.common or (name[0] in self.function_surnames and name[surname:] in self.common):
+            if (name in self.common or name[-1] in self.place_endings
+                    or (name[0] in self.function_surnames and name[surname:] in self.common)):
                 return None
             if end == len(text) or not _is_cjk(text[end]) or text.startswith(self.follow, end):
                 return end

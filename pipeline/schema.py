@@ -39,6 +39,7 @@ CLEAN_TEXT = "clean_text"        # clean(title) + "\n" + clean(content), identif
 PETITIONER_KEY = "petitioner_key"
 PETITIONER_KEY_BASIS = "petitioner_key_basis"  # id / phone / name_address / name / none
 WAS_TRADITIONAL = "was_traditional"
+MASKED_NAMES = "masked_names"    # keyed hashes ("张:<hex>", "|"-joined) of the names masked that dedupe counts
 
 # --- Columns added by segment ------------------------------------------------------------
 TOKENS = "tokens"                # space-joined jieba words, stopwords removed
@@ -65,6 +66,8 @@ DUPLICATE_OF = "duplicate_of"            # earliest linked letter of the case ('
 RELATION = "relation"                    # relation to duplicate_of (see RELATIONS)
 EXACT_COPY, MULTI_ADDRESSED, RESEND, REPEAT_PETITION, SAME_MATTER = RELATIONS = (
     "exact_copy", "multi_addressed", "resend", "repeat_petition", "same_matter")
+DECIDED_SAME = "decided_same"            # relation of a letter only a `same` decision joins to duplicate_of
+                                         # (not in RELATIONS: no link is found or written for it)
 
 LETTER, VISIT, PHONE, ONLINE, MAILBOX = CHANNELS = ("letter", "visit", "phone", "online", "mailbox")
 LEVELS = ("township", "county", "city", "province", "national")

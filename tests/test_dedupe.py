@@ -281,6 +281,54 @@ def test_board_link_evidence_names_what_the_letters_share(board_deduped):
     assert set(links["same_petitioner"]) == {"True", "False"}
 
 
+# --- people's names masked by normalize -----------------------------------------------------------
+
+SEIZED = ("村民邹国强,家里的宅基地被金鼎村村委会强行占用修建停车场,没有给任何补偿,村干部置之不理。"
+          "请求镇政府责令金鼎村村委会归还宅基地并赔偿损失。")
+SEIZED_NEIGHBOUR = ("金鼎村村委会占了村民邹国强的宅基地修停车场,一分钱补偿都没有。我们作为邻居看不下去,"
+                    "希望上级调查金鼎村村委会侵占宅基地的问题。")
+
+
+def test_masked_person_is_shared_evidence_shown_masked(cli, tmp_path):
+    """Normalize masks 邹国强 in both letters; dedupe still sees one person in them (the keyed
+    hash normalize kept), and links show 邹某: never the name, never the hash."""
+    dump = write_dump(tmp_path / "letters.csv", [
+        ("M1", "2024-03-01", "王五", "13900000002", "青山县信访局", "宅基地被占", SEIZED),
+        ("M2", "2024-03-05", "赵六", "13700000003", "青山县信访局", "村委会侵占宅基地", SEIZED_NEIGHBOUR),
+        ("M3", "2024-03-06", "孙七", "13600000004", "青山县信访局", "村委会侵占宅基地",
+         SEIZED_NEIGHBOUR.replace("邹国强", "邹德胜"))])
+    run = tmp_path / "run"
+    prepare(cli, dump, run)
+    segmented = pd.read_parquet(run / "segmented.parquet")
+    masked = segmented[schema.MASKED_NAMES].tolist()
+    assert masked[0] == masked[1] != masked[2] and masked[2].startswith("邹:")
+    assert not segmented[schema.CLEAN_TEXT].str.contains("邹国强|邹德胜").any()
+    assert cli("dedupe", "--run", run, "--index", tmp_path / "index")[0] == 0
+    links = pd.read_csv(run / "links.csv", dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    shared = dict(zip(zip(links["letter_a"], links["letter_b"]), links["shared_names"]))
+    assert "邹某" in shared[("M1", "M2")].split("、")
+    counted = pd.read_parquet(tmp_path / "index" / "000001" / "letters.parquet").set_index(schema.LETTER_ID)["places"]
+    assert [masked[0] in counted[letter].split("|") for letter in ("M1", "M2", "M3")] == [True, True, False]
+    written = (run / "links.csv").read_text(encoding="utf-8-sig") + (run / "cases.csv").read_text(encoding="utf-8-sig")
+    assert "邹国强" not in written and masked[0].split(":")[1] not in written
+
+
+def test_masked_names_as_evidence_and_terms(config):
+    from pipeline.dedup.features import Featurizer
+    from pipeline.dedup.scoring import PERSON_KEY
+    featurizer = Featurizer.from_config(config)
+    texts, tokens = ["\n本人邹某反映"] * 3, ["邹某 反映"] * 3
+    key, other = "邹:0123456789abcdef", "邹:fedcba9876543210"
+    arrays, places, _ = featurizer.arrays(texts, tokens, masked=[key, key, other])
+    assert places == [key, key, other] and PERSON_KEY.fullmatch(key)
+    vectors = [arrays["vec_data"][arrays["vec_ptr"][i]:arrays["vec_ptr"][i + 1]] for i in range(3)]
+    assert all(len(v) == 3 for v in vectors)     # the hash is a term of its own
+    unmasked, _, _ = featurizer.arrays(texts, tokens)
+    assert unmasked["names"].size == 0           # a mask alone (邹某) is too common to count
+    shown = shown_names(pa.array([key, "欧阳:0123456789abcdef", "金鼎村"], pa.large_string()), config.dedupe)
+    assert shown.to_pylist() == ["邹某", "欧阳某", "金鼎村"]
+
+
 # --- the planted truth of the sample -------------------------------------------------------------------
 
 TARGETS = {"exact_copy": (0.98, 0.95), "multi_addressed": (0.98, 0.95),

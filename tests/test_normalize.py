@@ -74,6 +74,7 @@ def test_identifiers_run_together_with_other_digits_are_masked_after_a_cue(clean
     # common words after a cue stay
     ("本人认为本人向法院反映,本人曾多次上访,本人于今年2月,本人曾经是教师", None),
     ("未经业主许可,全体业主陈述的情况,本人万般无奈", None),
+    ("我是高桥村的村民,我是白石镇人", None),          # places, not names
 ])
 def test_names_after_cue_words_are_masked(cleaner, raw, clean):
     assert cleaner.clean(raw) == (clean or cleaner.clean(raw.replace("某", "")))
@@ -89,6 +90,27 @@ def test_registered_name_is_masked_wherever_it_occurs(cleaner, keys):
     assert out[schema.CLEAN_TEXT].tolist() == ["张某的信\n村委会欺负张某一家,匿名群众"]
     letters[schema.PETITIONER_NAME] = "匿名"      # an anonymous name is no one's: text unchanged
     assert normalize.normalize(letters, cleaner, keys)[0][schema.CLEAN_TEXT].str.contains("匿名").all()
+
+
+def test_masked_names_keep_keyed_hashes_of_the_names_dedupe_counts(cleaner, keys):
+    """``masked_names``: what dedupe counted of a masked name, as surname + keyed hash, never
+    the name; names the segmenter cut (李|光明) or dictionary words (王伟) were never counted."""
+    letters = pd.DataFrame({c: [""] * 3 for c in schema.SCHEMA_COLUMNS})
+    letters[schema.PETITIONER_NAME] = ["崔超", "", "崔超"]
+    letters[schema.CONTENT] = ["本人崔超,男,家住金鼎村。我是李光明的邻居。信访人:王伟", "举报人邹国强,村支书。",
+                               "关于崔超的事,再次反映"]
+    out, _ = normalize.normalize(letters, cleaner, keys)
+    assert out[schema.CLEAN_TEXT].tolist() == ["\n本人崔某,男,家住金鼎村。我是李某的邻居。信访人:王某",
+                                               "\n举报人邹某,村支书。", "\n关于崔某的事,再次反映"]
+    masked = out[schema.MASKED_NAMES].tolist()
+    assert masked == [keys.name_key("崔超"), keys.name_key("邹国强"), keys.name_key("崔超")]
+    assert re.fullmatch(r"崔:[0-9a-f]{16}", masked[0]) and masked[0] != keys.name_key("崔某")
+    assert PetitionerKeys(b"other", cleaner).name_key("崔超") != masked[0]      # keyed: the secret decides
+    for name in ("崔超", "邹国强", "李光明", "王伟", "光明"):
+        assert not out[schema.MASKED_NAMES].str.contains(name).any()
+    letters[schema.CONTENT] = "本人崔超。村里欺负崔超,不给地"      # still written after masking: no hash
+    assert normalize.normalize(letters.assign(**{schema.PETITIONER_NAME: ""}), cleaner, keys)[0][
+        schema.MASKED_NAMES].tolist() == ["", "", ""]
 
 
 def test_pinyin_annotations_are_removed(cleaner):

@@ -1,11 +1,14 @@
 """Cases, the last step of dedupe: letters grouped into cases (纯件) by their links.
 
-Cases are the connected components of the links (``scipy.sparse.csgraph``); a case's id is
-the id of its earliest letter (date, then id), so it stays put as letters are added, and
-N nightly runs give the ids one run over everything gives.
+Cases are the connected components of the links (``scipy.sparse.csgraph``), as the analysts'
+decisions in force allow (``same`` joins, ``different`` keeps apart even through a chain,
+``detach`` cuts a letter's links: :func:`assign_cases`); a case's id is the id of its earliest
+letter (date, then id), so it stays put as letters are added, and N nightly runs give the ids
+one run over everything gives.
 
 A case also gets a short label (:meth:`Labeler.labels`) that people can read beside its id.
 """
+import dataclasses
 import re
 
 import numpy as np
@@ -13,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
+from scipy.cluster.hierarchy import DisjointSet
 from scipy.sparse.csgraph import connected_components
 
 from pipeline import schema
@@ -139,12 +143,28 @@ def raw_names(names, min_chars=3):
     return frozenset(n for n in values if len(n) >= min_chars and re.fullmatch(r"[\u3400-\u9fff]+", n) and "某" not in n)
 
 
-def assign_cases(letters, links):
-    """Cases of ``letters`` (every indexed letter) from ``links`` (every link).
+def assign_cases(letters, links, decisions=None):
+    """Cases of ``letters`` (every indexed letter) from ``links`` (every link) and the analyst
+    ``decisions`` in force (a ``decisions.Effective``, or None: the links alone).
+
+    Without decisions a case is a connected component of the links. With them:
+
+    - a detached letter's links are not followed: it is a case of its own unless a ``same``
+      decision joins it to others;
+    - ``same`` pairs are joined first, then links; a ``different`` pair never ends in one case,
+      not even through other letters: in a component that would hold one, the ``same`` pairs and
+      then the links are joined one by one, strongest score first (ties: earlier letters first),
+      and a join that would put a ``different`` pair in one case is skipped (so a ``different``
+      wins over ``same`` decisions that contradict it). The links stay links (links.csv is
+      evidence); only the cases change;
+    - decisions naming a letter not indexed yet wait for it.
 
     Returns a DataFrame indexed like ``letters`` with ``case_id``, ``duplicate_of`` (the
-    earliest letter it is linked to, '' for the case's first letter) and ``relation``.
-    Ids are matched and sorted with arrow (millions of links: no Python string per link).
+    earliest letter of its case it is linked to, or joined to by a ``same`` decision, with
+    relation ``decided_same``, when it has no link in its case; '' for the case's first letter)
+    and ``relation``. Ids are matched and sorted with arrow (millions of links: no Python string
+    per link); the case ids depend only on the letters, links and decisions, not on the order
+    of the nightly runs that indexed them.
     """
     ids = arrow_strings(letters[schema.LETTER_ID])
     days = pd.to_datetime(letters[schema.RECEIVED_AT]).to_numpy(dtype="datetime64[ns]").astype(np.int64)
@@ -154,36 +174,145 @@ def assign_cases(letters, links):
     rank = np.empty(len(ids), dtype=np.int64)
     rank[order] = np.arange(len(ids))
 
-    ends = pa.array([], type=pa.int32())
-    if len(links):
-        both = pa.concat_arrays([arrow_strings(links[schema.LETTER_A]), arrow_strings(links[schema.LETTER_B])])
-        ends = pc.index_in(both, value_set=ids)
-    if ends.null_count:
-        raise PetitionError("the dedupe index holds links to letters it does not hold; rebuild it with --rebuild")
-    ends = ends.to_numpy().astype(np.int64)
-    a, b = ends[:len(links)], ends[len(links):]
-    graph = sp.coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(len(ids), len(ids)))
+    a, b = link_ends(links, ids)
+    decided = Decided.of(decisions, ids)
+    followed = ~(decided.detached[a] | decided.detached[b]) if len(decided.detached) else np.ones(len(a), dtype=bool)
+    must = decided.must
+    graph = sp.coo_matrix((np.ones(followed.sum() + len(must), dtype=np.int8),
+                           (np.concatenate((a[followed], must[:, 0])), np.concatenate((b[followed], must[:, 1])))),
+                          shape=(len(ids), len(ids)))
     _, component = connected_components(graph, directed=False)
     del graph
+    if len(decided.cannot):
+        scores = links[schema.LINK_SCORE].to_numpy(dtype=float) if len(links) else np.zeros(0)
+        component = split_components(component, a, b, followed, scores, rank, must, decided.cannot)
     first_rank = np.full(component.max() + 1 if len(ids) else 0, np.iinfo(np.int64).max)
     np.minimum.at(first_rank, component, rank)
     first = order[first_rank[component]]
-    # every link seen from both ends; keep each letter's earliest neighbour
-    me, other = np.concatenate((a, b)), np.concatenate((b, a))
-    del a, b
+    # every link inside a case seen from both ends, then the same decisions; keep each
+    # letter's earliest neighbour (a link before a decision on the same neighbour)
     codes, names = pd.factorize(links[schema.RELATION]) if len(links) else (np.zeros(0, dtype=np.int64), np.zeros(0))
+    inside = followed & (component[a] == component[b])
+    names = np.append(np.asarray(names, dtype=object), schema.DECIDED_SAME)
+    must = must[component[must[:, 0]] == component[must[:, 1]]]
+    a, b, codes, same = a[inside], b[inside], codes[inside], np.full(len(must), len(names) - 1)
+    me = np.concatenate((a, b, must[:, 0], must[:, 1]))
+    other = np.concatenate((b, a, must[:, 1], must[:, 0]))
+    relation = np.concatenate((codes, codes, same, same))
+    del a, b
     pick = np.argsort(me * len(ids) + rank[other], kind="stable")
-    me, other, relation = me[pick], other[pick], np.concatenate((codes, codes))[pick]
+    me, other, relation = me[pick], other[pick], relation[pick]
     head = np.flatnonzero(np.concatenate(([True], me[1:] != me[:-1]))) if len(me) else me
     duplicate_of = np.full(len(ids), -1, dtype=np.int64)
     kind = np.full(len(ids), "", dtype=object)
-    duplicate_of[me[head]], kind[me[head]] = other[head], np.asarray(names, dtype=object)[relation[head]]
+    duplicate_of[me[head]], kind[me[head]] = other[head], names[relation[head]]
     is_first = first == np.arange(len(ids))
     duplicate_of[is_first], kind[is_first] = -1, ""
     duplicate_ids = pc.if_else(pa.array(duplicate_of >= 0), ids.take(np.maximum(duplicate_of, 0)), "")
     return pd.DataFrame({schema.CASE_ID: pd.array(ids.take(first), dtype="str"),
                          schema.DUPLICATE_OF: pd.array(duplicate_ids, dtype="str"),
                          schema.RELATION: pd.array(kind, dtype="str")}, index=letters.index)
+
+
+def link_ends(links, ids):
+    """Positions in ``ids`` (arrow strings) of each link's two letters: (a, b) int64 arrays."""
+    if not len(links):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    both = pa.concat_arrays([arrow_strings(links[schema.LETTER_A]), arrow_strings(links[schema.LETTER_B])])
+    ends = pc.index_in(both, value_set=ids)
+    if ends.null_count:
+        raise PetitionError("the dedupe index holds links to letters it does not hold; rebuild it with --rebuild")
+    ends = ends.to_numpy().astype(np.int64)
+    return ends[:len(links)], ends[len(links):]
+
+
+@dataclasses.dataclass(frozen=True)
+class Decided:
+    """The decisions in force about indexed letters, as positions in the letters.
+
+    ``must``, ``cannot``: (k, 2) int64 arrays of ``same`` / ``different`` pairs, in the order
+    of their letter ids; ``detached``: a boolean mask over the letters (empty: none);
+    ``waiting``: how many decisions name a letter not indexed yet (left out until it is).
+    """
+    must: np.ndarray
+    cannot: np.ndarray
+    detached: np.ndarray
+    waiting: int = 0
+
+    @classmethod
+    def of(cls, decisions, ids):
+        """``decisions`` (an ``Effective`` or None) located in ``ids`` (arrow strings)."""
+        none = np.zeros((0, 2), dtype=np.int64)
+        if decisions is None:
+            return cls(none, none, np.zeros(0, dtype=bool))
+
+        def locate(values):
+            found = pc.index_in(pa.array(values, type=pa.large_string()), value_set=ids)
+            return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+        pairs, waiting = {}, 0
+        for name, chosen in (("must", decisions.must_link), ("cannot", decisions.cannot_link)):
+            flat = locate([letter for pair in sorted(chosen) for letter in pair]).reshape(-1, 2)
+            known = (flat >= 0).all(axis=1)
+            pairs[name], waiting = flat[known], waiting + int((~known).sum())
+        detached = np.zeros(len(ids), dtype=bool)
+        located = locate(sorted(decisions.detached))
+        detached[located[located >= 0]] = True
+        waiting += int((located < 0).sum())
+        return cls(pairs["must"], pairs["cannot"], detached if detached.any() else np.zeros(0, dtype=bool), waiting)
+
+
+def split_components(component, a, b, followed, scores, rank, must, cannot):
+    """``component`` (a label per letter) with every component that holds both letters of a
+    ``cannot`` pair split: its ``must`` pairs, then its followed links (strongest ``scores``
+    first, ties by the ``rank`` of their letters) joined one by one (union-find), each join
+    that would put a ``cannot`` pair in one group skipped. Other components are left as they
+    are (no join in them could be skipped). Returns the new labels."""
+    together = component[cannot[:, 0]] == component[cannot[:, 1]]
+    split = np.unique(component[cannot[together, 0]])
+    if not len(split):
+        return component
+    letters = np.flatnonzero(np.isin(component, split))
+    groups, apart = DisjointSet(letters.tolist()), {}   # apart: {group root: letters kept out of it}
+
+    def join(x, y):
+        x, y = groups[x], groups[y]
+        if x == y or any(groups[z] == y for z in apart.get(x, ())):
+            return
+        groups.merge(x, y)
+        apart[groups[x]] = apart.pop(x, set()) | apart.pop(y, set())
+
+    for x, y in cannot[together].tolist():
+        apart.setdefault(x, set()).add(y)
+        apart.setdefault(y, set()).add(x)
+    for x, y in must[np.isin(component[must[:, 0]], split)].tolist():
+        join(x, y)
+    chosen = np.flatnonzero(followed & np.isin(component[a], split))
+    low, high = np.minimum(rank[a[chosen]], rank[b[chosen]]), np.maximum(rank[a[chosen]], rank[b[chosen]])
+    chosen = chosen[np.lexsort((high, low, -scores[chosen]))]
+    for x, y in zip(a[chosen].tolist(), b[chosen].tolist()):
+        join(x, y)
+    component = component.copy()
+    component[letters] = component.max() + 1 + np.array([groups[x] for x in letters.tolist()], dtype=np.int64)
+    return component
+
+
+def decision_counts(letters, links, cases, decisions):
+    """What the ``decisions`` in force did to the cases (``assign_cases(letters, links,
+    decisions)``), for the summary: how many of each kind hold among indexed letters, how many
+    ``same`` decisions could not be applied (a ``different`` decision contradicts them), how
+    many wait for letters not indexed yet, and how many links join letters the decisions keep
+    in different cases."""
+    ids = arrow_strings(letters[schema.LETTER_ID])
+    decided = Decided.of(decisions, ids)
+    case = pd.factorize(cases[schema.CASE_ID])[0]
+    a, b = link_ends(links, ids)
+    joined = case[decided.must[:, 0]] == case[decided.must[:, 1]]
+    return {"same (one matter)": len(decided.must),
+            "same not applied: contradicted by a different decision": int((~joined).sum()),
+            "different (not one matter)": len(decided.cannot),
+            "detached letters": int(decided.detached.sum()),
+            "waiting for a letter not indexed yet": decided.waiting,
+            "links not followed (their letters are kept apart)": int((case[a] != case[b]).sum())}
 
 
 def case_table(letters, cases, in_run, before_run, titles, labeler):

@@ -37,6 +37,14 @@ def top_terms(vectors, count):
             csr_pointers(np.minimum(np.diff(vectors.indptr), count)))
 
 
+def with_people(tokens, masked):
+    """Each letter's ``tokens`` with its ``masked_names`` (keyed hashes of the people's names
+    normalize masked) as terms: the name's word weighed in the TF-IDF vector before masking,
+    shared only by letters naming the same person; the mask left in the text (张某) is a word
+    of its own, as it was for names masked by the writer."""
+    return [f"{words} {people.replace('|', ' ')}" if people else words for words, people in zip(tokens, masked)]
+
+
 def name_hashes(names_per_letter):
     """uint64 hashes of each letter's names, as a CSR layout (values, pointers)."""
     hashes = text_hashes([name for names in names_per_letter for name in names])
@@ -77,16 +85,19 @@ class Featurizer:
                    NameExtractor.from_config(config, vectorizer.word_idf), bands=bands, rows=rows,
                    min_body_chars=c.min_body_chars, compare_chars=c.compare_chars, block_terms=c.block_terms)
 
-    def arrays(self, clean_texts, tokens, days=None):
+    def arrays(self, clean_texts, tokens, days=None, masked=None):
         """Features of one chunk of letters: (dict of arrays, places, others). ``days``: the
-        letters' dates (datetime64[D], NaT when unknown), or None."""
+        letters' dates (datetime64[D], NaT when unknown), or None; ``masked``: their
+        ``masked_names`` (keyed hashes of the people's names normalize masked), or None."""
         full = comparison_texts(clean_texts, self.min_body_chars)
         texts = [text[:self.compare_chars] for text in full]
         days = [None] * len(clean_texts) if days is None else [None if np.isnat(d) else d for d in days]
-        found = [self.names.extract(clean, words, day) for clean, words, day in zip(clean_texts, tokens, days)]
+        masked = [""] * len(clean_texts) if masked is None else masked
+        found = [self.names.extract(clean, words, day, people)
+                 for clean, words, day, people in zip(clean_texts, tokens, days, masked)]
         places = [p for p, _ in found]
         signatures = self.minhasher.signatures(texts)
-        vectors = self.vectorizer.transform(tokens)
+        vectors = self.vectorizer.transform(with_people(tokens, masked))
         encoded = [text.encode("utf-8") for text in texts]
         # specific names: the evidence and blocking keys (masked people and terms are too common)
         names, names_ptr = name_hashes(places)
@@ -119,18 +130,21 @@ def concat_chunks(parts):
 
 def featurize(letters, chunks, featurizer, processes=1, progress=None):
     """Features of ``letters`` (a DataFrame with letter id, date, addressee, petitioner key
-    and optionally topics) whose texts come in ``chunks``: (clean_texts, tokens) lists in the
-    order of ``letters``, read as they are needed, featurized in ``processes`` workers.
+    and optionally topics and masked names) whose texts come in ``chunks``: (clean_texts,
+    tokens) lists in the order of ``letters``, read as they are needed, featurized in
+    ``processes`` workers.
 
     Returns a ``Batch`` whose ``letters`` frame holds the index columns. ``progress``, if
     given, is called with the number of letters finished after each chunk.
     """
     days = pd.to_datetime(letters[schema.RECEIVED_AT]).to_numpy(dtype="datetime64[D]")
+    masked = (letters[schema.MASKED_NAMES].fillna("").astype(str).tolist() if schema.MASKED_NAMES in letters
+              else [""] * len(letters))
 
     def with_days(chunks):
         done = 0
         for texts, tokens in chunks:
-            yield texts, tokens, days[done:done + len(texts)]
+            yield texts, tokens, days[done:done + len(texts)], masked[done:done + len(texts)]
             done += len(texts)
     results = []
     for output in imap_chunks(lambda chunk: featurizer.arrays(*chunk), with_days(chunks), processes):

@@ -42,7 +42,8 @@ from pipeline.errors import PetitionError
 from pipeline.rundir import write_json
 
 FORMAT = "petition-dedupe-index"
-FORMAT_VERSION = 3
+# 4: people's names masked by normalize are held as keyed hashes (张:3f9a…), not as words
+FORMAT_VERSION = 4
 ARRAYS = ("bands", "names", "names_ptr", "terms", "terms_ptr",
           "vec_data", "vec_indices", "vec_ptr", "text", "text_ptr")
 SHARD_FILES = ("letters.parquet", "links.parquet") + tuple(f"{name}.npy" for name in ARRAYS)

@@ -71,7 +71,8 @@ class NameExtractor:
       Amounts of money (``money_units``) are rounded to ``amount_digits`` significant
       digits, as people quote one sum differently (14510元, 1.5万元 both give ≈1.5万元).
     * People's full names among the tokens (邹国强: a surname, then one or two characters
-      that make no dictionary word), when ``full_names``.
+      that make no dictionary word), when ``full_names``; the names normalize masked count as
+      the keyed hashes it kept of them (``masked_names``: 张:3f9a…, shown as 张某).
     * Masked people (张某: every mask form was unified to 某 by normalize, so 郭×× and 郭某
       compare equal) and the organisation terms of the petition dictionary (城管局, 派出所)
       among the letter's tokens: shown as evidence, too common to count.
@@ -280,10 +281,12 @@ class NameExtractor:
         rounded = float(f"{yuan:.{self.amount_digits}g}")
         return f"≈{rounded / 10_000:g}万元" if rounded >= 10_000 else f"≈{rounded:g}元"
 
-    def extract(self, text, tokens="", day=None):
+    def extract(self, text, tokens="", day=None, masked=""):
         """Return the sorted specific names of ``text`` (str) and its space-joined ``tokens``.
 
-        ``day`` (numpy datetime64[D] or None) is the letter's date.
+        ``day`` (numpy datetime64[D] or None) is the letter's date; ``masked`` the letter's
+        ``masked_names``: keyed hashes of the people's names normalize masked ("|"-joined,
+        ``张:3f9a…``), counted as full names are, when ``full_names``.
 
         Returns
         -------
@@ -293,6 +296,8 @@ class NameExtractor:
             Masked people and dictionary organisation terms (shown, not counted).
         """
         specific = self._places(text) | self._numbers(text, day) | self._people(tokens)
+        if self.full_names and masked:
+            specific.update(masked.split("|"))
         others = set(self._person.findall(text)) if self._person else set()
         others.update(token for token in tokens.split() if token in self.terms)
         return sorted(specific), sorted(others - specific)

@@ -44,6 +44,8 @@ from pipeline.parallel import release_memory
 
 NO_LINK = ""
 NEAR_RELATIONS = (schema.EXACT_COPY, schema.MULTI_ADDRESSED, schema.RESEND)  # scored by text similarity
+# a keyed hash of a masked person's name after its surname (normalize's masked_names: 张:3f9a…)
+PERSON_KEY = re.compile(rf"([{CJK}]{{1,2}}):[0-9a-f]{{16}}")
 
 
 # --- similarities -------------------------------------------------------------------------------
@@ -129,13 +131,19 @@ def shown_names(names, settings, mask_char="某"):
     """``names`` (a pyarrow string array) as evidence may show them: people's full names (a
     surname, then one or two characters, no dictionary word and no place suffix: the
     ``full_names`` kind of ``NameExtractor``) masked as surname + ``mask_char`` (雷伟 → 雷某),
-    so links never carry a petitioner's name; every other name as it is."""
+    and the keyed hashes of masked names (张:3f9a…) as their surname + ``mask_char``, so links
+    never carry a petitioner's name nor a hash; every other name as it is."""
     person = re.compile(rf"[{re.escape(settings.surnames)}][{CJK}]{{1,2}}")
     suffixes = tuple(settings.name_suffixes) + tuple(settings.name_boundary_suffixes)
     tags = load_tags()
-    return pa.array([name[0] + mask_char if (person.fullmatch(name) and mask_char not in name
-                                            and name not in tags and not name.endswith(suffixes)) else name
-                     for name in names.to_pylist()], pa.large_string())
+
+    def shown(name):
+        if key := PERSON_KEY.fullmatch(name):
+            return key.group(1) + mask_char
+        if person.fullmatch(name) and mask_char not in name and name not in tags and not name.endswith(suffixes):
+            return name[0] + mask_char
+        return name
+    return pa.array([shown(name) for name in names.to_pylist()], pa.large_string())
 
 
 def shared_names(pool, first, second, settings):

@@ -19,7 +19,7 @@ from pipeline.config import PROJECT_ROOT, load_config
 from pipeline.errors import PetitionError
 from pipeline.letters import load_letters, prepare
 from pipeline.letters import topic_names as read_topic_names
-from pipeline.reporting.fonts import cjk_font
+from pipeline.reporting.fonts import matplotlib_cjk_font
 from pipeline.reporting.tables import CHANNEL_ZH
 from pipeline.rundir import RunDir
 from pipeline.safe_text import markdown_code, markdown_text  # noqa: F401 (the notebooks' Markdown)
@@ -68,11 +68,11 @@ def topic_names(config=None):
 
 
 def use_cjk_font():
-    """Point matplotlib at the installed CJK font (``reporting.fonts.cjk_font``), if there is
-    one; True when there is."""
+    """Point matplotlib at the installed CJK font (``reporting.fonts.matplotlib_cjk_font``), if
+    there is one; True when there is."""
     import matplotlib
 
-    font = cjk_font()
+    font = matplotlib_cjk_font()
     if font:
         matplotlib.rcParams["font.sans-serif"] = [font, *matplotlib.rcParams["font.sans-serif"]]
         matplotlib.rcParams["font.family"] = "sans-serif"

@@ -1,6 +1,6 @@
 """Confusion matrix as a CSV (utf-8-sig, for Excel) and a PNG (matplotlib, Agg backend).
 
-Chinese labels need a CJK font (``reporting.fonts.cjk_font``; Debian: fonts-noto-cjk). Without
+Chinese labels need a CJK font (``reporting.fonts.matplotlib_cjk_font``; Debian: fonts-noto-cjk). Without
 one, non-ASCII labels are drawn as their index in the label list and the PNG says so; the CSV
 always has the labels.
 """
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.reporting.fonts import cjk_font
+from pipeline.reporting.fonts import matplotlib_cjk_font
 from pipeline.rundir import atomic_path, write_csv
 
 
@@ -32,7 +32,7 @@ def write_confusion(confusion, stem):
     labels, matrix = confusion["labels"], confusion["matrix"]
     frame = pd.DataFrame(matrix, index=pd.Index(labels, name="true \\ predicted"), columns=labels)
     write_csv(frame.reset_index(), stem.with_suffix(".csv"))
-    font = cjk_font()
+    font = matplotlib_cjk_font()
     ascii_only = all(label.isascii() for label in labels)
     names = labels if font or ascii_only else [str(i) for i in range(len(labels))]
     size = max(5.0, 0.45 * len(labels) + 2.5)

@@ -250,7 +250,7 @@ COMMANDS = (add_ingest, add_normalize, add_segment, add_classify, add_dedupe, ad
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="petition", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", help="configuration YAML (default: corpora/config.yaml)")
+    parser.add_argument("--config", help="configuration YAML (default: $PETITION_CONFIG, else the project's corpora/config.yaml)")
     parser.add_argument("--version", action="version", version=f"petition {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add_command in COMMANDS:

@@ -207,6 +207,7 @@ class DecisionStore:
         does not exist and ``create`` is false."""
         if not create and not self.path.exists():
             return None
+        connection = None
         try:
             if create:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -220,6 +221,8 @@ class DecisionStore:
                 self._create(connection)
             return connection
         except sqlite3.DatabaseError as exc:
+            if connection is not None:
+                connection.close()
             raise PetitionError(f"{self.path}: not a decisions file ({exc})") from None
 
     def _create(self, connection):

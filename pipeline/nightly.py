@@ -5,6 +5,7 @@ home directory (default ``runs/``)::
 
     runs/2025-06-01-3f9a1c2b/   one run per dump: date + the dump's hash
     runs/index/                 the dedupe index of every letter seen
+    runs/decisions.sqlite       analysts' decisions (petition decide), honoured by dedupe
     runs/archive/letters/       every run's final letters, which reports read as history
     runs/.lock                  held while a run is going
 
@@ -16,13 +17,12 @@ home directory (default ``runs/``)::
 """
 import fcntl
 import hashlib
-import json
 import time
 from contextlib import contextmanager
 
 from pipeline import classify, dedupe, ingest, normalize, report, schema, segment
 from pipeline.errors import PetitionError
-from pipeline.rundir import RunDir, write_parquet
+from pipeline.rundir import RunDir, read_manifest, write_parquet
 
 STAGES = ("ingest", "normalize", "segment", "classify", "dedupe", "report")
 
@@ -52,7 +52,7 @@ def home_lock(home):
 def finished_run(home, fingerprint):
     """The run directory that already processed this dump completely, or None."""
     for manifest in sorted(home.glob("*/manifest.json")):
-        data = json.loads(manifest.read_text(encoding="utf-8"))
+        data = read_manifest(manifest)
         if (data.get(schema.MANIFEST_DUMP_FINGERPRINT) == fingerprint
                 and set(STAGES) <= set(data.get(schema.MANIFEST_STAGES, {}))):
             return manifest.parent

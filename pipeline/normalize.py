@@ -342,10 +342,12 @@ def normalize(letters, cleaner, keys, processes=1, chunk_size=2000, progress=Non
         cleaner.evidence.load()  # before the workers fork: they inherit the dictionaries
     results = parallel.map_chunks(LetterNormalizer(cleaner, keys), rows, processes, chunk_size, progress)
     out = letters.copy()
-    out[schema.ORIGINAL_TEXT] = (letters[schema.TITLE] + "\n" + letters[schema.CONTENT]).astype(object)
+    # text columns typed as strings: a batch whose letters are all quarantined (an empty frame)
+    # must still give the Parquet writer string columns, not nulls
+    out[schema.ORIGINAL_TEXT] = (letters[schema.TITLE] + "\n" + letters[schema.CONTENT]).astype("str")
     for position, column in enumerate(added):
-        out[column] = pd.Series([result[position] for result in results], index=letters.index, dtype=object)
-    out[schema.WAS_TRADITIONAL] = out[schema.WAS_TRADITIONAL].astype(bool)
+        out[column] = pd.Series([result[position] for result in results], index=letters.index,
+                                dtype=bool if column == schema.WAS_TRADITIONAL else "str")
     empty = out[schema.CLEAN_TEXT].str.strip() == ""
     quarantine = [{schema.SOURCE_FILE: row[schema.SOURCE_FILE], schema.SOURCE_ROW: row[schema.SOURCE_ROW],
                    schema.COLUMN: schema.TEXT_COLUMNS_NAME, schema.REASON: "no text left after normalization",

@@ -101,6 +101,17 @@ def write_csv(df, path):
             pa_csv.write_csv(table, out)
 
 
+def read_manifest(path):
+    """A run's ``manifest.json`` (no stages when it does not exist); a one-line error when it
+    is damaged."""
+    if not path.exists():
+        return {schema.MANIFEST_STAGES: {}}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PetitionError(f"{path}: damaged manifest ({exc}); move that run directory aside") from None
+
+
 def write_json(obj, path):
     """Write ``obj`` as indented UTF-8 JSON atomically."""
     with atomic_path(path) as tmp:
@@ -218,9 +229,7 @@ class RunDir:
         return self.path / "manifest.json"
 
     def manifest(self):
-        if not self.manifest_path.exists():
-            return {schema.MANIFEST_STAGES: {}}
-        return json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        return read_manifest(self.manifest_path)
 
     def record_fields(self, fields):
         """Set top-level ``fields`` ({``schema.MANIFEST_*`` key: value}) of ``manifest.json``,

@@ -82,9 +82,13 @@ def read_table(path, sheet=None, max_xlsx_bytes=None):
     """Read ``path`` in whatever supported format it is; returns a ``RawTable``.
 
     ``sheet`` picks a workbook's sheet (name or 1-based number); ``max_xlsx_bytes`` refuses a
-    workbook whose parts inflate to more bytes than that (None: no cap).
+    workbook whose parts inflate to more bytes than that (None: no cap). A file the system
+    will not let us read (permissions, a vanished file) is a ``PetitionError`` naming it.
     """
-    return READERS[detect_format(path)](path, sheet, max_xlsx_bytes)
+    try:
+        return READERS[detect_format(path)](path, sheet, max_xlsx_bytes)
+    except OSError as exc:
+        raise PetitionError(f"{path}: cannot be read ({exc.strerror or exc})") from None
 
 
 def expand_inputs(inputs):

@@ -20,7 +20,7 @@ from pipeline import schema
 from pipeline.dedup.arrays import text_hashes
 from pipeline.dedup.candidates import Pool
 from pipeline.decisions import DecisionStore
-from pipeline.dedup.cases import Labeler, assign_cases, case_table, decision_counts
+from pipeline.dedup.cases import SAME_NOT_APPLIED, Labeler, assign_cases, case_table, decision_counts
 from pipeline.dedup.features import Featurizer, comparison_texts, featurize
 from pipeline.dedup.index import DedupeIndex, IndexProblem, config_hash, file_digest
 from pipeline.dedup.scoring import find_links
@@ -177,8 +177,8 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
     write_csv(run_links.reset_index(drop=True), run.path / "links.csv")
     summary = summarize(letters[~bad], run_cases[~bad], links, table, added, index, config)
     summary["analyst decisions"] = decided = decision_counts(everything, all_links, cases, decisions)
-    if decided["same not applied: contradicted by a different decision"]:
-        print(f"dedupe: warning: {decided['same not applied: contradicted by a different decision']} `same` "
+    if decided[SAME_NOT_APPLIED]:
+        print(f"dedupe: warning: {decided[SAME_NOT_APPLIED]} `same` "
               "decisions not applied: they would join letters decided different (`petition decide list`)")
     write_json(summary, run.path / "summary.json")
     return len(letters), int((~bad).sum()), quarantine, summary

@@ -296,6 +296,9 @@ def split_components(component, a, b, followed, scores, rank, must, cannot):
     return component
 
 
+SAME_NOT_APPLIED = "same not applied: contradicted by a different decision"  # a summary key dedupe warns on
+
+
 def decision_counts(letters, links, cases, decisions):
     """What the ``decisions`` in force did to the cases (``assign_cases(letters, links,
     decisions)``), for the summary: how many of each kind hold among indexed letters, how many
@@ -308,7 +311,7 @@ def decision_counts(letters, links, cases, decisions):
     a, b = link_ends(links, ids)
     joined = case[decided.must[:, 0]] == case[decided.must[:, 1]]
     return {"same (one matter)": len(decided.must),
-            "same not applied: contradicted by a different decision": int((~joined).sum()),
+            SAME_NOT_APPLIED: int((~joined).sum()),
             "different (not one matter)": len(decided.cannot),
             "detached letters": int(decided.detached.sum()),
             "waiting for a letter not indexed yet": decided.waiting,

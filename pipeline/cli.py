@@ -236,8 +236,7 @@ def run_decide(args, config):
              else decisions.DecisionStore.for_home(args.home or "runs"))
     topic_code = None
     if args.action == schema.DECISION_TOPIC:
-        topic_code = importlib.import_module("pipeline.classifier.taxonomy").Taxonomy.load(
-            config.classify.taxonomy).code_for
+        topic_code = command("classifier.taxonomy").Taxonomy.load(config.classify.taxonomy).code_for
     decisions.decide_command(
         store, args.action, letters=getattr(args, "letters", ()), value=getattr(args, "value", None),
         undoes=getattr(args, "undoes", None), note=getattr(args, "note", ""), user=args.user,
@@ -250,7 +249,8 @@ COMMANDS = (add_ingest, add_normalize, add_segment, add_classify, add_dedupe, ad
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="petition", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", help="configuration YAML (default: $PETITION_CONFIG, else the project's corpora/config.yaml)")
+    parser.add_argument("--config", help="configuration YAML "
+                        "(default: $PETITION_CONFIG, else the project's corpora/config.yaml)")
     parser.add_argument("--version", action="version", version=f"petition {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add_command in COMMANDS:

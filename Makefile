@@ -9,7 +9,7 @@ DUMP ?= corpora/sample/letters.csv
 HOME_DIR ?= runs
 BENCH_DIR ?= bench
 
-.PHONY: help install browser test nightly dedupe bench bench-dedupe sample train clean
+.PHONY: help install browser test nightly dedupe bench bench-dedupe sample train matcher clean
 
 help:
 	@echo "make nightly [DUMP=path] [HOME_DIR=runs]  run the pipeline on a dump (default: bundled sample)"
@@ -17,6 +17,7 @@ help:
 	@echo "make dedupe DUMP=path [INDEX=dir]    ingest, normalize, segment and dedupe a dump against the index"
 	@echo "make bench                           run the benchmarks, figures in $(BENCH_DIR)/"
 	@echo "make bench-dedupe [N=1000000]        dedupe N synthetic letters, then a 10,000-letter increment"
+	@echo "make matcher                         retrain the default match model (models/matcher)"
 	@echo "make sample                          regenerate the bundled sample dump"
 	@echo "make train                           retrain the default model (models/default) on the sample"
 
@@ -62,6 +63,7 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_dedupe.py board --out $(BENCH_DIR)/dedupe_board.json
 	$(PY) benchmarks/bench_classify.py --out $(BENCH_DIR)/classify.json
 	$(PY) benchmarks/bench_nightly.py --out $(BENCH_DIR)/nightly.json
+	$(PY) benchmarks/bench_matching.py --out $(BENCH_DIR)/matching.json
 
 # The default model (topics, and nature as an attribute model) from the bundled sample and its
 # truth file. An office trains on its own archive the same way (README: Train).
@@ -76,6 +78,22 @@ train: $(VENV)/.installed
 		--note "$(SAMPLE_NOTE)"
 	$(PETITION) train --data $(SAMPLE_DUMP) --labels $(SAMPLE_TRUTH) --text-col 标题 --text-col 内容 \
 		--label-col nature --model models/default/nature --note "Nature (性质) attribute model. $(SAMPLE_NOTE)"
+
+# The default match model (dedupe's "one matter"): the sample's truth pairs and the board's
+# judged pairs (../shared), their letters segmented into homes of their own (README:
+# petition train-matcher). An office adds its own judged pairs and decisions the same way.
+BOARD := ../shared/corpora/messageboard
+MATCHER_HOMES := .data/matcher-homes
+matcher: $(VENV)/.installed
+	rm -rf $(MATCHER_HOMES)
+	$(PETITION) ingest $(SAMPLE_DUMP) --run $(MATCHER_HOMES)/sample/run
+	$(PETITION) normalize --run $(MATCHER_HOMES)/sample/run
+	$(PETITION) segment --run $(MATCHER_HOMES)/sample/run
+	$(PETITION) ingest $(BOARD)/messages.xlsx --channel online --run $(MATCHER_HOMES)/board/run
+	$(PETITION) normalize --run $(MATCHER_HOMES)/board/run
+	$(PETITION) segment --run $(MATCHER_HOMES)/board/run --dict $(BOARD)/place_words.txt
+	$(PETITION) train-matcher --pairs $(MATCHER_HOMES)/sample corpora/sample/truth_pairs.csv \
+		--pairs $(MATCHER_HOMES)/board $(BOARD)/judged_pairs.csv --out models/matcher
 
 # A million letters from an empty index, then a 10,000-letter increment (not part of `make test`).
 N ?= 1000000

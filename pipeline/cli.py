@@ -180,6 +180,21 @@ def add_train(subparsers):
         label_sep=args.label_sep, labels=args.labels, taxonomy=args.taxonomy, dicts=args.dict, note=args.note))
 
 
+def add_train_matcher(subparsers):
+    parser = subparsers.add_parser(
+        "train-matcher", help="train the dedupe match model (P same matter) on labelled pairs of letters",
+        description="Fit the match model on judged pairs (letter_a, letter_b, label SAME/DIFF), truth pairs of "
+                    "generated letters (letter_a, letter_b, relation) and the homes' analyst decisions; write "
+                    "model.joblib + model_card.json.")
+    parser.add_argument("--pairs", required=True, action="append", nargs=2, metavar=("HOME", "FILE"),
+                        help="a nightly home (its runs' letters) and a CSV of pairs of them (repeatable)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output model directory (dedupe.matcher)")
+    parser.add_argument("--no-decisions", action="store_true", help="leave the homes' analyst decisions out")
+    add_processes(parser)
+    parser.set_defaults(func=lambda args, config: command("train_matcher").train_matcher_command(
+        config, pairs=args.pairs, out=args.out, decisions=not args.no_decisions, processes=args.processes))
+
+
 def add_evaluate(subparsers):
     parser = subparsers.add_parser(
         "evaluate", help="metrics of a model on a labelled file, or cross-validated",
@@ -244,7 +259,7 @@ def run_decide(args, config):
 
 
 COMMANDS = (add_ingest, add_normalize, add_segment, add_classify, add_dedupe, add_nightly, add_report, add_train,
-            add_evaluate, add_decide)
+            add_train_matcher, add_evaluate, add_decide)
 
 
 def build_parser():

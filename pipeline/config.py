@@ -227,25 +227,36 @@ class DedupeConfig:
     name_tags: list = setting(WORDS)
     full_names: bool = setting(FLAG)
     name_strip_tags: list = setting(WORDS)
+    non_name_words: list = setting(WORDS)
+    name_end_tags: list = setting(WORDS)
+    name_end_chars: str = setting(TEXT)
     surnames: str = setting(WORD)
     near_same_similarity: float = setting(FRACTION)
     near_min_cosine: float = setting(FRACTION)
     block_terms: int = setting(COUNT)
+    title_term_min_idf: float = setting(WEIGHT)
     max_block: int = setting(COUNT)
     max_lsh_bucket: int = setting(COUNT)
     max_petitioner_letters: int = setting(COUNT)
     multi_addressed_window_days: int = setting(NON_NEGATIVE)
     repeat_window_days: int = setting(NON_NEGATIVE)
     same_matter_window_days: int = setting(NON_NEGATIVE)
-    name_weight: float = setting(WEIGHT)
-    max_names_counted: int = setting(COUNT)
-    repeat_min_score: float = setting(FRACTION)
-    same_matter_two_names_cosine: float = setting(FRACTION)
-    same_matter_one_name_cosine: float = setting(FRACTION)
+    matcher: Path = setting(PATH)
+    case_probability: float = setting(FRACTION)
+    case_pairs_max_letters: int = setting(integer(3))
     processes: int = setting(COUNT)
     chunk_size: int = setting(COUNT)
     chunk_pairs: int = setting(COUNT)
     index_lock_wait: int = setting(NON_NEGATIVE)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainMatcherConfig:
+    target_precision: float = setting(FRACTION)
+    truth_negatives: int = setting(COUNT)
+    truth_weight: float = setting(WEIGHT)
+    cv_folds: int = setting(FOLDS)
+    seed: int = setting(NON_NEGATIVE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -276,6 +287,7 @@ class Config:
     segment: SegmentConfig
     classify: ClassifyConfig
     dedupe: DedupeConfig
+    train_matcher: TrainMatcherConfig
     report: ReportConfig
     source: Path
 

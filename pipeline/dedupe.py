@@ -22,8 +22,9 @@ from pipeline.dedup.candidates import Pool
 from pipeline.decisions import DecisionStore
 from pipeline.dedup.cases import SAME_NOT_APPLIED, Labeler, assign_cases, case_table, decision_counts
 from pipeline.dedup.features import Featurizer, comparison_texts, featurize
+from pipeline.dedup.matcher import Matcher
 from pipeline.dedup.index import DedupeIndex, IndexProblem, config_hash, file_digest
-from pipeline.dedup.scoring import find_links
+from pipeline.dedup.scoring import NO_LINK, find_links, within_pairs
 from pipeline.errors import PetitionError
 from pipeline.rundir import atomic_path, parquet_batches, stage, write_csv, write_json
 
@@ -151,7 +152,11 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
                       for row, letter_id in zip(np.flatnonzero(known)[changed].tolist(),
                                                 again[schema.LETTER_ID].astype(str).iloc[changed])]
     if written is None:
-        links = find_links(Pool(index, batch, settings.tfidf_features), settings, workers=processes)
+        pool, matcher = Pool(index, batch, settings.tfidf_features), Matcher.load(settings.matcher)
+        links = find_links(pool, settings, matcher, workers=processes)
+        scored = pd.concat([index.links, links], ignore_index=True) if len(index.links) else links
+        links = pd.concat([links, within_pairs(pool, scored, settings, matcher, processes)], ignore_index=True)
+        del pool, scored
         index.add(batch, links, source)
     else:
         links = full.shard_links(written)
@@ -160,7 +165,7 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
     everything = index.letters if len(index) else batch.letters  # the latter has the columns
     del batch  # the index holds its features now, memory-mapped
     all_links = index.links if len(index.links) else links
-    cases = assign_cases(everything, all_links, decisions)
+    cases = assign_cases(everything, all_links, decisions, settings.case_probability, settings.case_pairs_max_letters)
     run_ids = letters[schema.LETTER_ID].astype(str)
     bad = run_ids.isin({q[schema.RAW] for q in quarantine}).to_numpy()
     position = pd.Index(everything[schema.LETTER_ID]).get_indexer(run_ids)
@@ -173,7 +178,8 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
     table = case_table(everything, cases, in_run, before, titles, Labeler.from_config(config))
     write_csv(table, run.path / "cases.csv")
     kept_ids = run_ids[~bad]
-    run_links = all_links[all_links[schema.LETTER_A].isin(kept_ids) | all_links[schema.LETTER_B].isin(kept_ids)]
+    run_links = all_links[(all_links[schema.RELATION] != NO_LINK)
+                          & (all_links[schema.LETTER_A].isin(kept_ids) | all_links[schema.LETTER_B].isin(kept_ids))]
     write_csv(run_links.reset_index(drop=True), run.path / "links.csv")
     summary = summarize(letters[~bad], run_cases[~bad], links, table, added, index, config)
     summary["analyst decisions"] = decided = decision_counts(everything, all_links, cases, decisions)
@@ -192,6 +198,7 @@ def summarize(letters, run_cases, new_links, table, added, index, config):
                "off: no letter has a date" if not dated.any() else
                f"off for the {int((~dated).sum())} letters without a date")
     relation_counts = run_cases[schema.RELATION].replace("", "first letter of its case").value_counts()
+    linked = (index.links[schema.RELATION] != NO_LINK).to_numpy() if len(index.links) else np.zeros(0, dtype=bool)
     return {
         "letters (件次)": len(letters),
         "unique matters (纯件数)": int(run_cases[schema.CASE_ID].nunique()),
@@ -203,7 +210,8 @@ def summarize(letters, run_cases, new_links, table, added, index, config):
                                    for status in schema.CASE_STATUSES},
         "time windows": windows,
         "letters without petitioner identity (matched on content only)": int(no_identity),
-        "index": {"letters": len(index), "links": len(index.links), "config_hash": config_hash(config.dedupe)},
+        "index": {"letters": len(index), "links": int(linked.sum()), "other pairs scored in cases": int((~linked).sum()),
+                  "config_hash": config_hash(config.dedupe)},
     }
 
 

@@ -79,7 +79,7 @@ TOPIC_LIST = "_topics"                   # the letter's topic codes as a list
 # --- links.csv: one row per pair of linked letters --------------------------------------
 LETTER_A = "letter_a"
 LETTER_B = "letter_b"
-LINK_SCORE = "score"
+LINK_SCORE = "score"                         # P(same matter), the match model's
 SHARED_NAMES = "shared_names"                # specific names both letters hold ("、"-joined)
 CHAR_SIMILARITY = "char_similarity"
 TFIDF_COSINE = "tfidf_cosine"

@@ -56,7 +56,7 @@ class Pool:
         self.rank[self.order] = np.arange(len(ids))
         self.first_of_body = np.full(self.bodies.max(initial=-1) + 1, -1, dtype=np.int64)
         self.first_of_body[self.bodies[::-1]] = np.arange(len(ids))[::-1]  # a letter holding each text
-        self._csr = {}
+        self._made = {}
         # every name of each letter (specific ones, masked people, terms), for shared_names
         self.name_lists = pc.split_pattern(pc.binary_join_element_wise(
             arrow_strings(self.letters[schema.PLACES]), arrow_strings(self.letters[schema.OTHERS]),
@@ -64,13 +64,13 @@ class Pool:
 
     def csr(self, name):
         """The CSR layout ``name`` of every letter (values, pointers), made once."""
-        if name not in self._csr:
+        if name not in self._made:
             new = (self.batch.arrays[name], self.batch.arrays[f"{name}_ptr"])
             if self.history:
                 old_values, old_ptr = self.index.csr(name)
                 new = (np.concatenate((old_values, new[0])), np.concatenate((old_ptr, new[1][1:] + old_ptr[-1])))
-            self._csr[name] = new
-        return self._csr[name]
+            self._made[name] = new
+        return self._made[name]
 
     def bands(self, positions):
         """Band keys of ``positions`` (sorted), history rows read from the index."""
@@ -90,10 +90,17 @@ class Pool:
                              self.batch.vectors(positions[~old] - self.history, self.n_features)], format="csr")
         return stacked[np.argsort(np.concatenate((np.flatnonzero(old), np.flatnonzero(~old))))]
 
-    def texts(self, positions):
-        """Comparison texts of sorted ``positions``."""
+    def texts(self, positions, name="text"):
+        """Comparison texts (``name`` "title": titles) of sorted ``positions``."""
         old, new = positions[positions < self.history], positions[positions >= self.history] - self.history
-        return (self.index.texts(old) if len(old) else []) + self.batch.texts(new)
+        return (self.index.texts(old, name) if len(old) else []) + self.batch.texts(new, name)
+
+    def per_letter(self, name):
+        """The array ``name`` with one value per letter (``chars``) of every letter, made once."""
+        if name not in self._made:
+            new = self.batch.arrays[name]
+            self._made[name] = np.concatenate((self.index.array(name), new)) if self.history else np.asarray(new)
+        return self._made[name]
 
 
 

@@ -1,8 +1,9 @@
 """Cases, the last step of dedupe: letters grouped into cases (纯件) by their links.
 
-Cases are the connected components of the links (``scipy.sparse.csgraph``), as the analysts'
-decisions in force allow (``same`` joins, ``different`` keeps apart even through a chain,
-``detach`` cuts a letter's links: :func:`assign_cases`); a case's id is the id of its earliest
+Cases are groups of average linkage over the links' P(same matter) (``pipeline.dedup.clustering``:
+a letter joins a case when it matches the case's letters on average, not through a chain), as
+the analysts' decisions in force allow (``same`` joins, ``different`` keeps apart even through a
+chain, ``detach`` cuts a letter's links: :func:`assign_cases`); a case's id is the id of its earliest
 letter (date, then id), so it stays put as letters are added, and N nightly runs give the ids
 one run over everything gives.
 
@@ -15,12 +16,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import scipy.sparse as sp
-from scipy.cluster.hierarchy import DisjointSet
-from scipy.sparse.csgraph import connected_components
 
 from pipeline import schema
 from pipeline.dedup.arrays import arrow_strings
+from pipeline.dedup.clustering import average_linkage
+from pipeline.dedup.scoring import NO_LINK, link_components
 from pipeline.errors import PetitionError
 from pipeline.privacy import mask_identifiers
 
@@ -143,20 +143,22 @@ def raw_names(names, min_chars=3):
     return frozenset(n for n in values if len(n) >= min_chars and re.fullmatch(r"[\u3400-\u9fff]+", n) and "某" not in n)
 
 
-def assign_cases(letters, links, decisions=None):
-    """Cases of ``letters`` (every indexed letter) from ``links`` (every link) and the analyst
-    ``decisions`` in force (a ``decisions.Effective``, or None: the links alone).
+def assign_cases(letters, links, decisions=None, threshold=0.35, max_letters=200):
+    """Cases of ``letters`` (every indexed letter) from ``links`` (every link, and the pairs
+    scored inside cases: relation ``NO_LINK``) and the analyst ``decisions`` in force (a
+    ``decisions.Effective``, or None: the links alone).
 
-    Without decisions a case is a connected component of the links. With them:
+    A case is a group of average linkage over the pairs' scores (P(same matter):
+    ``clustering.average_linkage``): letters stay together only while the mean score over
+    all their pairs is at least ``threshold``, so a chain of links does not make a case by
+    itself. Inside a component of the links of at most ``max_letters`` letters every pair
+    has been scored; in a larger one, a pair without a link counts 0. The decisions:
 
     - a detached letter's links are not followed: it is a case of its own unless a ``same``
       decision joins it to others;
-    - ``same`` pairs are joined first, then links; a ``different`` pair never ends in one case,
-      not even through other letters: in a component that would hold one, the ``same`` pairs and
-      then the links are joined one by one, strongest score first (ties: earlier letters first),
-      and a join that would put a ``different`` pair in one case is skipped (so a ``different``
-      wins over ``same`` decisions that contradict it). The links stay links (links.csv is
-      evidence); only the cases change;
+    - ``same`` pairs start in one case; a ``different`` pair never ends in one case, not even
+      through other letters (a ``different`` wins over ``same`` decisions that contradict it).
+      The links stay links (links.csv is evidence); only the cases change;
     - decisions naming a letter not indexed yet wait for it.
 
     Returns a DataFrame indexed like ``letters`` with ``case_id``, ``duplicate_of`` (the
@@ -178,21 +180,21 @@ def assign_cases(letters, links, decisions=None):
     decided = Decided.of(decisions, ids)
     followed = ~(decided.detached[a] | decided.detached[b]) if len(decided.detached) else np.ones(len(a), dtype=bool)
     must = decided.must
-    graph = sp.coo_matrix((np.ones(followed.sum() + len(must), dtype=np.int8),
-                           (np.concatenate((a[followed], must[:, 0])), np.concatenate((b[followed], must[:, 1])))),
-                          shape=(len(ids), len(ids)))
-    _, component = connected_components(graph, directed=False)
-    del graph
-    if len(decided.cannot):
-        scores = links[schema.LINK_SCORE].to_numpy(dtype=float) if len(links) else np.zeros(0)
-        component = split_components(component, a, b, followed, scores, rank, must, decided.cannot)
+    scores = links[schema.LINK_SCORE].to_numpy(dtype=float) if len(links) else np.zeros(0)
+    linked = (links[schema.RELATION] != NO_LINK).to_numpy() if len(links) else np.zeros(0, dtype=bool)
+    # pairs scored inside cases count while their links' component is small enough to have
+    # them all scored (``scoring.within_pairs``): the same pairs whatever the order of nights
+    component, size = link_components(len(ids), a[linked], b[linked])
+    weighed = followed & (linked | (size[component[a]] <= max_letters))
+    component = average_linkage(len(ids), a[weighed], b[weighed], scores[weighed], threshold, rank=rank,
+                                must=must, cannot=decided.cannot)
     first_rank = np.full(component.max() + 1 if len(ids) else 0, np.iinfo(np.int64).max)
     np.minimum.at(first_rank, component, rank)
     first = order[first_rank[component]]
     # every link inside a case seen from both ends, then the same decisions; keep each
     # letter's earliest neighbour (a link before a decision on the same neighbour)
     codes, names = pd.factorize(links[schema.RELATION]) if len(links) else (np.zeros(0, dtype=np.int64), np.zeros(0))
-    inside = followed & (component[a] == component[b])
+    inside = followed & linked & (component[a] == component[b])
     names = np.append(np.asarray(names, dtype=object), schema.DECIDED_SAME)
     must = must[component[must[:, 0]] == component[must[:, 1]]]
     a, b, codes, same = a[inside], b[inside], codes[inside], np.full(len(must), len(names) - 1)
@@ -261,41 +263,6 @@ class Decided:
         return cls(pairs["must"], pairs["cannot"], detached if detached.any() else np.zeros(0, dtype=bool), waiting)
 
 
-def split_components(component, a, b, followed, scores, rank, must, cannot):
-    """``component`` (a label per letter) with every component that holds both letters of a
-    ``cannot`` pair split: its ``must`` pairs, then its followed links (strongest ``scores``
-    first, ties by the ``rank`` of their letters) joined one by one (union-find), each join
-    that would put a ``cannot`` pair in one group skipped. Other components are left as they
-    are (no join in them could be skipped). Returns the new labels."""
-    together = component[cannot[:, 0]] == component[cannot[:, 1]]
-    split = np.unique(component[cannot[together, 0]])
-    if not len(split):
-        return component
-    letters = np.flatnonzero(np.isin(component, split))
-    groups, apart = DisjointSet(letters.tolist()), {}   # apart: {group root: letters kept out of it}
-
-    def join(x, y):
-        x, y = groups[x], groups[y]
-        if x == y or any(groups[z] == y for z in apart.get(x, ())):
-            return
-        groups.merge(x, y)
-        apart[groups[x]] = apart.pop(x, set()) | apart.pop(y, set())
-
-    for x, y in cannot[together].tolist():
-        apart.setdefault(x, set()).add(y)
-        apart.setdefault(y, set()).add(x)
-    for x, y in must[np.isin(component[must[:, 0]], split)].tolist():
-        join(x, y)
-    chosen = np.flatnonzero(followed & np.isin(component[a], split))
-    low, high = np.minimum(rank[a[chosen]], rank[b[chosen]]), np.maximum(rank[a[chosen]], rank[b[chosen]])
-    chosen = chosen[np.lexsort((high, low, -scores[chosen]))]
-    for x, y in zip(a[chosen].tolist(), b[chosen].tolist()):
-        join(x, y)
-    component = component.copy()
-    component[letters] = component.max() + 1 + np.array([groups[x] for x in letters.tolist()], dtype=np.int64)
-    return component
-
-
 SAME_NOT_APPLIED = "same not applied: contradicted by a different decision"  # a summary key dedupe warns on
 
 
@@ -303,19 +270,19 @@ def decision_counts(letters, links, cases, decisions):
     """What the ``decisions`` in force did to the cases (``assign_cases(letters, links,
     decisions)``), for the summary: how many of each kind hold among indexed letters, how many
     ``same`` decisions could not be applied (a ``different`` decision contradicts them), how
-    many wait for letters not indexed yet, and how many links join letters the decisions keep
-    in different cases."""
+    many wait for letters not indexed yet, and how many links join letters of different cases
+    (kept apart by a decision or by the case threshold)."""
     ids = arrow_strings(letters[schema.LETTER_ID])
     decided = Decided.of(decisions, ids)
     case = pd.factorize(cases[schema.CASE_ID])[0]
-    a, b = link_ends(links, ids)
+    a, b = link_ends(links[links[schema.RELATION] != NO_LINK] if len(links) else links, ids)
     joined = case[decided.must[:, 0]] == case[decided.must[:, 1]]
     return {"same (one matter)": len(decided.must),
             SAME_NOT_APPLIED: int((~joined).sum()),
             "different (not one matter)": len(decided.cannot),
             "detached letters": int(decided.detached.sum()),
             "waiting for a letter not indexed yet": decided.waiting,
-            "links not followed (their letters are kept apart)": int((case[a] != case[b]).sum())}
+            "links between letters of different cases": int((case[a] != case[b]).sum())}
 
 
 def case_table(letters, cases, in_run, before_run, titles, labeler):

@@ -3,7 +3,7 @@
 For each letter: the hash of its comparison text (``comparison_texts``), the LSH band keys
 of its MinHash signature (``pipeline.dedup.minhash``), the hashes of its specific names and
 its top TF-IDF terms (blocking keys and evidence, ``pipeline.dedup.matter``), its TF-IDF
-vector and its comparison text. ``featurize`` computes them chunk by chunk in forked worker
+vector, its comparison text and its length, its title and the names the title holds. ``featurize`` computes them chunk by chunk in forked worker
 processes (``pipeline.parallel``) and returns them as a ``Batch`` of the index.
 """
 import numpy as np
@@ -26,6 +26,22 @@ def comparison_texts(clean_texts, min_body_chars=20):
         body = "".join(body.split())
         out.append(body if len(body) >= min_body_chars else "".join(title.split()) + body)
     return out
+
+
+def titles_of(clean_texts):
+    """The title of each letter: the first line of its ``clean_text``, spaces removed."""
+    return ["".join(text.partition("\n")[0].split()) for text in clean_texts]
+
+
+def title_words(title, tokens):
+    """The leading words of ``tokens`` (space-joined) that spell ``title``: the title's words."""
+    words, length = [], 0
+    for word in tokens.split():
+        if length >= len(title):
+            break
+        words.append(word)
+        length += len(word)
+    return words
 
 
 def top_terms(vectors, count):
@@ -67,13 +83,17 @@ class Featurizer:
     block_terms : int
         Highest-weighted TF-IDF terms of a letter that, with its place names, make its
         same-matter blocking keys.
+    title_term_min_idf : float
+        A title's words of 2+ characters with at least this IDF are its terms (高铁, 西站;
+        not 加快, 建设): match evidence, looked for in the other letter's TF-IDF terms.
     """
 
     def __init__(self, minhasher, vectorizer, names, *, bands, rows, min_body_chars=20, compare_chars=3000,
-                 block_terms=5):
+                 block_terms=5, title_term_min_idf=7.0):
         self.minhasher, self.vectorizer, self.names = minhasher, vectorizer, names
         self.bands, self.rows = bands, rows
         self.min_body_chars, self.compare_chars, self.block_terms = min_body_chars, compare_chars, block_terms
+        self.title_term_min_idf = title_term_min_idf
 
     @classmethod
     def from_config(cls, config):
@@ -83,7 +103,8 @@ class Featurizer:
         vectorizer = TermVectorizer(c.tfidf_features, c.top_terms)
         return cls(MinHasher(c.num_perm, c.shingle_size, c.seed), vectorizer,
                    NameExtractor.from_config(config, vectorizer.word_idf), bands=bands, rows=rows,
-                   min_body_chars=c.min_body_chars, compare_chars=c.compare_chars, block_terms=c.block_terms)
+                   min_body_chars=c.min_body_chars, compare_chars=c.compare_chars, block_terms=c.block_terms,
+                   title_term_min_idf=c.title_term_min_idf)
 
     def arrays(self, clean_texts, tokens, days=None, masked=None):
         """Features of one chunk of letters: (dict of arrays, places, others). ``days``: the
@@ -96,20 +117,38 @@ class Featurizer:
         found = [self.names.extract(clean, words, day, people)
                  for clean, words, day, people in zip(clean_texts, tokens, days, masked)]
         places = [p for p, _ in found]
+        # amounts, counts and case numbers (a reminder quotes its first letter's date: dates do not count)
+        numbers, numbers_ptr = name_hashes([sorted(n for n in self.names.numbers(clean, day) if not n.endswith("日"))
+                                            for clean, day in zip(clean_texts, days)])
+        titles = titles_of(clean_texts)
+        # the names a title holds: the matter's place, when it gives one (match evidence)
+        title_names = [self.names.extract(title, "", day)[0] for title, day in zip(titles, days)]
+        idf, median = self.vectorizer.word_idf, self.vectorizer.median_idf
+        title_terms = self.vectorizer.columns([" ".join(dict.fromkeys(
+            word for word in title_words(title, words) if len(word) >= 2 and idf.get(word, median) >= self.title_term_min_idf))
+            for title, words in zip(titles, tokens)])
         signatures = self.minhasher.signatures(texts)
         vectors = self.vectorizer.transform(with_people(tokens, masked))
         encoded = [text.encode("utf-8") for text in texts]
         # specific names: the evidence and blocking keys (masked people and terms are too common)
         names, names_ptr = name_hashes(places)
+        title_names, title_names_ptr = name_hashes(title_names)
+        encoded_titles = [title.encode("utf-8") for title in titles]
         terms, terms_ptr = top_terms(vectors, self.block_terms)
         arrays = {
             schema.BODY_HASH: text_hashes(full),
             "bands": band_keys(signatures, self.bands, self.rows),
             "names": names, "names_ptr": names_ptr,
+            "title_names": title_names, "title_names_ptr": title_names_ptr,
+            "numbers": numbers, "numbers_ptr": numbers_ptr,
+            "title_terms": title_terms.indices.astype(np.int32), "title_terms_ptr": title_terms.indptr.astype(np.int64),
             "terms": terms, "terms_ptr": terms_ptr,
             "vec_data": vectors.data.astype(np.float32), "vec_indices": vectors.indices.astype(np.int32),
             "vec_ptr": vectors.indptr.astype(np.int64),
             "text": np.frombuffer(b"".join(encoded), dtype=np.uint8), "text_ptr": csr_pointers(list(map(len, encoded))),
+            "title": np.frombuffer(b"".join(encoded_titles), dtype=np.uint8),
+            "title_ptr": csr_pointers(list(map(len, encoded_titles))),
+            "chars": np.fromiter(map(len, texts), dtype=np.int32, count=len(texts)),
         }
         return arrays, ["|".join(p) for p in places], ["|".join(o) for _, o in found]
 

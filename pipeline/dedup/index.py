@@ -43,13 +43,16 @@ from pipeline.rundir import write_json
 
 FORMAT = "petition-dedupe-index"
 # 4: people's names masked by normalize are held as keyed hashes (张:3f9a…), not as words
-FORMAT_VERSION = 4
-ARRAYS = ("bands", "names", "names_ptr", "terms", "terms_ptr",
-          "vec_data", "vec_indices", "vec_ptr", "text", "text_ptr")
+# 5: titles, their names and terms, numbers, text lengths (evidence of the match model); link scores are P(same matter)
+FORMAT_VERSION = 5
+ARRAYS = ("bands", "names", "names_ptr", "title_names", "title_names_ptr", "title_terms", "title_terms_ptr",
+          "numbers", "numbers_ptr", "terms", "terms_ptr",
+          "vec_data", "vec_indices", "vec_ptr", "text", "text_ptr", "title", "title_ptr", "chars")
 SHARD_FILES = ("letters.parquet", "links.parquet") + tuple(f"{name}.npy" for name in ARRAYS)
 # change speed or waiting, not results
 PERFORMANCE_KEYS = ("processes", "chunk_size", "chunk_pairs", "index_lock_wait")
 LOCK_FILE = ".lock"
+MODEL_FILE, CARD_FILE = "model.joblib", "model_card.json"  # a match model's folder (pipeline.dedup.matcher)
 SHARD_NAME = re.compile(r"\d{6}")
 LEFTOVER = re.compile(r"\.(\d{6}|manifest\.json)\..+")  # temporary shard folders and manifests
 POLL_SECONDS = 0.5
@@ -57,8 +60,12 @@ POLL_SECONDS = 0.5
 
 def config_hash(settings):
     """Hash of the dedupe settings that change results (and of the index format): an index
-    built with another hash is refused."""
+    built with another hash is refused. The match model counts by its files' content, not
+    by where it lies."""
     values = {k: v for k, v in dataclasses.asdict(settings).items() if k not in PERFORMANCE_KEYS}
+    folder = Path(values["matcher"])
+    values["matcher"] = [file_digest(path) if path.is_file() else "missing"
+                         for path in (folder / MODEL_FILE, folder / CARD_FILE)]
     payload = json.dumps([FORMAT_VERSION, values], sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
@@ -156,9 +163,10 @@ class Batch:
                                           shape=(len(self), n_features), copy=False)
         return self._vectors[np.asarray(rows)]
 
-    def texts(self, rows):
-        """Comparison texts of ``rows``, sliced row by row (no index array per byte)."""
-        text, pointers = memoryview(np.asarray(self.arrays["text"])), self.arrays["text_ptr"]
+    def texts(self, rows, name="text"):
+        """Comparison texts (``name`` "title": titles) of ``rows``, sliced row by row (no index
+        array per byte)."""
+        text, pointers = memoryview(np.asarray(self.arrays[name])), self.arrays[f"{name}_ptr"]
         return [str(text[start:end], "utf-8")
                 for start, end in zip(pointers[rows].tolist(), pointers[np.asarray(rows) + 1].tolist())]
 
@@ -394,14 +402,14 @@ class DedupeIndex:
         stacked = sp.vstack(parts, format="csr")
         return stacked[np.argsort(np.concatenate(order))]
 
-    def texts(self, rows):
-        """Comparison texts of index letters ``rows``, in that order."""
+    def texts(self, rows, name="text"):
+        """Comparison texts (``name`` "title": titles) of index letters ``rows``, in that order."""
         rows = np.asarray(rows, dtype=np.int64)
         shard, local = self._locate(rows)
         out = [None] * len(rows)
         for number in np.unique(shard):
             chosen = np.flatnonzero(shard == number)
-            for position, text in zip(chosen, self.shards[number].texts(local[chosen])):
+            for position, text in zip(chosen, self.shards[number].texts(local[chosen], name)):
                 out[position] = text
         return out
 

@@ -122,13 +122,21 @@ class NameExtractor:
     strip_tags : list of str
         Tags of the words stripped from the start of a prefix (the configuration's
         ``name_strip_tags``: verbs, adverbs, prepositions ...); none by default.
+    non_names : list of str
+        Words a name cannot end on (``non_name_words``: 开园, 城中村): events and place words
+        every city has.
+    end_tags : list of str
+        Tags of the words a name's prefix cannot end on after one character, a common word or
+        another such word (``name_end_tags``: 严重|影响|小区, 门口|开设|医院).
+    end_chars : str
+        Characters a name's prefix cannot end on (``name_end_chars``: 多次向|村).
     """
 
     def __init__(self, *, suffixes, prefix_chars=2, stop_chars="", generic_prefixes=(), surnames="",
                  mask_char="某", terms=(), idf=None, common_idf=9.0, max_prefix_chars=6,
                  boundary_suffixes=(), number_units=(), min_number_digits=3, own_date_days=7,
                  money_units=None, amount_digits=2, qualified_suffixes=(), name_tags=("ns", "nz"), full_names=True,
-                 tags=None, strip_tags=()):
+                 tags=None, strip_tags=(), non_names=(), end_tags=(), end_chars=""):
         if not suffixes:
             raise ValueError("at least one name suffix is needed")
         suffix = "|".join(sorted(map(re.escape, set(suffixes) | set(boundary_suffixes)), key=len, reverse=True))
@@ -157,6 +165,7 @@ class NameExtractor:
         self.idf, self.common_idf = idf or {}, common_idf
         self.tags = load_tags() if tags is None else tags
         self.strip_tags = frozenset(strip_tags)
+        self.non_names, self.end_tags, self.end_chars = tuple(non_names), frozenset(end_tags), set(end_chars)
 
     @classmethod
     def from_config(cls, config, idf=None):
@@ -174,21 +183,43 @@ class NameExtractor:
                    min_number_digits=c.min_number_digits, own_date_days=c.own_date_days,
                    money_units=c.money_units, amount_digits=c.amount_digits,
                    qualified_suffixes=c.qualified_suffixes, name_tags=c.name_tags, full_names=c.full_names,
-                   tags=load_tags(), strip_tags=c.name_strip_tags)
+                   tags=load_tags(), strip_tags=c.name_strip_tags, non_names=c.non_name_words,
+                   end_tags=c.name_end_tags, end_chars=c.name_end_chars)
 
     def _strip(self, prefix):
         """``prefix`` without leading function words (verbs, adverbs, conjunctions ...:
-        督促|江南华府, 但|江南华府), keeping at least ``min_prefix`` characters and never
-        leaving a common word (东方|明珠苑 stays whole)."""
+        督促|江南华府, 但|江南华府), keeping at least ``min_prefix`` characters, never leaving a
+        common word (东方|明珠苑 stays whole) and never splitting a word (中海国际社区 keeps 中:
+        中海 is a word)."""
         while True:
             for k in range(min(4, len(prefix) - self.min_prefix), 0, -1):
                 tag = self.tags.get(prefix[:k])
-                # single-character verbs start names too often (走|投无路, 供|销社)
-                if tag in self.strip_tags and (k > 1 or tag != "v") and not self._common(prefix[k:]):
+                # single-character verbs start names too often (筑|梦星园, 爱|尔眼科医院)
+                if (tag in self.strip_tags and (k > 1 or tag != "v") and not self._common(prefix[k:])
+                        and not self._splits_word(prefix, k)):
                     prefix = prefix[k:]
                     break
             else:
                 return prefix
+
+    def _splits_word(self, prefix, cut):
+        """Whether a dictionary word of 2-4 characters starting before ``cut`` runs across it."""
+        return any(prefix[:end] in self.tags for end in range(cut + 1, min(4, len(prefix)) + 1))
+
+    def _ends_phrase(self, prefix):
+        """Whether ``prefix`` ends a phrase, not a name: on one of ``end_chars`` (多次向|村), or
+        on a word of ``end_tags`` after one character, a common word or another such word
+        (且|进出|医院, 门口|开设|医院, 噪音|严重|影响|小区; 尖山|安置|小区 is a name)."""
+        if prefix[-1:] in self.end_chars:
+            return True
+        word = self._last_word(prefix)
+        before = prefix[:-len(word)]
+        return self.tags.get(word) in self.end_tags and (
+            len(before) == 1 or self._common(before) or self.tags.get(self._last_word(before)) in self.end_tags)
+
+    def _last_word(self, text):
+        """The longest dictionary word of 2-4 characters ending ``text`` and shorter than it, or ""."""
+        return next((text[-k:] for k in range(min(4, len(text) - 1), 1, -1) if text[-k:] in self.tags), "")
 
     def _common(self, word):
         return self.idf.get(word, self.common_idf) < self.common_idf
@@ -228,7 +259,7 @@ class NameExtractor:
                 continue
             raw_prefix = self._prefix(text, match.start())
             name = self._local_name(raw_prefix, suffix)
-            if name is None and suffix in self.qualified_suffixes:
+            if name is None and suffix in self.qualified_suffixes and not self._ends_phrase(raw_prefix):
                 name = self._qualified(text, match.start() - len(raw_prefix), raw_prefix + suffix)
             if name:
                 names.add(name)
@@ -236,6 +267,8 @@ class NameExtractor:
 
     def _local_name(self, prefix, suffix):
         """``prefix + suffix`` without leading function words when it is a local name, else None."""
+        if len(prefix) < self.min_prefix or (prefix + suffix).endswith(self.non_names):
+            return None  # 南路 (A1区|南路), 幼儿园开园: too short, or an event after a name
         if prefix + suffix in self.tags:
             return self._dictionary_name(prefix + suffix)
         prefix = self._strip(prefix)
@@ -243,7 +276,7 @@ class NameExtractor:
         if name in self.tags or name in self.idf:
             return self._dictionary_name(name)
         if (len(prefix) < self.min_prefix or prefix.endswith(self.generic_prefixes)
-                or self._ends_with_suffix.search(prefix)):
+                or self._ends_with_suffix.search(prefix) or self._ends_phrase(prefix)):
             return None  # the last: 七里组村民 gives 七里组, not 里组村
         if (self._common(name) or self._common(prefix) or self._common(prefix[-1] + suffix[0])
                 or self._common(prefix[-1] + suffix)):
@@ -259,7 +292,9 @@ class NameExtractor:
                 if self.mask_char not in token and token not in self.tags and token not in self.idf
                 and token not in self.terms}
 
-    def _numbers(self, text, day=None):
+    def numbers(self, text, day=None):
+        """The numbers of ``text`` that pin a matter down (full dates, amounts, counts, case
+        numbers: see the class), as they are compared (≈1.5万元)."""
         found = set()
         for match in self._number.finditer(text):
             year, month, dom, number, unit = match.groups()
@@ -295,7 +330,7 @@ class NameExtractor:
         others : list of str
             Masked people and dictionary organisation terms (shown, not counted).
         """
-        specific = self._places(text) | self._numbers(text, day) | self._people(tokens)
+        specific = self._places(text) | self.numbers(text, day) | self._people(tokens)
         if self.full_names and masked:
             specific.update(masked.split("|"))
         others = set(self._person.findall(text)) if self._person else set()
@@ -348,7 +383,7 @@ class TermVectorizer:
         self._hasher = HashingVectorizer(analyzer=str.split, n_features=n_features,
                                          alternate_sign=False, norm=None, dtype=np.float32)
         words, values, median = load_idf(idf_path)
-        self.word_idf = dict(zip(words, values.tolist()))
+        self.word_idf, self.median_idf = dict(zip(words, values.tolist())), median
         self.idf = np.full(n_features, median, dtype=np.float32)
         column = self._hasher.transform(words).tocoo().col
         self.idf[column] = values  # a hash collision keeps one of the words' weights
@@ -361,6 +396,16 @@ class TermVectorizer:
         counts.sum_duplicates()
         counts.data = np.log1p(counts.data) * self.idf[counts.indices]  # sublinear tf × idf
         return normalize(self._top(counts), copy=False)
+
+    def columns(self, tokens):
+        """The term columns of space-joined token strings: a CSR matrix whose row ``i`` holds
+        the columns of ``tokens[i]``'s terms, each once (sorted)."""
+        if not len(tokens):
+            return sp.csr_matrix((0, self.n_features), dtype=np.float32)
+        matrix = self._hasher.transform(tokens).tocsr()
+        matrix.sum_duplicates()
+        matrix.sort_indices()
+        return matrix
 
     def _top(self, matrix):
         if np.diff(matrix.indptr).max(initial=0) <= self.top_terms:

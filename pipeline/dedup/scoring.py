@@ -1,26 +1,26 @@
-"""Scoring, the third step of dedupe: the scores and the relation of each candidate pair.
+"""Scoring, the third step of dedupe: the evidence, P(same matter) and relation of each
+candidate pair.
 
-Scores: character similarity (rapidfuzz ratio of the comparison texts), TF-IDF cosine,
-shared specific names (``pipeline.dedup.matter``), days apart. Relation, first that holds
-(a pair matching none is not linked):
+Evidence: ``pipeline.dedup.evidence`` (TF-IDF cosine, shared specific names, titles, days
+apart, same petitioner ...), turned into P(same matter) by the match model
+(``pipeline.dedup.matcher``); character similarity (rapidfuzz ratio of the comparison texts)
+says whether two texts are one letter. Relation, first that holds (a pair matching none is
+not linked):
 
 1. ``multi_addressed``: near-same text (similarity >= near_same_similarity, or the same
    text), different addressees, at most ``multi_addressed_window_days`` apart;
 2. ``exact_copy``: the same text;
 3. ``resend``: near-same text, same (or unknown) addressee;
-4. ``repeat_petition``: same petitioner, near-same text or matter score >= repeat_min_score,
+4. ``repeat_petition``: same petitioner, one matter (P at least the model's threshold),
    within ``repeat_window_days``;
-5. ``same_matter``: near-same text, or within ``same_matter_window_days`` two shared
-   specific names and cosine >= ``same_matter_two_names_cosine``, or one shared name and
-   cosine >= ``same_matter_one_name_cosine``. Letters sharing no specific name are not
-   linked on wording alone: phrase-built letters of one topic share as many words, and
-   weak links chain into giant cases.
+5. ``same_matter``: near-same text, or one matter within ``same_matter_window_days``.
 
-Specific names are places and organisations with their full name (众鑫劳务有限公司) and
-numbers that pin a matter down (12.5万元, 2731号, 2022年6月23日). Matter score (repeat
-petitions) = TF-IDF cosine + ``name_weight`` x shared names (at most ``max_names_counted``).
-Letters without a date are compared whatever the windows; letters without a petitioner
-identity are matched on content only (never ``repeat_petition``).
+A link's ``score`` is its P (1 for the same text), the weight cases are built on
+(``pipeline.dedup.clustering``):
+near-same texts about two places (one template sent for two estates) are linked as the same
+letter, but weigh as little as the model finds them one matter. Letters without a date are compared whatever
+the windows; letters without a petitioner identity are matched on content only (never
+``repeat_petition``).
 
 Every decision is about one pair of letters and depends on those two letters only, so N
 nightly runs link exactly the pairs one run over all letters links.
@@ -32,18 +32,20 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
 from rapidfuzz import fuzz
 from rapidfuzz.process import cpdist
 
 from pipeline import schema
 from pipeline.dedup.arrays import csr_rows, unique
 from pipeline.dedup.candidates import Candidates
+from pipeline.dedup.evidence import pair_evidence
 from pipeline.dedup.matter import load_tags
 from pipeline.normalize import CJK
 from pipeline.parallel import release_memory
 
 NO_LINK = ""
-NEAR_RELATIONS = (schema.EXACT_COPY, schema.MULTI_ADDRESSED, schema.RESEND)  # scored by text similarity
 # a keyed hash of a masked person's name after its surname (normalize's masked_names: 张:3f9a…)
 PERSON_KEY = re.compile(rf"([{CJK}]{{1,2}}):[0-9a-f]{{16}}")
 
@@ -101,32 +103,6 @@ def char_similarity(pool, a, b, needed, cutoff=0.0, workers=1):
     return similarity
 
 
-def tfidf_cosine(pool, a, b, chunk=50_000):
-    """Cosine of the letters' TF-IDF vectors (rows are L2-normalised), ``chunk`` pairs at a
-    time: only their rows are copied out of the pool."""
-    out = np.empty(len(a))
-    for start in range(0, len(a), chunk):
-        end = start + chunk
-        out[start:end] = np.asarray(pool.vectors(a[start:end]).multiply(pool.vectors(b[start:end])).sum(axis=1)).ravel()
-    return out
-
-
-def shared_name_counts(pool, a, b):
-    """How many specific names (the ones counted: places, organisations, numbers, full names
-    of people) each pair of letters shares."""
-    values, pointers = pool.csr("names")
-    names_a, offsets = csr_rows(values, pointers, a)
-    pair = np.repeat(np.arange(len(a)), np.diff(offsets))
-    involved = unique(b)
-    names_b, offsets_b = csr_rows(values, pointers, involved)
-    owner = np.repeat(involved, np.diff(offsets_b)).astype(np.uint64)
-    table = np.sort((owner << np.uint64(40)) | (names_b >> np.uint64(24)))
-    query = (b[pair].astype(np.uint64) << np.uint64(40)) | (names_a >> np.uint64(24))
-    found = np.searchsorted(table, query)
-    hit = (found < len(table)) & (table[np.minimum(found, len(table) - 1)] == query)
-    return np.bincount(pair[hit], minlength=len(a))
-
-
 def shown_names(names, settings, mask_char="某"):
     """``names`` (a pyarrow string array) as evidence may show them: people's full names (a
     surname, then one or two characters, no dictionary word and no place suffix: the
@@ -177,10 +153,10 @@ def shared_names(pool, first, second, settings):
 
 # --- relations and links ----------------------------------------------------------------------
 
-def relations(near, same_text, different_addressee, same_petitioner, days, matter, shared, cosine, settings):
+def relations(near, same_text, different_addressee, same_petitioner, days, same, settings):
     """The relation of each pair (``NO_LINK`` when none applies); arrays of equal length.
-
-    ``days`` is NaN when a letter has no date: every window then holds.
+    ``same``: the match model says one matter. ``days`` is NaN when a letter has no date:
+    every window then holds.
     """
     def within(window):
         return np.isnan(days) | (days <= window)
@@ -189,32 +165,30 @@ def relations(near, same_text, different_addressee, same_petitioner, days, matte
         (near & different_addressee & within(settings.multi_addressed_window_days), schema.MULTI_ADDRESSED),
         (same_text, schema.EXACT_COPY),
         (near & ~different_addressee, schema.RESEND),
-        (same_petitioner & within(settings.repeat_window_days) & (near | (matter >= settings.repeat_min_score)),
-         schema.REPEAT_PETITION),
-        (near | (within(settings.same_matter_window_days)
-                 & (((shared >= 2) & (cosine >= settings.same_matter_two_names_cosine))
-                    | ((shared == 1) & (cosine >= settings.same_matter_one_name_cosine)))), schema.SAME_MATTER),
+        (same_petitioner & within(settings.repeat_window_days) & same, schema.REPEAT_PETITION),
+        (near | (within(settings.same_matter_window_days) & same), schema.SAME_MATTER),
     ]
     return np.select([rule for rule, _ in rules], [name for _, name in rules], default=NO_LINK)
 
 
-def score_pairs(pool, a, b, settings, workers=1):
-    """Scores and relation of candidate pairs; returns the linked ones as a links frame."""
-    cosine = tfidf_cosine(pool, a, b)
+def score_pairs(pool, a, b, settings, matcher, workers=1):
+    """Evidence, P(same matter) (``matcher``: a ``Matcher``) and relation of candidate pairs;
+    returns the linked ones as a links frame."""
+    evidence = pair_evidence(pool, a, b, workers)
+    probability, cosine = matcher.probability(evidence), evidence["cosine"].to_numpy(dtype=float)
     # near-same texts share their words: below near_min_cosine the ratio cannot reach
     # near_same_similarity in practice, and rapidfuzz is the costly step
     similarity = char_similarity(pool, a, b, cosine >= settings.near_min_cosine, settings.near_same_similarity,
                                  workers)
-    shared = shared_name_counts(pool, a, b)
     days = np.abs(pool.days[a] - pool.days[b])
     same_text = pool.bodies[a] == pool.bodies[b]
+    probability = np.where(same_text, 1.0, probability)  # one text is one letter, whatever its title
     near = same_text | (similarity >= settings.near_same_similarity)
     addressee_a, addressee_b = pool.addressees[a], pool.addressees[b]
     different_addressee = (addressee_a >= 0) & (addressee_b >= 0) & (addressee_a != addressee_b)
     same_petitioner = (pool.keys[a] >= 0) & (pool.keys[a] == pool.keys[b])
-    matter = cosine + settings.name_weight * np.minimum(shared, settings.max_names_counted)
-    relation = relations(near, same_text, different_addressee, same_petitioner, days, matter, shared, cosine,
-                         settings)
+    relation = relations(near, same_text, different_addressee, same_petitioner, days,
+                         probability >= matcher.threshold, settings)
     linked = relation != NO_LINK
     a, b, similarity = a[linked], b[linked], similarity[linked]
     missing = np.isnan(similarity)  # the evidence of the links not compared yet
@@ -224,11 +198,10 @@ def score_pairs(pool, a, b, settings, workers=1):
     first, second = np.where(earlier, a, b), np.where(earlier, b, a)
 
     ids = pool.letters[schema.LETTER_ID].array
-    near_relation = np.isin(relation[linked], NEAR_RELATIONS)
     return pd.DataFrame({
         schema.LETTER_A: ids.take(first), schema.LETTER_B: ids.take(second),
         schema.RELATION: relation[linked],
-        schema.LINK_SCORE: np.round(np.where(near_relation, similarity, np.minimum(matter[linked], 1.0)), 3),
+        schema.LINK_SCORE: np.round(probability[linked], 3),
         schema.SHARED_NAMES: pd.array(shared_names(pool, first, second, settings), dtype="str"),
         schema.CHAR_SIMILARITY: np.round(similarity, 3),
         schema.TFIDF_COSINE: np.round(cosine[linked], 3),
@@ -237,19 +210,80 @@ def score_pairs(pool, a, b, settings, workers=1):
     }, columns=list(schema.LINK_COLUMNS))
 
 
-def find_links(pool, settings, workers=1):
+def find_links(pool, settings, matcher, workers=1):
     """Links of the pool's new letters. Candidate pairs are listed and scored chunk by chunk
     (``chunk_pairs`` at a time), ``workers`` chunks at once in threads (numpy, scipy and
     rapidfuzz release the GIL), so memory holds a few chunks' pairs, not all of them."""
     empty = np.zeros(0, dtype=np.int64)
     if pool.history == len(pool.letters):
-        return score_pairs(pool, empty, empty, settings)
+        return score_pairs(pool, empty, empty, settings, matcher)
     candidates = Candidates(pool, settings)
 
     def links(bounds):
-        scored = score_pairs(pool, *candidates.pairs(*bounds), settings)
+        scored = score_pairs(pool, *candidates.pairs(*bounds), settings, matcher)
         release_memory()
         return scored
     with ThreadPoolExecutor(max(1, workers)) as executor:
         frames = list(executor.map(links, candidates.chunks(settings.chunk_pairs)))
     return pd.concat(frames, ignore_index=True)
+
+
+# --- pairs inside a case -----------------------------------------------------------------------
+
+def link_components(n, a, b):
+    """The connected component of each of ``n`` letters over links ``a[i]``–``b[i]``, and each
+    component's size."""
+    _, component = connected_components(sp.coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n)),
+                                        directed=False)
+    return component, np.bincount(component)
+
+
+def within_pairs(pool, scored, settings, matcher, workers=1, chunk=200_000):
+    """P(same matter) of the pairs of letters that the links put in one component of 3 to
+    ``case_pairs_max_letters`` letters and that ``scored`` (every pair scored so far: the
+    index's links and within pairs, and the night's links) lacks. Cases weigh every pair of
+    their letters (``clustering``): these are the pairs no candidate block listed.
+
+    Returns a links-shaped frame with relation ``NO_LINK`` (a scored pair, not a link).
+    """
+    ids = pool.letters[schema.LETTER_ID].astype(str)
+    position = pd.Index(ids)
+    a = position.get_indexer(scored[schema.LETTER_A].astype(str))
+    b = position.get_indexer(scored[schema.LETTER_B].astype(str))
+    linked = (scored[schema.RELATION] != NO_LINK).to_numpy()
+    component, size = link_components(len(ids), a[linked], b[linked])
+    chosen = np.flatnonzero((size >= 3) & (size <= settings.case_pairs_max_letters))
+    members = np.flatnonzero(np.isin(component, chosen))
+    members = members[np.argsort(component[members], kind="stable")]
+    bounds = np.searchsorted(component[members], chosen)
+    first, second = [], []
+    for start, count in zip(bounds.tolist(), size[chosen].tolist()):
+        i, j = np.triu_indices(count, 1)
+        first.append(members[start + i])
+        second.append(members[start + j])
+    total = len(ids)
+    first = np.concatenate(first) if first else np.zeros(0, dtype=np.int64)
+    second = np.concatenate(second) if second else np.zeros(0, dtype=np.int64)
+    code = np.minimum(first, second) * total + np.maximum(first, second)
+    known = np.minimum(a, b) * total + np.maximum(a, b)
+    code = code[~np.isin(code, known)]
+    frames = [pairs_frame(pool, code[start:start + chunk] // total, code[start:start + chunk] % total, matcher,
+                          workers) for start in range(0, len(code), chunk)]
+    return pd.concat(frames, ignore_index=True) if frames else pairs_frame(pool, code, code, matcher, workers)
+
+
+def pairs_frame(pool, a, b, matcher, workers=1):
+    """Scored pairs (not links) as a links frame: P and the evidence links show."""
+    evidence = pair_evidence(pool, a, b, workers)
+    earlier = pool.rank[a] <= pool.rank[b]
+    first, second = np.where(earlier, a, b), np.where(earlier, b, a)
+    ids = pool.letters[schema.LETTER_ID].array
+    empty = pd.array(np.full(len(a), NO_LINK, dtype=object), dtype="str")
+    return pd.DataFrame({
+        schema.LETTER_A: ids.take(first), schema.LETTER_B: ids.take(second), schema.RELATION: empty,
+        schema.LINK_SCORE: np.round(matcher.probability(evidence), 3), schema.SHARED_NAMES: empty,
+        schema.CHAR_SIMILARITY: np.full(len(a), np.nan),
+        schema.TFIDF_COSINE: np.round(evidence["cosine"].to_numpy(dtype=float), 3),
+        schema.DAYS_APART: np.round(np.abs(pool.days[a] - pool.days[b]), 1),
+        schema.SAME_PETITIONER: evidence["same_petitioner"].to_numpy() > 0,
+    }, columns=list(schema.LINK_COLUMNS))

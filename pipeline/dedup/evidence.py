@@ -1,0 +1,135 @@
+"""Evidence that two letters are one matter: the numbers the match model
+(``pipeline.dedup.matcher``) turns into P(same matter).
+
+Every value depends on the two letters only (their features in the index, and fixed
+tables such as jieba's IDF), never on the other letters seen: a pair scored the night its
+later letter arrives scores as it would in one run over everything.
+
+=====================  ===========================================================================
+``cosine``             TF-IDF cosine of the two letters (jieba's fixed IDF)
+``shared_names``       specific names both hold (places, organisations, numbers, full names)
+``name_jaccard``       shared names / names either holds
+``title_similarity``   rapidfuzz ratio of the two titles (0-1)
+``title_names_shared`` names both titles hold
+``title_name_in_other`` titles whose names the other letter also holds (0, 1 or 2)
+``title_conflict``     both titles name a place and neither letter holds the other title's: two
+                       estates, two roads, two schools
+``title_terms_in_other`` the lower of the two shares of a title's terms (its rarer words: 高铁,
+                       西站) among the other letter's TF-IDF terms; NaN when neither title has
+                       terms. One petitioner's stock phrases make two letters alike; this says
+                       whether they are about one thing
+``shared_numbers``     amounts, counts and case numbers both hold (not dates: a reminder quotes
+                       the date of the letter it follows up)
+``numbers_conflict``   numbers the letter with fewer numbers holds that the other does not: two
+                       sums, two dates, two head counts say two events
+``log_days``           log(1 + days apart); a letter without a date counts a year
+``same_petitioner``    the same petitioner key (1/0)
+``same_addressee``     the same addressee (1/0)
+``log_chars_min``      log(1 + characters of the shorter comparison text)
+``chars_ratio``        shorter / longer comparison text
+=====================  ===========================================================================
+"""
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from rapidfuzz import fuzz
+from rapidfuzz.process import cpdist
+
+from pipeline.dedup.arrays import csr_rows, unique
+
+FEATURES = ("cosine", "shared_names", "name_jaccard", "title_similarity", "title_names_shared",
+            "title_name_in_other", "title_conflict", "title_terms_in_other", "shared_numbers",
+            "numbers_conflict", "log_days", "same_petitioner", "same_addressee",
+            "log_chars_min", "chars_ratio")
+# the direction each kind of evidence may push P(same matter) (+1 up, -1 down, 0 either): the
+# model keeps to it, so a pair unlike the training pairs is not scored against common sense
+MONOTONE = {"cosine": 1, "shared_names": 1, "name_jaccard": 1, "title_similarity": 1, "title_names_shared": 1,
+            "title_name_in_other": 1, "title_conflict": -1, "title_terms_in_other": 1, "shared_numbers": 1,
+            "numbers_conflict": -1, "log_days": -1}
+UNDATED_DAYS = 365.0
+
+
+def vector_evidence(pool, a, b, chunk=50_000):
+    """TF-IDF cosine of letters ``a[i]``, ``b[i]`` (rows are L2-normalised) and the share of
+    each one's title terms among the other's TF-IDF terms (NaN for a title without terms);
+    ``chunk`` pairs at a time: only their rows are copied out of the pool.
+    Returns (cosine, share of a's in b, share of b's in a)."""
+    cosine, a_in_b, b_in_a = np.empty(len(a)), np.empty(len(a)), np.empty(len(a))
+    values, pointers = pool.csr("title_terms")
+
+    def titles(rows):
+        columns, offsets = csr_rows(values, pointers, rows)
+        return sp.csr_matrix((np.ones(len(columns), dtype=np.float32), columns, offsets),
+                             shape=(len(rows), pool.n_features)), np.diff(offsets)
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for start in range(0, len(a), chunk):
+            part = slice(start, start + chunk)
+            vectors_a, vectors_b = pool.vectors(a[part]), pool.vectors(b[part])
+            cosine[part] = np.asarray(vectors_a.multiply(vectors_b).sum(axis=1)).ravel()
+            for share, (terms, counts), other in ((a_in_b, titles(a[part]), vectors_b),
+                                                  (b_in_a, titles(b[part]), vectors_a)):
+                share[part] = terms.multiply(other).getnnz(axis=1) / np.where(counts > 0, counts, np.nan)
+    return cosine, a_in_b, b_in_a
+
+
+def shared_counts(pool, a, b, left="names", right="names"):
+    """How many of the ``left`` names of letter ``a[i]`` the ``right`` names of letter ``b[i]``
+    hold (CSR layouts of name hashes in the pool: ``names``, ``title_names``)."""
+    values, pointers = pool.csr(left)
+    names_a, offsets = csr_rows(values, pointers, a)
+    pair = np.repeat(np.arange(len(a)), np.diff(offsets))
+    involved = unique(b)
+    values, pointers = pool.csr(right)
+    names_b, offsets_b = csr_rows(values, pointers, involved)
+    owner = np.repeat(involved, np.diff(offsets_b)).astype(np.uint64)
+    table = np.sort((owner << np.uint64(40)) | (names_b >> np.uint64(24)))
+    query = (b[pair].astype(np.uint64) << np.uint64(40)) | (names_a >> np.uint64(24))
+    found = np.searchsorted(table, query)
+    hit = (found < len(table)) & (table[np.minimum(found, len(table) - 1)] == query)
+    return np.bincount(pair[hit], minlength=len(a))
+
+
+def title_similarity(pool, a, b, workers=1):
+    """rapidfuzz ratio (0-1) of the titles of letters ``a[i]`` and ``b[i]``; 0 when either has none."""
+    involved = unique(np.concatenate((a, b)))
+    titles = pool.texts(involved, "title")
+    left, right = np.searchsorted(involved, a), np.searchsorted(involved, b)
+    scores = cpdist([titles[i] for i in left.tolist()], [titles[i] for i in right.tolist()], scorer=fuzz.ratio,
+                    workers=workers, dtype=np.float32) / 100.0 if len(a) else np.zeros(0)
+    empty = np.array([not title for title in titles], dtype=bool)
+    return np.where(empty[left] | empty[right], 0.0, scores)
+
+
+def pair_evidence(pool, a, b, workers=1):
+    """The evidence (``FEATURES``, in that order) of pairs of pool positions ``a[i]``, ``b[i]``:
+    a float32 DataFrame."""
+    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    cosine, a_in_b, b_in_a = vector_evidence(pool, a, b)
+    counts = {name: np.diff(pool.csr(name)[1]) for name in ("names", "title_names", "numbers")}
+    shared = shared_counts(pool, a, b)
+    either = counts["names"][a] + counts["names"][b] - shared
+    in_b = shared_counts(pool, a, b, "title_names", "names") > 0
+    in_a = shared_counts(pool, b, a, "title_names", "names") > 0
+    both_titled = (counts["title_names"][a] > 0) & (counts["title_names"][b] > 0)
+    days = np.abs(pool.days[a] - pool.days[b])
+    shared_numbers = shared_counts(pool, a, b, "numbers", "numbers")
+    chars = pool.per_letter("chars").astype(float)
+    shorter, longer = np.minimum(chars[a], chars[b]), np.maximum(chars[a], chars[b])
+    return pd.DataFrame({
+        "cosine": cosine,
+        "shared_names": shared,
+        "name_jaccard": np.where(either > 0, shared / np.maximum(either, 1), 0.0),
+        "title_similarity": title_similarity(pool, a, b, workers),
+        "title_names_shared": shared_counts(pool, a, b, "title_names", "title_names"),
+        "title_name_in_other": in_a.astype(int) + in_b.astype(int),
+        "title_conflict": both_titled & ~in_a & ~in_b,
+        "title_terms_in_other": np.fmin(a_in_b, b_in_a),
+        "shared_numbers": shared_numbers,
+        "numbers_conflict": np.minimum(counts["numbers"][a], counts["numbers"][b]) - shared_numbers,
+        "log_days": np.log1p(np.nan_to_num(days, nan=UNDATED_DAYS)),
+        "same_petitioner": (pool.keys[a] >= 0) & (pool.keys[a] == pool.keys[b]),
+        "same_addressee": (pool.addressees[a] >= 0) & (pool.addressees[a] == pool.addressees[b]),
+        "log_chars_min": np.log1p(shorter),
+        "chars_ratio": shorter / np.maximum(longer, 1),
+    }, columns=list(FEATURES)).astype(np.float32)

@@ -243,6 +243,8 @@ class DedupeConfig:
     same_matter_window_days: int = setting(NON_NEGATIVE)
     matcher: Path = setting(PATH)
     case_probability: float = setting(FRACTION)
+    possible_probability: float = setting(FRACTION)
+    score_min_cosine: float = setting(FRACTION)
     case_pairs_max_letters: int = setting(integer(3))
     processes: int = setting(COUNT)
     chunk_size: int = setting(COUNT)

@@ -24,7 +24,7 @@ from pipeline.dedup.cases import SAME_NOT_APPLIED, Labeler, assign_cases, case_t
 from pipeline.dedup.features import Featurizer, comparison_texts, featurize
 from pipeline.dedup.matcher import Matcher
 from pipeline.dedup.index import DedupeIndex, IndexProblem, config_hash, file_digest
-from pipeline.dedup.scoring import NO_LINK, find_links, within_pairs
+from pipeline.dedup.scoring import find_links, within_pairs
 from pipeline.errors import PetitionError
 from pipeline.rundir import atomic_path, parquet_batches, stage, write_csv, write_json
 
@@ -178,7 +178,7 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
     table = case_table(everything, cases, in_run, before, titles, Labeler.from_config(config))
     write_csv(table, run.path / "cases.csv")
     kept_ids = run_ids[~bad]
-    run_links = all_links[(all_links[schema.RELATION] != NO_LINK)
+    run_links = all_links[all_links[schema.RELATION].isin(schema.RELATIONS)
                           & (all_links[schema.LETTER_A].isin(kept_ids) | all_links[schema.LETTER_B].isin(kept_ids))]
     write_csv(run_links.reset_index(drop=True), run.path / "links.csv")
     summary = summarize(letters[~bad], run_cases[~bad], links, table, added, index, config)
@@ -198,7 +198,7 @@ def summarize(letters, run_cases, new_links, table, added, index, config):
                "off: no letter has a date" if not dated.any() else
                f"off for the {int((~dated).sum())} letters without a date")
     relation_counts = run_cases[schema.RELATION].replace("", "first letter of its case").value_counts()
-    linked = (index.links[schema.RELATION] != NO_LINK).to_numpy() if len(index.links) else np.zeros(0, dtype=bool)
+    linked = index.links[schema.RELATION].isin(schema.RELATIONS).to_numpy() if len(index.links) else np.zeros(0, bool)
     return {
         "letters (件次)": len(letters),
         "unique matters (纯件数)": int(run_cases[schema.CASE_ID].nunique()),

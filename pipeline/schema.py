@@ -67,6 +67,9 @@ RELATION = "relation"                    # relation to duplicate_of (see RELATIO
 EXACT_COPY, MULTI_ADDRESSED, RESEND, REPEAT_PETITION, SAME_MATTER = RELATIONS = (
     "exact_copy", "multi_addressed", "resend", "repeat_petition", "same_matter")
 DECIDED_SAME = "decided_same"            # relation of a letter only a `same` decision joins to duplicate_of
+# pairs the dedupe index keeps beside the links (never in links.csv): their P builds the cases
+POSSIBLE = "possible"                    # a candidate pair with P from dedupe.possible_probability, under the link threshold
+IN_CASE = "in_case"                      # a pair scored because the links put its letters in one component
                                          # (not in RELATIONS: no link is found or written for it)
 
 LETTER, VISIT, PHONE, ONLINE, MAILBOX = CHANNELS = ("letter", "visit", "phone", "online", "mailbox")

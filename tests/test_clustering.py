@@ -48,11 +48,20 @@ def test_decisions_hold_through_chains():
     a, b, weight = np.array([0, 1]), np.array([1, 2]), np.array([0.9, 0.9])
     labels = average_linkage(3, a, b, weight, 0.3, cannot=[[0, 2]])
     assert labels[0] != labels[2]
-    # must pairs join letters no link joins; a must pair contradicting a cannot pair is left out
+    # must pairs join the groups of letters no link joins; a join that would put a cannot
+    # pair in one group is left out (the earlier must pair first)
     labels = average_linkage(4, [0], [1], [0.9], 0.3, must=[[2, 3], [1, 2]], cannot=[[0, 3]])
-    assert labels[1] == labels[2] == labels[3] != labels[0]
+    assert labels[0] == labels[1] == labels[2] != labels[3]
     labels = average_linkage(3, [], [], [], 0.3, must=[[0, 1], [1, 2]], cannot=[[0, 2]])
     assert labels[0] == labels[1] != labels[2]
+    # a cannot pair between letters of two groups changes nothing; one through a chain splits it
+    assert average_linkage(5, [0, 1], [1, 2], [0.9, 0.9], 0.35, cannot=[[0, 4]]).tolist().count(0) == 3
+
+
+def test_a_same_decision_joins_two_cases_whole():
+    a, b = zip(*[(base + i, base + j) for base in (0, 5) for i in range(5) for j in range(i + 1, 5)])
+    labels = average_linkage(10, a, b, [0.6] * len(a), 0.35, must=[[0, 5]])
+    assert len(set(labels.tolist())) == 1
 
 
 def test_result_does_not_depend_on_listing_order():
@@ -70,3 +79,21 @@ def test_result_does_not_depend_on_listing_order():
     renamed = average_linkage(n, new[a], new[b], weight, 0.3, rank=rank[np.argsort(new)],
                               cannot=[[new[0], new[1]]])[new]
     assert (together(renamed) == base).all()
+
+
+def test_copies_beyond_the_scored_size_stay_one_case():
+    """A form letter sent 30 times, over a case size whose pairs are all scored (here 10):
+    linked to the earliest copy only, its copies are still one case (one text, one letter)."""
+    import pandas as pd
+
+    from pipeline import schema
+    from pipeline.dedup.cases import assign_cases
+    ids = [f"L{i:03d}" for i in range(31)]
+    letters = pd.DataFrame({schema.LETTER_ID: ids, schema.RECEIVED_AT: pd.date_range("2024-01-01", periods=31)})
+    links = pd.DataFrame({schema.LETTER_A: ids[0], schema.LETTER_B: ids[1:30], schema.RELATION: schema.EXACT_COPY,
+                          schema.LINK_SCORE: 1.0})
+    links = pd.concat([links, pd.DataFrame({schema.LETTER_A: [ids[29]], schema.LETTER_B: [ids[30]],
+                                            schema.RELATION: [schema.SAME_MATTER], schema.LINK_SCORE: [0.3]})])
+    cases = assign_cases(letters, links, None, 0.35, max_letters=10)
+    assert cases[schema.CASE_ID].iloc[:30].nunique() == 1 and cases[schema.CASE_ID].iloc[30] == ids[30]
+    assert (cases[schema.RELATION].iloc[1:30] == schema.EXACT_COPY).all()

@@ -19,8 +19,8 @@ import pyarrow.compute as pc
 
 from pipeline import schema
 from pipeline.dedup.arrays import arrow_strings
-from pipeline.dedup.clustering import average_linkage
-from pipeline.dedup.scoring import NO_LINK, link_components
+from pipeline.dedup.clustering import average_linkage, link_components
+from pipeline.dedup.scoring import link_ends
 from pipeline.errors import PetitionError
 from pipeline.privacy import mask_identifiers
 
@@ -144,15 +144,16 @@ def raw_names(names, min_chars=3):
 
 
 def assign_cases(letters, links, decisions=None, threshold=0.35, max_letters=200):
-    """Cases of ``letters`` (every indexed letter) from ``links`` (every link, and the pairs
-    scored inside cases: relation ``NO_LINK``) and the analyst ``decisions`` in force (a
+    """Cases of ``letters`` (every indexed letter) from ``links`` (every link, and the other
+    pairs the index keeps: ``POSSIBLE``, ``IN_CASE``) and the analyst ``decisions`` in force (a
     ``decisions.Effective``, or None: the links alone).
 
     A case is a group of average linkage over the pairs' scores (P(same matter):
     ``clustering.average_linkage``): letters stay together only while the mean score over
     all their pairs is at least ``threshold``, so a chain of links does not make a case by
-    itself. Inside a component of the links of at most ``max_letters`` letters every pair
-    has been scored; in a larger one, a pair without a link counts 0. The decisions:
+    itself. Inside a component of the links and possible pairs of at most ``max_letters``
+    letters every pair has been scored; in a larger one, a pair not scored counts 0. The
+    decisions:
 
     - a detached letter's links are not followed: it is a case of its own unless a ``same``
       decision joins it to others;
@@ -162,9 +163,9 @@ def assign_cases(letters, links, decisions=None, threshold=0.35, max_letters=200
     - decisions naming a letter not indexed yet wait for it.
 
     Returns a DataFrame indexed like ``letters`` with ``case_id``, ``duplicate_of`` (the
-    earliest letter of its case it is linked to, or joined to by a ``same`` decision, with
-    relation ``decided_same``, when it has no link in its case; '' for the case's first letter)
-    and ``relation``. Ids are matched and sorted with arrow (millions of links: no Python string
+    earliest letter of its case it is linked to; else joined to by a ``same`` decision, with
+    relation ``decided_same``; else the earliest it was scored with, as ``same_matter``: the
+    case's mean joined them; '' for the case's first letter) and ``relation``. Ids are matched and sorted with arrow (millions of links: no Python string
     per link); the case ids depend only on the letters, links and decisions, not on the order
     of the nightly runs that indexed them.
     """
@@ -181,28 +182,37 @@ def assign_cases(letters, links, decisions=None, threshold=0.35, max_letters=200
     followed = ~(decided.detached[a] | decided.detached[b]) if len(decided.detached) else np.ones(len(a), dtype=bool)
     must = decided.must
     scores = links[schema.LINK_SCORE].to_numpy(dtype=float) if len(links) else np.zeros(0)
-    linked = (links[schema.RELATION] != NO_LINK).to_numpy() if len(links) else np.zeros(0, dtype=bool)
-    # pairs scored inside cases count while their links' component is small enough to have
-    # them all scored (``scoring.within_pairs``): the same pairs whatever the order of nights
-    component, size = link_components(len(ids), a[linked], b[linked])
-    weighed = followed & (linked | (size[component[a]] <= max_letters))
+    relations = links[schema.RELATION] if len(links) else pd.Series([], dtype=str)
+    linked = relations.isin(schema.RELATIONS).to_numpy()
+    listed = (relations != schema.IN_CASE).to_numpy()
+    # pairs scored inside cases count while their component is small enough to have them all
+    # scored (``scoring.within_pairs``): the same pairs whatever the order of nights
+    component, size = link_components(len(ids), a[listed], b[listed])
+    weighed = followed & (listed | (size[component[a]] <= max_letters))
+    # one text is one letter: exact copies are one case, as decided pairs are, unless a
+    # different decision keeps them apart
+    copies = followed & (relations == schema.EXACT_COPY).to_numpy()
+    joined = np.concatenate((must, np.column_stack((a[copies], b[copies]))))
     component = average_linkage(len(ids), a[weighed], b[weighed], scores[weighed], threshold, rank=rank,
-                                must=must, cannot=decided.cannot)
+                                must=joined, cannot=decided.cannot)
     first_rank = np.full(component.max() + 1 if len(ids) else 0, np.iinfo(np.int64).max)
     np.minimum.at(first_rank, component, rank)
     first = order[first_rank[component]]
-    # every link inside a case seen from both ends, then the same decisions; keep each
-    # letter's earliest neighbour (a link before a decision on the same neighbour)
-    codes, names = pd.factorize(links[schema.RELATION]) if len(links) else (np.zeros(0, dtype=np.int64), np.zeros(0))
-    inside = followed & linked & (component[a] == component[b])
+    # every link inside a case seen from both ends, then the same decisions, then the other
+    # scored pairs (the case's mean made the letter one matter with them); keep each letter's
+    # earliest neighbour, a link before a decision before a scored pair
+    codes, names = pd.factorize(relations.where(linked, schema.SAME_MATTER))
+    inside = weighed & (component[a] == component[b])
     names = np.append(np.asarray(names, dtype=object), schema.DECIDED_SAME)
     must = must[component[must[:, 0]] == component[must[:, 1]]]
+    tier = np.concatenate((np.where(linked[inside], 0, 2), np.ones(len(must), dtype=np.int64)))
     a, b, codes, same = a[inside], b[inside], codes[inside], np.full(len(must), len(names) - 1)
-    me = np.concatenate((a, b, must[:, 0], must[:, 1]))
-    other = np.concatenate((b, a, must[:, 1], must[:, 0]))
-    relation = np.concatenate((codes, codes, same, same))
+    me = np.concatenate((a, must[:, 0], b, must[:, 1]))
+    other = np.concatenate((b, must[:, 1], a, must[:, 0]))
+    relation = np.concatenate((codes, same, codes, same))
+    tier = np.concatenate((tier, tier))
     del a, b
-    pick = np.argsort(me * len(ids) + rank[other], kind="stable")
+    pick = np.lexsort((rank[other], tier, me))
     me, other, relation = me[pick], other[pick], relation[pick]
     head = np.flatnonzero(np.concatenate(([True], me[1:] != me[:-1]))) if len(me) else me
     duplicate_of = np.full(len(ids), -1, dtype=np.int64)
@@ -214,18 +224,6 @@ def assign_cases(letters, links, decisions=None, threshold=0.35, max_letters=200
     return pd.DataFrame({schema.CASE_ID: pd.array(ids.take(first), dtype="str"),
                          schema.DUPLICATE_OF: pd.array(duplicate_ids, dtype="str"),
                          schema.RELATION: pd.array(kind, dtype="str")}, index=letters.index)
-
-
-def link_ends(links, ids):
-    """Positions in ``ids`` (arrow strings) of each link's two letters: (a, b) int64 arrays."""
-    if not len(links):
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    both = pa.concat_arrays([arrow_strings(links[schema.LETTER_A]), arrow_strings(links[schema.LETTER_B])])
-    ends = pc.index_in(both, value_set=ids)
-    if ends.null_count:
-        raise PetitionError("the dedupe index holds links to letters it does not hold; rebuild it with --rebuild")
-    ends = ends.to_numpy().astype(np.int64)
-    return ends[:len(links)], ends[len(links):]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -275,7 +273,7 @@ def decision_counts(letters, links, cases, decisions):
     ids = arrow_strings(letters[schema.LETTER_ID])
     decided = Decided.of(decisions, ids)
     case = pd.factorize(cases[schema.CASE_ID])[0]
-    a, b = link_ends(links[links[schema.RELATION] != NO_LINK] if len(links) else links, ids)
+    a, b = link_ends(links[links[schema.RELATION].isin(schema.RELATIONS)] if len(links) else links, ids)
     joined = case[decided.must[:, 0]] == case[decided.must[:, 1]]
     return {"same (one matter)": len(decided.must),
             SAME_NOT_APPLIED: int((~joined).sum()),

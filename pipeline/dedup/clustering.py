@@ -1,123 +1,143 @@
-"""Cases from scored links: average linkage over the links' probabilities, with the analysts'
-must-link and cannot-link pairs.
+"""Cases from scored pairs: average linkage over P(same matter), with the analysts' must-link
+and cannot-link pairs.
 
 Connected components chain: A–B and B–C put A and C in one case however unlike they are.
 Average linkage joins two groups only while the mean of the probabilities over *every* pair
-between them is at least a threshold, a pair without a link counting 0: a letter joins a
-case when it matches the case's letters on average, not when it matches one of them.
+between them is at least a threshold, a pair not scored counting 0: a letter joins a case
+when it matches the case's letters on average, not when it matches one of them.
 """
 import heapq
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.cluster.hierarchy import DisjointSet
+from scipy.cluster.hierarchy import DisjointSet, fcluster, linkage
 from scipy.sparse.csgraph import connected_components
 
-APART = -np.inf  # the weight of a cannot-link pair: no mean that holds it reaches any threshold
+APART = 1e9      # the distance of a cannot-link pair: no mean that holds it reaches any threshold
+DENSE_MAX = 2000  # components up to this many items are clustered by scipy on a full distance matrix
+
+
+def link_components(n, a, b):
+    """The connected component of each of ``n`` items over pairs ``a[i]``–``b[i]``, and each
+    component's size."""
+    _, component = connected_components(sp.coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n)),
+                                        directed=False)
+    return component, np.bincount(component, minlength=1)
 
 
 def average_linkage(n, a, b, weight, threshold, *, rank=None, must=None, cannot=None):
-    """Group items ``0..n-1`` linked by pairs (``a[i]``, ``b[i]``) of ``weight[i]`` (0-1).
+    """Group items ``0..n-1`` scored by pairs (``a[i]``, ``b[i]``) of ``weight[i]`` (0-1, each
+    pair listed once).
 
-    Items joined by a ``must`` pair (a (k, 2) int array) start in one group, unless that
-    would put a ``cannot`` pair in one group (the ``must`` pair is then left out). Then the
-    two groups with the highest mean weight over all pairs between them (a pair not listed
-    weighs 0, a ``cannot`` pair ``APART``) are merged, again and again, while that mean is
-    at least ``threshold``. This is average linkage (UPGMA) cut at ``1 - threshold`` on the
-    distance ``1 - weight``, computed over the links only. Ties go to the groups whose
-    earliest items by ``rank`` (default: position) come first, so the result depends on
-    the pairs and ranks, not on the order they are listed in.
+    Two groups merge, again and again, while the mean weight over all pairs between them (a
+    pair not listed weighs 0) is at least ``threshold``; a ``cannot`` pair (a (k, 2) int array)
+    never ends in one group. This is average linkage (UPGMA) cut at ``1 - threshold`` on the
+    distance ``1 - weight``. Then the groups holding the two items of a ``must`` pair are
+    joined (two letters decided one matter make their cases one), unless that would put a
+    ``cannot`` pair together. Items are taken in ``rank``
+    order (default: position), so the groups depend on the pairs and ranks, not on the order
+    the pairs are listed in.
 
     Returns an int64 array: the group of each item (numbered from 0, in no set order).
     """
     a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
-    # weights in whole thousandths: sums are exact whatever order the links come in
+    # weights in whole thousandths: sums are exact whatever order the pairs come in
     weight, threshold = np.round(np.asarray(weight, dtype=float) * 1000), threshold * 1000
     rank = np.arange(n) if rank is None else np.asarray(rank)
     must = np.zeros((0, 2), dtype=np.int64) if must is None else np.asarray(must, dtype=np.int64).reshape(-1, 2)
     cannot = np.zeros((0, 2), dtype=np.int64) if cannot is None else np.asarray(cannot, dtype=np.int64).reshape(-1, 2)
-    graph = sp.coo_matrix((np.ones(len(a) + len(must), dtype=np.int8),
-                           (np.concatenate((a, must[:, 0])), np.concatenate((b, must[:, 1])))), shape=(n, n))
-    _, component = connected_components(graph, directed=False)
-    size = np.bincount(component, minlength=component.max(initial=-1) + 1)
-    # components of two items and no cannot pair (most of them): their one link or must pair decides
-    hard = (size > 2) | np.isin(np.arange(len(size)), component[cannot.ravel()])
+    component, size = link_components(n, a, b)
+    inside = cannot[component[cannot[:, 0]] == component[cannot[:, 1]]]  # the others are apart already
     labels = np.arange(n, dtype=np.int64)
-    easy_link = ~hard[component[a]] & (weight >= threshold)
-    easy_must = ~hard[component[must[:, 0]]]
-    for x, y in ((a[easy_link], b[easy_link]), (must[easy_must, 0], must[easy_must, 1])):
-        labels[x] = labels[y] = np.minimum(x, y)
-    members = {}
-    for item in np.flatnonzero(hard[component]).tolist():
-        members.setdefault(component[item], []).append(item)
-    if members:
-        chosen = hard[component[a]]
-        edges = _by_component(component, a[chosen], b[chosen], weight[chosen])
-        apart = _by_component(component, cannot[:, 0], cannot[:, 1], np.full(len(cannot), APART))
-        joined = _by_component(component, must[:, 0], must[:, 1], np.zeros(len(must)))
-        for group, items in members.items():
-            found = _merge(items, edges.get(group, []), joined.get(group, []), apart.get(group, []), rank, threshold)
-            labels[items] = [found[item] for item in items]
-    return np.unique(labels, return_inverse=True)[1].astype(np.int64)
+    # components of two items and no cannot pair (most of them): their one pair decides
+    hard = (size > 2) | np.isin(np.arange(len(size)), component[inside.ravel()])
+    pair = ~hard[component[a]] & (weight >= threshold)
+    labels[a[pair]] = labels[b[pair]] = np.minimum(a[pair], b[pair])
+    # the pairs and cannot pairs of each hard component, as slices of arrays sorted by component
+    chosen = np.flatnonzero(hard[component[a]])
+    chosen = chosen[np.argsort(component[a[chosen]], kind="stable")]
+    a, b, weight = a[chosen], b[chosen], weight[chosen]
+    apart = inside[np.argsort(component[inside[:, 0]], kind="stable")]
+    order = np.argsort(component, kind="stable")
+    groups = np.arange(len(size) + 1)
+    item_bounds = np.searchsorted(component[order], groups)
+    pair_bounds, apart_bounds = np.searchsorted(component[a], groups), np.searchsorted(component[apart[:, 0]], groups)
+    position = np.zeros(n, dtype=np.int64)
+    for group in np.flatnonzero(hard).tolist():
+        items = order[item_bounds[group]:item_bounds[group + 1]]
+        items = items[np.argsort(rank[items], kind="stable")]
+        position[items] = np.arange(len(items))
+        pairs, held = slice(pair_bounds[group], pair_bounds[group + 1]), apart[apart_bounds[group]:apart_bounds[group + 1]]
+        cluster = _dense if len(items) <= DENSE_MAX else _sparse
+        found = cluster(len(items), position[a[pairs]], position[b[pairs]], weight[pairs],
+                        position[held[:, 0]], position[held[:, 1]], threshold)
+        labels[items] = items[found]
+    return _join(np.unique(labels, return_inverse=True)[1].astype(np.int64), must, cannot, rank)
 
 
-def _by_component(component, a, b, weight):
-    """{component: [(a, b, weight), ...]} of pairs."""
-    out = {}
-    for x, y, w in zip(a.tolist(), b.tolist(), weight.tolist()):
-        out.setdefault(component[x], []).append((x, y, w))
-    return out
+def _dense(m, a, b, weight, apart_a, apart_b, threshold):
+    """Average linkage of one component of ``m`` items (in rank order) by scipy on its full
+    distance matrix; pairs and cannot pairs given as item positions. Returns, for each item,
+    the position of its group's first item."""
+    distance = np.ones((m, m))
+    distance[a, b] = distance[b, a] = 1 - weight / 1000
+    distance[apart_a, apart_b] = distance[apart_b, apart_a] = APART
+    np.fill_diagonal(distance, 0)
+    cut = 1 - threshold / 1000 + 1e-9
+    groups = fcluster(linkage(distance[np.triu_indices(m, 1)], method="average"), t=cut, criterion="distance")
+    _, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
+    return first[inverse]
 
 
-def _merge(items, edges, must, cannot, rank, threshold):
-    """Average linkage of one component (see ``average_linkage``): {item: group item}."""
-    groups = DisjointSet(items)
-    kept_apart = {}
-    for x, y, _ in cannot:
-        kept_apart.setdefault(x, set()).add(y)
-        kept_apart.setdefault(y, set()).add(x)
-    for x, y, _ in sorted(must, key=lambda pair: (min(rank[pair[0]], rank[pair[1]]),
-                                                  max(rank[pair[0]], rank[pair[1]]))):
-        gx, gy = groups[x], groups[y]
-        if gx != gy and not any(groups[z] == gy for member in groups.subset(gx) for z in kept_apart.get(member, ())):
-            groups.merge(gx, gy)
-    # sums of weights between the starting groups; a cannot pair makes its groups' sum APART
-    size, first, sums = {}, {}, {}
-    for item in items:
-        root = groups[item]
-        size[root] = size.get(root, 0) + 1
-        first[root] = min(first.get(root, np.inf), rank[item])
-    for x, y, w in list(edges) + list(cannot):
-        gx, gy = groups[x], groups[y]
-        if gx != gy:
-            sums.setdefault(gx, {})[gy] = sums.setdefault(gx, {}).get(gy, 0.0) + w
-            sums.setdefault(gy, {})[gx] = sums[gx][gy]
+def _sparse(m, a, b, weight, apart_a, apart_b, threshold):
+    """As ``_dense``, over the listed pairs only (a heap of group pairs by mean weight, ties to
+    the earliest groups), for components too large for a full matrix."""
+    size, sums = {i: 1 for i in range(m)}, {}
+    for x, y, w in zip(np.concatenate((a, apart_a)).tolist(), np.concatenate((b, apart_b)).tolist(),
+                       np.concatenate((weight, np.full(len(apart_a), -np.inf))).tolist()):
+        sums.setdefault(x, {})[y] = sums.setdefault(y, {})[x] = sums.get(x, {}).get(y, 0.0) + w
     heap = []
 
     def push(g, h):
         mean = sums[g][h] / (size[g] * size[h])
         if mean >= threshold:
-            heapq.heappush(heap, (-mean, min(first[g], first[h]), max(first[g], first[h]), g, h))
+            heapq.heappush(heap, (-mean, min(g, h), max(g, h)))  # positions follow rank: ties to the earliest
 
     for g, row in sums.items():
         for h in row:
-            if first[g] < first[h]:
+            if g < h:
                 push(g, h)
+    groups = DisjointSet(range(m))
     while heap:
-        negative, _, _, g, h = heapq.heappop(heap)
-        if g not in size or h not in size or h not in sums.get(g, {}) \
-                or sums[g][h] / (size[g] * size[h]) != -negative:
+        negative, g, h = heapq.heappop(heap)
+        if g not in size or h not in size or sums[g].get(h, 0.0) / (size[g] * size[h]) != -negative:
             continue  # a stale entry: one of the groups has changed since it was pushed
-        merged, gone = (g, h) if first[g] < first[h] else (h, g)
-        size[merged] += size.pop(gone)
-        row = sums.pop(gone)
-        row.pop(merged, None)
-        sums[merged].pop(gone, None)
+        size[g] += size.pop(h)
+        row = sums.pop(h)
+        row.pop(g, None)
+        sums[g].pop(h, None)
         for other, value in row.items():
-            sums[other].pop(gone)
-            total = sums[merged].get(other, 0.0) + value
-            sums[merged][other] = sums[other][merged] = total
-        for other in sums[merged]:
-            push(merged, other)
-        groups.merge(merged, gone)
-    return {item: groups[item] for item in items}
+            sums[other].pop(h)
+            sums[g][other] = sums[other][g] = sums[g].get(other, 0.0) + value
+        for other in sums[g]:
+            push(g, other)
+        groups.merge(g, h)
+    return np.array([min(groups.subset(i)) for i in range(m)])
+
+
+def _join(labels, must, cannot, rank):
+    """``labels`` with the groups of each ``must`` pair joined (earliest pairs first), a join
+    that would put a ``cannot`` pair in one group skipped."""
+    if not len(must):
+        return labels
+    groups, apart = DisjointSet(np.unique(labels).tolist()), {}
+    for x, y in cannot.tolist():
+        apart.setdefault(labels[x], set()).add(labels[y])
+        apart.setdefault(labels[y], set()).add(labels[x])
+    order = np.lexsort((np.maximum(rank[must[:, 0]], rank[must[:, 1]]), np.minimum(rank[must[:, 0]], rank[must[:, 1]])))
+    for x, y in must[order].tolist():
+        gx, gy = groups[labels[x]], groups[labels[y]]
+        if gx == gy or any(groups[z] == gy for member in groups.subset(gx) for z in apart.get(member, ())):
+            continue
+        groups.merge(gx, gy)
+    return np.unique([groups[label] for label in labels.tolist()], return_inverse=True)[1].astype(np.int64)

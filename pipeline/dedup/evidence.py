@@ -12,8 +12,8 @@ later letter arrives scores as it would in one run over everything.
 ``title_similarity``   rapidfuzz ratio of the two titles (0-1)
 ``title_names_shared`` names both titles hold
 ``title_name_in_other`` titles whose names the other letter also holds (0, 1 or 2)
-``title_conflict``     both titles name a place and neither letter holds the other title's: two
-                       estates, two roads, two schools
+``title_conflict``     both titles hold names (places, organisations, numbers) and neither letter
+                       holds the other title's: two estates, two roads, two schools
 ``title_terms_in_other`` the lower of the two shares of a title's terms (its rarer words: 高铁,
                        西站) among the other letter's TF-IDF terms; NaN when neither title has
                        terms. One petitioner's stock phrases make two letters alike; this says
@@ -47,6 +47,14 @@ MONOTONE = {"cosine": 1, "shared_names": 1, "name_jaccard": 1, "title_similarity
             "title_name_in_other": 1, "title_conflict": -1, "title_terms_in_other": 1, "shared_numbers": 1,
             "numbers_conflict": -1, "log_days": -1}
 UNDATED_DAYS = 365.0
+
+
+def tfidf_cosine(pool, a, b, chunk=50_000):
+    """TF-IDF cosine of letters ``a[i]``, ``b[i]`` (rows are L2-normalised), ``chunk`` pairs at
+    a time: only their rows are copied out of the pool."""
+    return np.concatenate([np.asarray(pool.vectors(a[start:start + chunk]).multiply(
+        pool.vectors(b[start:start + chunk])).sum(axis=1)).ravel() for start in range(0, len(a), chunk)]
+        + [np.zeros(0)])
 
 
 def vector_evidence(pool, a, b, chunk=50_000):

@@ -34,13 +34,15 @@ def titles_of(clean_texts):
 
 
 def title_words(title, tokens):
-    """The leading words of ``tokens`` (space-joined) that spell ``title``: the title's words."""
-    words, length = [], 0
+    """The leading words of ``tokens`` (space-joined; punctuation and stopwords left out by
+    segment) found in order in ``title``: the title's words, none of the body's."""
+    words, cursor = [], 0
     for word in tokens.split():
-        if length >= len(title):
+        found = title.find(word, cursor)
+        if found < 0:
             break
         words.append(word)
-        length += len(word)
+        cursor = found + len(word)
     return words
 
 

@@ -8,12 +8,19 @@ Layout of an index directory::
     000001/ 000002/ ...      one shard per run that added letters:
         letters.parquet      letter_id, received_at, addressee, petitioner_key, body_hash,
                              places, others (names, "|"-joined), topics
-        links.parquet        the links found when the shard was added (schema of links.csv)
+        links.parquet        the pairs scored when the shard was added (schema of links.csv): the
+                             links, and the pairs kept to build cases (relation ``possible`` or
+                             ``in_case``, older letters' pairs among them); never shown as links
         bands.npy            LSH band keys (letters x bands, uint64)
         names.npy, names_ptr.npy          hashes of each letter's specific names (CSR layout)
+        title_names.npy, title_names_ptr.npy    ... of the names its title holds
+        title_terms.npy, title_terms_ptr.npy    its title's rarer words (TF-IDF columns)
+        numbers.npy, numbers_ptr.npy      hashes of its amounts, counts and case numbers
         terms.npy, terms_ptr.npy          its top TF-IDF term columns (with names: blocking keys)
         vec_data.npy, vec_indices.npy, vec_ptr.npy    TF-IDF top terms (CSR)
         text.npy, text_ptr.npy            comparison text, UTF-8 bytes
+        title.npy, title_ptr.npy          title, UTF-8 bytes
+        chars.npy                         characters of the comparison text
 
 One dedupe at a time: a second waits for the lock (``dedupe.index_lock_wait`` seconds), then
 reads the manifest afresh. A shard is written to a temporary folder (``.000002.*``) and
@@ -49,8 +56,8 @@ ARRAYS = ("bands", "names", "names_ptr", "title_names", "title_names_ptr", "titl
           "numbers", "numbers_ptr", "terms", "terms_ptr",
           "vec_data", "vec_indices", "vec_ptr", "text", "text_ptr", "title", "title_ptr", "chars")
 SHARD_FILES = ("letters.parquet", "links.parquet") + tuple(f"{name}.npy" for name in ARRAYS)
-# change speed or waiting, not results
-PERFORMANCE_KEYS = ("processes", "chunk_size", "chunk_pairs", "index_lock_wait")
+# change speed or waiting, or only how cases are cut from what the index holds, not what it holds
+UNHASHED_KEYS = ("processes", "chunk_size", "chunk_pairs", "index_lock_wait", "case_probability")
 LOCK_FILE = ".lock"
 MODEL_FILE, CARD_FILE = "model.joblib", "model_card.json"  # a match model's folder (pipeline.dedup.matcher)
 SHARD_NAME = re.compile(r"\d{6}")
@@ -62,7 +69,7 @@ def config_hash(settings):
     """Hash of the dedupe settings that change results (and of the index format): an index
     built with another hash is refused. The match model counts by its files' content, not
     by where it lies."""
-    values = {k: v for k, v in dataclasses.asdict(settings).items() if k not in PERFORMANCE_KEYS}
+    values = {k: v for k, v in dataclasses.asdict(settings).items() if k not in UNHASHED_KEYS}
     folder = Path(values["matcher"])
     values["matcher"] = [file_digest(path) if path.is_file() else "missing"
                          for path in (folder / MODEL_FILE, folder / CARD_FILE)]

@@ -24,7 +24,7 @@ from pipeline.dedup.index import CARD_FILE, MODEL_FILE
 from pipeline.errors import PetitionError
 
 
-def make_matcher(*, calibration_folds=5, seed=0, max_iter=150, learning_rate=0.05, max_depth=3,
+def make_matcher(*, calibration_folds=5, seed=0, max_iter=50, learning_rate=0.15, max_depth=3,
                  min_samples_leaf=10, l2_regularization=1.0):
     """An unfitted match model: fit it on an evidence DataFrame and 0/1 labels (1: one matter).
 
@@ -56,7 +56,7 @@ class Matcher:
         return self.model.predict_proba(evidence)[:, 1]
 
     def save(self, directory):
-        """Write ``model.joblib`` and ``card.json`` into ``directory`` (created)."""
+        """Write ``model.joblib`` and ``model_card.json`` into ``directory`` (created)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         joblib.dump(self.model, directory / MODEL_FILE, compress=3)

@@ -32,16 +32,16 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import scipy.sparse as sp
-from scipy.sparse.csgraph import connected_components
 from rapidfuzz import fuzz
 from rapidfuzz.process import cpdist
 
 from pipeline import schema
-from pipeline.dedup.arrays import csr_rows, unique
+from pipeline.dedup.arrays import arrow_strings, csr_rows, unique
 from pipeline.dedup.candidates import Candidates
-from pipeline.dedup.evidence import pair_evidence
+from pipeline.dedup.clustering import link_components
+from pipeline.dedup.evidence import pair_evidence, shared_counts, tfidf_cosine
 from pipeline.dedup.matter import load_tags
+from pipeline.errors import PetitionError
 from pipeline.normalize import CJK
 from pipeline.parallel import release_memory
 
@@ -171,27 +171,41 @@ def relations(near, same_text, different_addressee, same_petitioner, days, same,
     return np.select([rule for rule, _ in rules], [name for _, name in rules], default=NO_LINK)
 
 
+def match_probability(pool, a, b, matcher, settings, workers=1):
+    """P(same matter) of pairs ``a[i]``, ``b[i]``, and their TF-IDF cosine. The model scores the
+    pairs worth it (cosine at least ``score_min_cosine``, or a shared specific name); the others
+    are P 0. The same text is P 1 (one text is one letter, whatever its title)."""
+    cosine = tfidf_cosine(pool, a, b)
+    worth = (cosine >= settings.score_min_cosine) | (shared_counts(pool, a, b) > 0)
+    probability = np.zeros(len(a))
+    if worth.any():
+        probability[worth] = matcher.probability(pair_evidence(pool, a[worth], b[worth], workers))
+    return np.where(pool.bodies[a] == pool.bodies[b], 1.0, probability), cosine
+
+
 def score_pairs(pool, a, b, settings, matcher, workers=1):
     """Evidence, P(same matter) (``matcher``: a ``Matcher``) and relation of candidate pairs;
-    returns the linked ones as a links frame."""
-    evidence = pair_evidence(pool, a, b, workers)
-    probability, cosine = matcher.probability(evidence), evidence["cosine"].to_numpy(dtype=float)
+    returns the linked ones, and the ``POSSIBLE`` ones (no relation, P at least
+    ``possible_probability``), as a links frame."""
+    probability, cosine = match_probability(pool, a, b, matcher, settings, workers)
     # near-same texts share their words: below near_min_cosine the ratio cannot reach
     # near_same_similarity in practice, and rapidfuzz is the costly step
     similarity = char_similarity(pool, a, b, cosine >= settings.near_min_cosine, settings.near_same_similarity,
                                  workers)
     days = np.abs(pool.days[a] - pool.days[b])
     same_text = pool.bodies[a] == pool.bodies[b]
-    probability = np.where(same_text, 1.0, probability)  # one text is one letter, whatever its title
     near = same_text | (similarity >= settings.near_same_similarity)
     addressee_a, addressee_b = pool.addressees[a], pool.addressees[b]
     different_addressee = (addressee_a >= 0) & (addressee_b >= 0) & (addressee_a != addressee_b)
     same_petitioner = (pool.keys[a] >= 0) & (pool.keys[a] == pool.keys[b])
     relation = relations(near, same_text, different_addressee, same_petitioner, days,
                          probability >= matcher.threshold, settings)
+    relation = np.where((relation == NO_LINK) & (probability >= settings.possible_probability), schema.POSSIBLE,
+                        relation)
     linked = relation != NO_LINK
     a, b, similarity = a[linked], b[linked], similarity[linked]
-    missing = np.isnan(similarity)  # the evidence of the links not compared yet
+    # the evidence of the links not compared yet (possible pairs are not shown: not compared)
+    missing = np.isnan(similarity) & (relation[linked] != schema.POSSIBLE)
     similarity[missing] = char_similarity(pool, a[missing], b[missing], np.ones(missing.sum(), dtype=bool),
                                           workers=workers)
     earlier = pool.rank[a] <= pool.rank[b]
@@ -230,29 +244,36 @@ def find_links(pool, settings, matcher, workers=1):
 
 # --- pairs inside a case -----------------------------------------------------------------------
 
-def link_components(n, a, b):
-    """The connected component of each of ``n`` letters over links ``a[i]``–``b[i]``, and each
-    component's size."""
-    _, component = connected_components(sp.coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n)),
-                                        directed=False)
-    return component, np.bincount(component)
+def link_ends(links, ids):
+    """Positions in ``ids`` (arrow strings) of each link's two letters: (a, b) int64 arrays."""
+    if not len(links):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    both = pa.concat_arrays([arrow_strings(links[schema.LETTER_A]), arrow_strings(links[schema.LETTER_B])])
+    ends = pc.index_in(both, value_set=ids)
+    if ends.null_count:
+        raise PetitionError("the dedupe index holds links to letters it does not hold; rebuild it with --rebuild")
+    ends = ends.to_numpy().astype(np.int64)
+    return ends[:len(links)], ends[len(links):]
+
 
 
 def within_pairs(pool, scored, settings, matcher, workers=1, chunk=200_000):
-    """P(same matter) of the pairs of letters that the links put in one component of 3 to
-    ``case_pairs_max_letters`` letters and that ``scored`` (every pair scored so far: the
-    index's links and within pairs, and the night's links) lacks. Cases weigh every pair of
-    their letters (``clustering``): these are the pairs no candidate block listed.
+    """P(same matter) of the pairs of letters that the links and possible pairs put in one
+    component of 3 to ``case_pairs_max_letters`` letters and that ``scored`` (every pair
+    scored so far: the index's and the night's) lacks. Cases weigh every pair of their letters
+    (``clustering``): these are the pairs no candidate block listed, or listed under
+    ``possible_probability``.
 
-    Returns a links-shaped frame with relation ``NO_LINK`` (a scored pair, not a link).
+    Returns a links-shaped frame with relation ``IN_CASE`` (a scored pair, not a link).
     """
-    ids = pool.letters[schema.LETTER_ID].astype(str)
-    position = pd.Index(ids)
-    a = position.get_indexer(scored[schema.LETTER_A].astype(str))
-    b = position.get_indexer(scored[schema.LETTER_B].astype(str))
-    linked = (scored[schema.RELATION] != NO_LINK).to_numpy()
-    component, size = link_components(len(ids), a[linked], b[linked])
-    chosen = np.flatnonzero((size >= 3) & (size <= settings.case_pairs_max_letters))
+    ids = arrow_strings(pool.letters[schema.LETTER_ID])
+    total = len(ids)
+    a, b = link_ends(scored, ids)
+    listed = (scored[schema.RELATION] != schema.IN_CASE).to_numpy()
+    component, size = link_components(total, a[listed], b[listed])
+    # a component without a new letter is as it was: all its pairs were scored when it last grew
+    touched = np.unique(component[pool.is_new])
+    chosen = touched[(size[touched] >= 3) & (size[touched] <= settings.case_pairs_max_letters)]
     members = np.flatnonzero(np.isin(component, chosen))
     members = members[np.argsort(component[members], kind="stable")]
     bounds = np.searchsorted(component[members], chosen)
@@ -261,29 +282,30 @@ def within_pairs(pool, scored, settings, matcher, workers=1, chunk=200_000):
         i, j = np.triu_indices(count, 1)
         first.append(members[start + i])
         second.append(members[start + j])
-    total = len(ids)
     first = np.concatenate(first) if first else np.zeros(0, dtype=np.int64)
     second = np.concatenate(second) if second else np.zeros(0, dtype=np.int64)
     code = np.minimum(first, second) * total + np.maximum(first, second)
-    known = np.minimum(a, b) * total + np.maximum(a, b)
-    code = code[~np.isin(code, known)]
+    inside = np.isin(component[a], chosen)
+    code = code[~np.isin(code, np.minimum(a[inside], b[inside]) * total + np.maximum(a[inside], b[inside]))]
     frames = [pairs_frame(pool, code[start:start + chunk] // total, code[start:start + chunk] % total, matcher,
-                          workers) for start in range(0, len(code), chunk)]
-    return pd.concat(frames, ignore_index=True) if frames else pairs_frame(pool, code, code, matcher, workers)
+                          settings, workers) for start in range(0, len(code), chunk)]
+    none = np.zeros(0, dtype=np.int64)
+    return pd.concat(frames, ignore_index=True) if frames else pairs_frame(pool, none, none, matcher, settings)
 
 
-def pairs_frame(pool, a, b, matcher, workers=1):
+def pairs_frame(pool, a, b, matcher, settings, workers=1):
     """Scored pairs (not links) as a links frame: P and the evidence links show."""
-    evidence = pair_evidence(pool, a, b, workers)
+    probability, cosine = match_probability(pool, a, b, matcher, settings, workers)
     earlier = pool.rank[a] <= pool.rank[b]
     first, second = np.where(earlier, a, b), np.where(earlier, b, a)
     ids = pool.letters[schema.LETTER_ID].array
-    empty = pd.array(np.full(len(a), NO_LINK, dtype=object), dtype="str")
     return pd.DataFrame({
-        schema.LETTER_A: ids.take(first), schema.LETTER_B: ids.take(second), schema.RELATION: empty,
-        schema.LINK_SCORE: np.round(matcher.probability(evidence), 3), schema.SHARED_NAMES: empty,
+        schema.LETTER_A: ids.take(first), schema.LETTER_B: ids.take(second),
+        schema.RELATION: pd.array(np.full(len(a), schema.IN_CASE, dtype=object), dtype="str"),
+        schema.LINK_SCORE: np.round(probability, 3),
+        schema.SHARED_NAMES: pd.array(np.full(len(a), "", dtype=object), dtype="str"),
         schema.CHAR_SIMILARITY: np.full(len(a), np.nan),
-        schema.TFIDF_COSINE: np.round(evidence["cosine"].to_numpy(dtype=float), 3),
+        schema.TFIDF_COSINE: np.round(cosine, 3),
         schema.DAYS_APART: np.round(np.abs(pool.days[a] - pool.days[b]), 1),
-        schema.SAME_PETITIONER: evidence["same_petitioner"].to_numpy() > 0,
+        schema.SAME_PETITIONER: (pool.keys[a] >= 0) & (pool.keys[a] == pool.keys[b]),
     }, columns=list(schema.LINK_COLUMNS))

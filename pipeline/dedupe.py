@@ -22,7 +22,6 @@ from pipeline.dedup.candidates import Pool
 from pipeline.decisions import DecisionStore
 from pipeline.dedup.cases import SAME_NOT_APPLIED, Labeler, assign_cases, case_table, decision_counts
 from pipeline.dedup.features import Featurizer, comparison_texts, featurize
-from pipeline.dedup.matcher import Matcher
 from pipeline.dedup.index import DedupeIndex, IndexProblem, config_hash, file_digest
 from pipeline.dedup.scoring import find_links, within_pairs
 from pipeline.errors import PetitionError
@@ -152,6 +151,7 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
                       for row, letter_id in zip(np.flatnonzero(known)[changed].tolist(),
                                                 again[schema.LETTER_ID].astype(str).iloc[changed])]
     if written is None:
+        from pipeline.dedup.matcher import Matcher  # scikit-learn: imported once the index is ours
         pool, matcher = Pool(index, batch, settings.tfidf_features), Matcher.load(settings.matcher)
         links = find_links(pool, settings, matcher, workers=processes)
         scored = pd.concat([index.links, links], ignore_index=True) if len(index.links) else links

@@ -130,7 +130,7 @@ def test_a_waiting_dedupe_goes_on_when_the_index_is_free(runs, tmp_path):
     (run_a,) = fresh(runs, tmp_path, "A")
     holder = DedupeIndex.open(tmp_path / "index", _hash())
     process = dedupe_process(run_a, tmp_path / "index")
-    time.sleep(4)
+    time.sleep(8)  # time to start and reach the lock, on a busy machine too
     assert process.poll() is None  # still waiting
     holder.close()
     code, out, err = process.wait(timeout=120), *process.communicate()

@@ -41,6 +41,7 @@ from pipeline.dedup.index import DedupeIndex
 from pipeline.dedup.matcher import Matcher, make_matcher
 from pipeline.errors import PetitionError
 from pipeline.ingest import file_sha256
+from pipeline.intake import readers
 
 LABEL, SAME, DIFF = "label", "SAME", "DIFF"
 TRUTH_RELATION = "relation"
@@ -103,16 +104,17 @@ def truth_pairs(pool, truth, settings, negatives, seed):
 
 def labelled_pairs(pool, path, config):
     """Training pairs of ``pool`` from the CSV at ``path``: a frame of a, b, same, source."""
-    table = pd.read_csv(path, dtype=str, encoding="utf-8-sig").fillna("")
+    table = readers.read_table(path).frame.fillna("")
     missing = [c for c in (schema.LETTER_A, schema.LETTER_B) if c not in table.columns]
     if missing or (LABEL not in table.columns and TRUTH_RELATION not in table.columns):
         raise PetitionError(f"{path}: expected columns letter_a, letter_b and label (SAME/DIFF) or relation "
-                            f"(truth pairs); it has {list(table.columns)}")
+                            f"(truth pairs); it has {[c for c in table.columns if c != schema.SOURCE_ROW]}")
     if LABEL in table.columns:
         bad = ~table[LABEL].isin((SAME, DIFF))
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise PetitionError(f"{path}: row {row + 2}, column {LABEL}: {table[LABEL].iloc[row]!r} is not SAME or DIFF")
+            raise PetitionError(f"{path}: row {table[schema.SOURCE_ROW].iloc[row]}, column {LABEL}: "
+                                f"{table[LABEL].iloc[row]!r} is not SAME or DIFF")
         a, b = located(pool, table[schema.LETTER_A], table[schema.LETTER_B])
         same, source = (table[LABEL] == SAME).to_numpy(), "judged"
     else:

@@ -97,3 +97,40 @@ def test_copies_beyond_the_scored_size_stay_one_case():
     cases = assign_cases(letters, links, None, 0.35, max_letters=10)
     assert cases[schema.CASE_ID].iloc[:30].nunique() == 1 and cases[schema.CASE_ID].iloc[30] == ids[30]
     assert (cases[schema.RELATION].iloc[1:30] == schema.EXACT_COPY).all()
+
+
+def cliques(sizes, inner, bridge):
+    """Cliques of ``sizes`` items, pairs ``inner`` heavy, each joined to the next by one ``bridge`` pair."""
+    a, b, weight, start = [], [], [], 0
+    for size in sizes:
+        for i in range(size):
+            for j in range(i + 1, size):
+                a.append(start + i), b.append(start + j), weight.append(inner)
+        if start:
+            a.append(start - 1), b.append(start), weight.append(bridge)
+        start += size
+    return start, np.array(a), np.array(b), np.array(weight)
+
+
+def test_a_component_too_large_is_cut_on_its_weakest_pairs():
+    """Three cliques of 6 bridged by pairs heavy enough to make one component of 18, over a
+    full-matrix limit of 8: cut on the bridges, each clique is one case, as the exact method has it."""
+    n, a, b, weight = cliques([6, 6, 6], 0.9, 0.5)
+    exact = average_linkage(n, a, b, weight, 0.35)
+    cut = average_linkage(n, a, b, weight, 0.35, dense_max=8)
+    assert (together(cut) == together(exact)).all() and len(set(cut.tolist())) == 3
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_cut_components_keep_decisions_and_do_not_depend_on_order(seed):
+    rng = np.random.default_rng(seed)
+    n = 60
+    a, b, weight = random_graph(rng, n)
+    weight = np.maximum(weight, rng.choice([0.0, 0.5], len(weight)))  # a large component
+    cannot, must = [[int(a[0]), int(b[0])]], [[int(a[1]), int(b[1])]]
+    base = average_linkage(n, a, b, weight, 0.35, cannot=cannot, must=must, dense_max=10)
+    assert base[a[0]] != base[b[0]]
+    assert base[a[1]] == base[b[1]] or base[a[1]] in (base[a[0]], base[b[0]])
+    order = rng.permutation(len(a))
+    swapped = average_linkage(n, b[order], a[order], weight[order], 0.35, cannot=cannot, must=must, dense_max=10)
+    assert (together(swapped) == together(base)).all()

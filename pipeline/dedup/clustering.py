@@ -6,8 +6,6 @@ Average linkage joins two groups only while the mean of the probabilities over *
 between them is at least a threshold, a pair not scored counting 0: a letter joins a case
 when it matches the case's letters on average, not when it matches one of them.
 """
-import heapq
-
 import numpy as np
 import scipy.sparse as sp
 from scipy.cluster.hierarchy import DisjointSet, fcluster, linkage
@@ -15,6 +13,7 @@ from scipy.sparse.csgraph import connected_components
 
 APART = 1e9      # the distance of a cannot-link pair: no mean that holds it reaches any threshold
 DENSE_MAX = 2000  # components up to this many items are clustered by scipy on a full distance matrix
+SPLIT_STEP = 50   # thousandths: how much heavier the pairs are that cut a larger component
 
 
 def link_components(n, a, b):
@@ -25,7 +24,7 @@ def link_components(n, a, b):
     return component, np.bincount(component, minlength=1)
 
 
-def average_linkage(n, a, b, weight, threshold, *, rank=None, must=None, cannot=None):
+def average_linkage(n, a, b, weight, threshold, *, rank=None, must=None, cannot=None, dense_max=DENSE_MAX):
     """Group items ``0..n-1`` scored by pairs (``a[i]``, ``b[i]``) of ``weight[i]`` (0-1, each
     pair listed once).
 
@@ -38,6 +37,12 @@ def average_linkage(n, a, b, weight, threshold, *, rank=None, must=None, cannot=
     order (default: position), so the groups depend on the pairs and ranks, not on the order
     the pairs are listed in.
 
+    A merge needs a mean of at least ``threshold``, so at least one pair that heavy between the
+    two groups: no group reaches across the components of such pairs, and each is clustered
+    alone, by scipy on its full distance matrix. A component of more than ``dense_max`` items
+    is first cut into the components of its pairs ``SPLIT_STEP`` heavier, again until each
+    part fits (its cases may then be split more than the exact method would split them).
+
     Returns an int64 array: the group of each item (numbered from 0, in no set order).
     """
     a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
@@ -46,8 +51,19 @@ def average_linkage(n, a, b, weight, threshold, *, rank=None, must=None, cannot=
     rank = np.arange(n) if rank is None else np.asarray(rank)
     must = np.zeros((0, 2), dtype=np.int64) if must is None else np.asarray(must, dtype=np.int64).reshape(-1, 2)
     cannot = np.zeros((0, 2), dtype=np.int64) if cannot is None else np.asarray(cannot, dtype=np.int64).reshape(-1, 2)
-    component, size = link_components(n, a, b)
-    inside = cannot[component[cannot[:, 0]] == component[cannot[:, 1]]]  # the others are apart already
+    labels = _linkage(n, a, b, weight, cannot, threshold, threshold, rank, dense_max)
+    return _join(np.unique(labels, return_inverse=True)[1].astype(np.int64), must, cannot, rank)
+
+
+def _linkage(n, a, b, weight, apart, threshold, level, rank, dense_max):
+    """Average linkage of items ``0..n-1`` (weights and ``threshold`` in thousandths), within
+    the components of the pairs of at least ``level``. Returns, for each item, an item of its
+    group."""
+    strong = weight >= level
+    component, size = link_components(n, a[strong], b[strong])
+    kept = component[a] == component[b]
+    a, b, weight = a[kept], b[kept], weight[kept]
+    inside = apart[component[apart[:, 0]] == component[apart[:, 1]]]  # the others are apart already
     labels = np.arange(n, dtype=np.int64)
     # components of two items and no cannot pair (most of them): their one pair decides
     hard = (size > 2) | np.isin(np.arange(len(size)), component[inside.ravel()])
@@ -57,72 +73,37 @@ def average_linkage(n, a, b, weight, threshold, *, rank=None, must=None, cannot=
     chosen = np.flatnonzero(hard[component[a]])
     chosen = chosen[np.argsort(component[a[chosen]], kind="stable")]
     a, b, weight = a[chosen], b[chosen], weight[chosen]
-    apart = inside[np.argsort(component[inside[:, 0]], kind="stable")]
+    inside = inside[np.argsort(component[inside[:, 0]], kind="stable")]
     order = np.argsort(component, kind="stable")
     groups = np.arange(len(size) + 1)
     item_bounds = np.searchsorted(component[order], groups)
-    pair_bounds, apart_bounds = np.searchsorted(component[a], groups), np.searchsorted(component[apart[:, 0]], groups)
+    pair_bounds, apart_bounds = np.searchsorted(component[a], groups), np.searchsorted(component[inside[:, 0]], groups)
     position = np.zeros(n, dtype=np.int64)
     for group in np.flatnonzero(hard).tolist():
         items = order[item_bounds[group]:item_bounds[group + 1]]
         items = items[np.argsort(rank[items], kind="stable")]
         position[items] = np.arange(len(items))
-        pairs, held = slice(pair_bounds[group], pair_bounds[group + 1]), apart[apart_bounds[group]:apart_bounds[group + 1]]
-        cluster = _dense if len(items) <= DENSE_MAX else _sparse
-        found = cluster(len(items), position[a[pairs]], position[b[pairs]], weight[pairs],
-                        position[held[:, 0]], position[held[:, 1]], threshold)
-        labels[items] = items[found]
-    return _join(np.unique(labels, return_inverse=True)[1].astype(np.int64), must, cannot, rank)
+        pairs, held = slice(pair_bounds[group], pair_bounds[group + 1]), inside[apart_bounds[group]:apart_bounds[group + 1]]
+        local = (len(items), position[a[pairs]], position[b[pairs]], weight[pairs], position[held])
+        if len(items) <= dense_max:
+            labels[items] = items[_dense(*local, threshold)]
+        else:  # each cut drops the weakest pairs; none is left past 1000, so the cuts end
+            labels[items] = items[_linkage(*local, threshold, level + SPLIT_STEP, np.arange(len(items)), dense_max)]
+    return labels
 
 
-def _dense(m, a, b, weight, apart_a, apart_b, threshold):
+def _dense(m, a, b, weight, apart, threshold):
     """Average linkage of one component of ``m`` items (in rank order) by scipy on its full
     distance matrix; pairs and cannot pairs given as item positions. Returns, for each item,
     the position of its group's first item."""
     distance = np.ones((m, m))
     distance[a, b] = distance[b, a] = 1 - weight / 1000
-    distance[apart_a, apart_b] = distance[apart_b, apart_a] = APART
+    distance[apart[:, 0], apart[:, 1]] = distance[apart[:, 1], apart[:, 0]] = APART
     np.fill_diagonal(distance, 0)
     cut = 1 - threshold / 1000 + 1e-9
     groups = fcluster(linkage(distance[np.triu_indices(m, 1)], method="average"), t=cut, criterion="distance")
     _, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
     return first[inverse]
-
-
-def _sparse(m, a, b, weight, apart_a, apart_b, threshold):
-    """As ``_dense``, over the listed pairs only (a heap of group pairs by mean weight, ties to
-    the earliest groups), for components too large for a full matrix."""
-    size, sums = {i: 1 for i in range(m)}, {}
-    for x, y, w in zip(np.concatenate((a, apart_a)).tolist(), np.concatenate((b, apart_b)).tolist(),
-                       np.concatenate((weight, np.full(len(apart_a), -np.inf))).tolist()):
-        sums.setdefault(x, {})[y] = sums.setdefault(y, {})[x] = sums.get(x, {}).get(y, 0.0) + w
-    heap = []
-
-    def push(g, h):
-        mean = sums[g][h] / (size[g] * size[h])
-        if mean >= threshold:
-            heapq.heappush(heap, (-mean, min(g, h), max(g, h)))  # positions follow rank: ties to the earliest
-
-    for g, row in sums.items():
-        for h in row:
-            if g < h:
-                push(g, h)
-    groups = DisjointSet(range(m))
-    while heap:
-        negative, g, h = heapq.heappop(heap)
-        if g not in size or h not in size or sums[g].get(h, 0.0) / (size[g] * size[h]) != -negative:
-            continue  # a stale entry: one of the groups has changed since it was pushed
-        size[g] += size.pop(h)
-        row = sums.pop(h)
-        row.pop(g, None)
-        sums[g].pop(h, None)
-        for other, value in row.items():
-            sums[other].pop(h)
-            sums[g][other] = sums[other][g] = sums[g].get(other, 0.0) + value
-        for other in sums[g]:
-            push(g, other)
-        groups.merge(g, h)
-    return np.array([min(groups.subset(i)) for i in range(m)])
 
 
 def _join(labels, must, cannot, rank):

@@ -57,12 +57,11 @@ def tfidf_cosine(pool, a, b, chunk=50_000):
         + [np.zeros(0)])
 
 
-def vector_evidence(pool, a, b, chunk=50_000):
-    """TF-IDF cosine of letters ``a[i]``, ``b[i]`` (rows are L2-normalised) and the share of
-    each one's title terms among the other's TF-IDF terms (NaN for a title without terms);
-    ``chunk`` pairs at a time: only their rows are copied out of the pool.
-    Returns (cosine, share of a's in b, share of b's in a)."""
-    cosine, a_in_b, b_in_a = np.empty(len(a)), np.empty(len(a)), np.empty(len(a))
+def title_term_shares(pool, a, b, chunk=50_000):
+    """The share of each letter's title terms among the other's TF-IDF terms (NaN for a title
+    without terms), ``chunk`` pairs at a time: only their rows are copied out of the pool.
+    Returns (share of a's in b, share of b's in a)."""
+    a_in_b, b_in_a = np.empty(len(a)), np.empty(len(a))
     values, pointers = pool.csr("title_terms")
 
     def titles(rows):
@@ -74,11 +73,10 @@ def vector_evidence(pool, a, b, chunk=50_000):
         for start in range(0, len(a), chunk):
             part = slice(start, start + chunk)
             vectors_a, vectors_b = pool.vectors(a[part]), pool.vectors(b[part])
-            cosine[part] = np.asarray(vectors_a.multiply(vectors_b).sum(axis=1)).ravel()
             for share, (terms, counts), other in ((a_in_b, titles(a[part]), vectors_b),
                                                   (b_in_a, titles(b[part]), vectors_a)):
                 share[part] = terms.multiply(other).getnnz(axis=1) / np.where(counts > 0, counts, np.nan)
-    return cosine, a_in_b, b_in_a
+    return a_in_b, b_in_a
 
 
 def shared_counts(pool, a, b, left="names", right="names"):
@@ -109,35 +107,55 @@ def title_similarity(pool, a, b, workers=1):
     return np.where(empty[left] | empty[right], 0.0, scores)
 
 
-def pair_evidence(pool, a, b, workers=1):
-    """The evidence (``FEATURES``, in that order) of pairs of pool positions ``a[i]``, ``b[i]``:
-    a float32 DataFrame."""
-    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
-    cosine, a_in_b, b_in_a = vector_evidence(pool, a, b)
-    counts = {name: np.diff(pool.csr(name)[1]) for name in ("names", "title_names", "numbers")}
-    shared = shared_counts(pool, a, b)
-    either = counts["names"][a] + counts["names"][b] - shared
-    in_b = shared_counts(pool, a, b, "title_names", "names") > 0
-    in_a = shared_counts(pool, b, a, "title_names", "names") > 0
-    both_titled = (counts["title_names"][a] > 0) & (counts["title_names"][b] > 0)
+def _counts(pool, name):
+    """How many values each letter holds in the pool's CSR layout ``name``."""
+    return np.diff(pool.csr(name)[1])
+
+
+def _letter_evidence(pool, a, b, cosine, shared):
+    """The evidence read from per-letter values alone (and the cosine and shared names
+    given): cheap for any number of pairs."""
+    names = _counts(pool, "names")
+    either = names[a] + names[b] - shared
     days = np.abs(pool.days[a] - pool.days[b])
-    shared_numbers = shared_counts(pool, a, b, "numbers", "numbers")
     chars = pool.per_letter("chars").astype(float)
     shorter, longer = np.minimum(chars[a], chars[b]), np.maximum(chars[a], chars[b])
-    return pd.DataFrame({
+    return {
         "cosine": cosine,
         "shared_names": shared,
         "name_jaccard": np.where(either > 0, shared / np.maximum(either, 1), 0.0),
-        "title_similarity": title_similarity(pool, a, b, workers),
-        "title_names_shared": shared_counts(pool, a, b, "title_names", "title_names"),
-        "title_name_in_other": in_a.astype(int) + in_b.astype(int),
-        "title_conflict": both_titled & ~in_a & ~in_b,
-        "title_terms_in_other": np.fmin(a_in_b, b_in_a),
-        "shared_numbers": shared_numbers,
-        "numbers_conflict": np.minimum(counts["numbers"][a], counts["numbers"][b]) - shared_numbers,
         "log_days": np.log1p(np.nan_to_num(days, nan=UNDATED_DAYS)),
         "same_petitioner": (pool.keys[a] >= 0) & (pool.keys[a] == pool.keys[b]),
         "same_addressee": (pool.addressees[a] >= 0) & (pool.addressees[a] == pool.addressees[b]),
         "log_chars_min": np.log1p(shorter),
         "chars_ratio": shorter / np.maximum(longer, 1),
-    }, columns=list(FEATURES)).astype(np.float32)
+    }
+
+
+def _frame(columns):
+    return pd.DataFrame(columns, columns=list(FEATURES)).astype(np.float32)
+
+
+def pair_evidence(pool, a, b, workers=1, *, cosine=None, shared=None):
+    """The evidence (``FEATURES``, in that order) of pairs of pool positions ``a[i]``, ``b[i]``:
+    a float32 DataFrame. ``cosine`` and ``shared`` (names), when the caller has them, are not
+    computed again."""
+    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    cosine = tfidf_cosine(pool, a, b) if cosine is None else cosine
+    shared = shared_counts(pool, a, b) if shared is None else shared
+    a_in_b, b_in_a = title_term_shares(pool, a, b)
+    title_names, numbers = _counts(pool, "title_names"), _counts(pool, "numbers")
+    in_b = shared_counts(pool, a, b, "title_names", "names") > 0
+    in_a = shared_counts(pool, b, a, "title_names", "names") > 0
+    both_titled = (title_names[a] > 0) & (title_names[b] > 0)
+    shared_numbers = shared_counts(pool, a, b, "numbers", "numbers")
+    return _frame(dict(
+        _letter_evidence(pool, a, b, cosine, shared),
+        title_similarity=title_similarity(pool, a, b, workers),
+        title_names_shared=shared_counts(pool, a, b, "title_names", "title_names"),
+        title_name_in_other=in_a.astype(int) + in_b.astype(int),
+        title_conflict=both_titled & ~in_a & ~in_b,
+        title_terms_in_other=np.fmin(a_in_b, b_in_a),
+        shared_numbers=shared_numbers,
+        numbers_conflict=np.minimum(numbers[a], numbers[b]) - shared_numbers,
+    ))

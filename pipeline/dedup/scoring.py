@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from rapidfuzz import fuzz
 from rapidfuzz.process import cpdist
+from threadpoolctl import threadpool_limits
 
 from pipeline import schema
 from pipeline.dedup.arrays import arrow_strings, csr_rows, unique
@@ -175,11 +176,12 @@ def match_probability(pool, a, b, matcher, settings, workers=1):
     """P(same matter) of pairs ``a[i]``, ``b[i]``, and their TF-IDF cosine. The model scores the
     pairs worth it (cosine at least ``score_min_cosine``, or a shared specific name); the others
     are P 0. The same text is P 1 (one text is one letter, whatever its title)."""
-    cosine = tfidf_cosine(pool, a, b)
-    worth = (cosine >= settings.score_min_cosine) | (shared_counts(pool, a, b) > 0)
+    cosine, shared = tfidf_cosine(pool, a, b), shared_counts(pool, a, b)
+    worth = (cosine >= settings.score_min_cosine) | (shared > 0)
     probability = np.zeros(len(a))
     if worth.any():
-        probability[worth] = matcher.probability(pair_evidence(pool, a[worth], b[worth], workers))
+        probability[worth] = matcher.probability(pair_evidence(pool, a[worth], b[worth], workers,
+                                                               cosine=cosine[worth], shared=shared[worth]))
     return np.where(pool.bodies[a] == pool.bodies[b], 1.0, probability), cosine
 
 
@@ -237,7 +239,9 @@ def find_links(pool, settings, matcher, workers=1):
         scored = score_pairs(pool, *candidates.pairs(*bounds), settings, matcher)
         release_memory()
         return scored
-    with ThreadPoolExecutor(max(1, workers)) as executor:
+    # the threads are the parallelism: OpenMP threads of the trees' predict inside each would
+    # only compete with them
+    with threadpool_limits(1), ThreadPoolExecutor(max(1, workers)) as executor:
         frames = list(executor.map(links, candidates.chunks(settings.chunk_pairs)))
     return pd.concat(frames, ignore_index=True)
 

@@ -255,7 +255,7 @@ class DedupeConfig:
 @dataclasses.dataclass(frozen=True)
 class TrainMatcherConfig:
     target_precision: float = setting(FRACTION)
-    truth_negatives: int = setting(COUNT)
+    truth_pairs: int = setting(COUNT)
     truth_weight: float = setting(WEIGHT)
     cv_folds: int = setting(FOLDS)
     seed: int = setting(NON_NEGATIVE)

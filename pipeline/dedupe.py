@@ -154,9 +154,9 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
         from pipeline.dedup.matcher import Matcher  # scikit-learn: imported once the index is ours
         pool, matcher = Pool(index, batch, settings.tfidf_features), Matcher.load(settings.matcher)
         links = find_links(pool, settings, matcher, workers=processes)
-        scored = pd.concat([index.links, links], ignore_index=True) if len(index.links) else links
-        links = pd.concat([links, within_pairs(pool, scored, settings, matcher, processes)], ignore_index=True)
-        del pool, scored
+        links = pd.concat([links, within_pairs(pool, [index.links, links], settings, matcher, processes)],
+                          ignore_index=True)
+        del pool
         index.add(batch, links, source)
     else:
         links = full.shard_links(written)

@@ -8,7 +8,7 @@ of each nightly home (every run's ``segmented.parquet``) and a CSV of pairs of t
   training pair;
 * truth pairs (``letter_a, letter_b, relation``: generated letters' truth, every pair one
   matter): letters joined by truth pairs are one matter, and a stratified draw of
-  ``train_matcher.truth_negatives`` of the home's candidate pairs (``dedup.candidates``),
+  ``train_matcher.truth_pairs`` of the home's candidate pairs (``dedup.candidates``),
   labelled by it, are training pairs. Together they weigh ``train_matcher.truth_weight`` times
   as much as the real pairs.
 
@@ -81,9 +81,9 @@ def located(pool, first, second):
     return ids.get_indexer(pd.Series(first, dtype=str)), ids.get_indexer(pd.Series(second, dtype=str))
 
 
-def truth_pairs(pool, truth, settings, negatives, seed):
+def truth_pairs(pool, truth, settings, count, seed):
     """(a, b, same) drawn from the pool's candidate pairs, labelled by the truth (letters joined
-    by its pairs are one matter): a stratified draw of ``negatives`` pairs in all."""
+    by its pairs are one matter): a draw of ``count`` pairs in all, stratified by label."""
     a, b = located(pool, truth[schema.LETTER_A], truth[schema.LETTER_B])
     known = (a >= 0) & (b >= 0)
     n = len(pool.letters)
@@ -95,7 +95,7 @@ def truth_pairs(pool, truth, settings, negatives, seed):
     b = np.concatenate([y for _, y in listed] + [np.zeros(0, dtype=np.int64)])
     same = matter[a] == matter[b]
     rng = np.random.default_rng(seed)
-    share = min(1.0, negatives / max(1, len(a)))
+    share = min(1.0, count / max(1, len(a)))
     keep = np.concatenate([rng.choice(np.flatnonzero(same == value), round(share * (same == value).sum()),
                                       replace=False) for value in (True, False)])
     keep.sort()
@@ -119,7 +119,7 @@ def labelled_pairs(pool, path, config):
         same, source = (table[LABEL] == SAME).to_numpy(), "judged"
     else:
         settings = config.train_matcher
-        a, b, same = truth_pairs(pool, table, config.dedupe, settings.truth_negatives, settings.seed)
+        a, b, same = truth_pairs(pool, table, config.dedupe, settings.truth_pairs, settings.seed)
         source = "truth"
     found = (a >= 0) & (b >= 0) & (a != b)
     if not found.any():
@@ -222,7 +222,7 @@ def train_matcher_command(config, *, pairs, out, decisions=True, processes=None)
                                            *((source, (data.source == source).to_numpy())
                                              for source in data.source.unique()))},
         "parameters": {"cv_folds": settings.cv_folds, "seed": settings.seed,
-                       "truth_negatives": settings.truth_negatives, "truth_weight": settings.truth_weight, **make_matcher().get_params()["calibrated"]
+                       "truth_pairs": settings.truth_pairs, "truth_weight": settings.truth_weight, **make_matcher().get_params()["calibrated"]
                        .estimator.get_params()},
         "versions": library_versions(),
         "train_seconds": round(time.perf_counter() - start, 1),

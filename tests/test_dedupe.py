@@ -397,3 +397,16 @@ def _truth_components(truth):
     a, b = ids.get_indexer(truth["letter_a"]), ids.get_indexer(truth["letter_b"])
     _, label = connected_components(coo_matrix((np.ones(len(a)), (a, b)), shape=(len(ids),) * 2), directed=False)
     return dict(zip(ids, label))
+
+
+def test_a_night_whose_candidates_hold_no_names(cli, tmp_path):
+    """The night's letters meet earlier letters whose names table is empty for them: no crash,
+    and the repeat is found (a night of L4, L8, L9 after L1, L7, L9)."""
+    index = tmp_path / "index"
+    for night, rows in (("one", [LETTERS[0], LETTERS[6], LETTERS[8]]), ("two", [LETTERS[3], LETTERS[7], LETTERS[8]])):
+        run = tmp_path / night
+        prepare(cli, write_dump(tmp_path / f"{night}.csv", rows), run)
+        code, _, err = cli("dedupe", "--run", run, "--index", index)
+        assert code == 0, err
+    links = pd.read_csv(tmp_path / "two" / "links.csv", encoding="utf-8-sig")
+    assert {("L1", "L4"), ("L7", "L8")} <= set(zip(links["letter_a"], links["letter_b"]))

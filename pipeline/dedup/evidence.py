@@ -90,6 +90,8 @@ def shared_counts(pool, a, b, left="names", right="names"):
     names_b, offsets_b = csr_rows(values, pointers, involved)
     owner = np.repeat(involved, np.diff(offsets_b)).astype(np.uint64)
     table = np.sort((owner << np.uint64(40)) | (names_b >> np.uint64(24)))
+    if not len(table):  # the b letters hold no names
+        return np.zeros(len(a), dtype=np.int64)
     query = (b[pair].astype(np.uint64) << np.uint64(40)) | (names_a >> np.uint64(24))
     found = np.searchsorted(table, query)
     hit = (found < len(table)) & (table[np.minimum(found, len(table) - 1)] == query)

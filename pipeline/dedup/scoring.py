@@ -210,19 +210,26 @@ def score_pairs(pool, a, b, settings, matcher, workers=1):
     missing = np.isnan(similarity) & (relation[linked] != schema.POSSIBLE)
     similarity[missing] = char_similarity(pool, a[missing], b[missing], np.ones(missing.sum(), dtype=bool),
                                           workers=workers)
+    return links_frame(pool, a, b, relation[linked], probability[linked], cosine[linked], similarity, settings)
+
+
+def links_frame(pool, a, b, relation, probability, cosine, similarity=None, settings=None):
+    """Pairs ``a[i]``, ``b[i]`` of pool positions as a links frame, the earlier letter first:
+    their ``relation``, P, cosine, character ``similarity`` (NaN when not given) and, with the
+    dedupe ``settings``, the names they share."""
     earlier = pool.rank[a] <= pool.rank[b]
     first, second = np.where(earlier, a, b), np.where(earlier, b, a)
-
     ids = pool.letters[schema.LETTER_ID].array
+    names = shared_names(pool, first, second, settings) if settings else np.full(len(a), "", dtype=object)
     return pd.DataFrame({
         schema.LETTER_A: ids.take(first), schema.LETTER_B: ids.take(second),
-        schema.RELATION: relation[linked],
-        schema.LINK_SCORE: np.round(probability[linked], 3),
-        schema.SHARED_NAMES: pd.array(shared_names(pool, first, second, settings), dtype="str"),
-        schema.CHAR_SIMILARITY: np.round(similarity, 3),
-        schema.TFIDF_COSINE: np.round(cosine[linked], 3),
-        schema.DAYS_APART: np.round(days[linked], 1),
-        schema.SAME_PETITIONER: same_petitioner[linked],
+        schema.RELATION: pd.array(np.asarray(relation, dtype=object), dtype="str"),
+        schema.LINK_SCORE: np.round(probability, 3),
+        schema.SHARED_NAMES: pd.array(names, dtype="str"),
+        schema.CHAR_SIMILARITY: np.round(np.full(len(a), np.nan) if similarity is None else similarity, 3),
+        schema.TFIDF_COSINE: np.round(cosine, 3),
+        schema.DAYS_APART: np.round(np.abs(pool.days[a] - pool.days[b]), 1),
+        schema.SAME_PETITIONER: (pool.keys[a] >= 0) & (pool.keys[a] == pool.keys[b]),
     }, columns=list(schema.LINK_COLUMNS))
 
 
@@ -263,8 +270,8 @@ def link_ends(links, ids):
 
 def within_pairs(pool, scored, settings, matcher, workers=1, chunk=200_000):
     """P(same matter) of the pairs of letters that the links and possible pairs put in one
-    component of 3 to ``case_pairs_max_letters`` letters and that ``scored`` (every pair
-    scored so far: the index's and the night's) lacks. Cases weigh every pair of their letters
+    component of 3 to ``case_pairs_max_letters`` letters and that ``scored`` (links frames of
+    every pair scored so far: the index's and the night's) lacks. Cases weigh every pair of their letters
     (``clustering``): these are the pairs no candidate block listed, or listed under
     ``possible_probability``.
 
@@ -272,8 +279,11 @@ def within_pairs(pool, scored, settings, matcher, workers=1, chunk=200_000):
     """
     ids = arrow_strings(pool.letters[schema.LETTER_ID])
     total = len(ids)
-    a, b = link_ends(scored, ids)
-    listed = (scored[schema.RELATION] != schema.IN_CASE).to_numpy()
+    scored = [frame for frame in scored if len(frame)]
+    ends = [link_ends(frame, ids) for frame in scored]
+    a, b = (np.concatenate([end[side] for end in ends] + [np.zeros(0, dtype=np.int64)]) for side in (0, 1))
+    listed = np.concatenate([(frame[schema.RELATION] != schema.IN_CASE).to_numpy() for frame in scored]
+                            + [np.zeros(0, dtype=bool)])
     component, size = link_components(total, a[listed], b[listed])
     # a component without a new letter is as it was: all its pairs were scored when it last grew
     touched = np.unique(component[pool.is_new])
@@ -300,16 +310,4 @@ def within_pairs(pool, scored, settings, matcher, workers=1, chunk=200_000):
 def pairs_frame(pool, a, b, matcher, settings, workers=1):
     """Scored pairs (not links) as a links frame: P and the evidence links show."""
     probability, cosine = match_probability(pool, a, b, matcher, settings, workers)
-    earlier = pool.rank[a] <= pool.rank[b]
-    first, second = np.where(earlier, a, b), np.where(earlier, b, a)
-    ids = pool.letters[schema.LETTER_ID].array
-    return pd.DataFrame({
-        schema.LETTER_A: ids.take(first), schema.LETTER_B: ids.take(second),
-        schema.RELATION: pd.array(np.full(len(a), schema.IN_CASE, dtype=object), dtype="str"),
-        schema.LINK_SCORE: np.round(probability, 3),
-        schema.SHARED_NAMES: pd.array(np.full(len(a), "", dtype=object), dtype="str"),
-        schema.CHAR_SIMILARITY: np.full(len(a), np.nan),
-        schema.TFIDF_COSINE: np.round(cosine, 3),
-        schema.DAYS_APART: np.round(np.abs(pool.days[a] - pool.days[b]), 1),
-        schema.SAME_PETITIONER: (pool.keys[a] >= 0) & (pool.keys[a] == pool.keys[b]),
-    }, columns=list(schema.LINK_COLUMNS))
+    return links_frame(pool, a, b, np.full(len(a), schema.IN_CASE), probability, cosine)

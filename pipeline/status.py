@@ -81,9 +81,14 @@ class StatusHistory:
         self.path = Path(path)
 
     @classmethod
+    def of_home(cls, home):
+        """The history of the home directory ``home`` (``home/archive/status.parquet``)."""
+        return cls(Path(home) / "archive" / "status.parquet")
+
+    @classmethod
     def beside(cls, index_directory):
         """The history of the home that holds the dedupe index at ``index_directory``."""
-        return cls(Path(index_directory).parent / "archive" / "status.parquet")
+        return cls.of_home(Path(index_directory).parent)
 
     def rows(self):
         """Every row, oldest first (``schema.STATUS_HISTORY_COLUMNS``); empty when none yet."""

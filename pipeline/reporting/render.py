@@ -16,7 +16,7 @@ from pipeline.rundir import atomic_path
 from pipeline.safe_text import FORMULA_START, markdown_text, strip_control
 
 OUTPUTS = ("report.xlsx", "report.html", "report.md")
-LONG_TABLES = ("review", "units", "townships")    # HTML shows their first html_max_rows rows
+LONG_TABLES = ("review", "units", "townships", "bodies", "reopened")    # HTML shows their first html_max_rows rows
 CSS = """
 body { font-family: %s; margin: 2em auto; max-width: 1100px; color: #1d2733; line-height: 1.6; padding: 0 1em; }
 h1 { font-size: 1.7em; border-bottom: 3px solid #a61b1b; padding-bottom: .3em; }

@@ -37,15 +37,19 @@ def earlier_lines(case_letters, titles, max_shown=10):
     """{letter id: text} listing, for each letter of ``case_letters`` (``letter_id``,
     ``received_at``, ``case_id``: every letter of the cases), the letters of its case received
     before it (by date, then id; undated last), one line each (date, id, title from
-    ``titles``), the latest ``max_shown`` (with how many earlier ones are not shown)."""
+    ``titles``): at most ``max_shown``, the case's first and the latest ones, with how many
+    between them are left out."""
     frame = case_letters.sort_values([schema.CASE_ID, schema.RECEIVED_AT, schema.LETTER_ID], na_position="last")
     lines = {}
     for _, case in frame.groupby(schema.CASE_ID, sort=False):
         shown = [f"{_day(day)} {letter} {titles.get(letter, '')}".strip()
                  for letter, day in zip(case[schema.LETTER_ID], case[schema.RECEIVED_AT])]
         for i, letter in enumerate(case[schema.LETTER_ID]):
-            more = i - max_shown
-            lines[letter] = "\n".join(([f"…及更早 {more} 件"] if more > 0 else []) + shown[max(0, i - max_shown):i])
+            if i <= max_shown:
+                lines[letter] = "\n".join(shown[:i])
+            else:   # the matter's first letter, how many are left out, the latest ones
+                left_out = i - max_shown
+                lines[letter] = "\n".join([shown[0], f"…（其间另有 {left_out} 件）"] + shown[i - max_shown + 1:i])
     return lines
 
 
@@ -65,7 +69,7 @@ def tonight_table(letters, case_letters, titles, labels, max_shown=10):
     labels : dict
         {case id: case label} (``cases.csv``).
     max_shown : int
-        Earlier letters listed per row (the latest ones).
+        Earlier letters listed per row (the case's first and the latest ones).
     """
     joining = letters[letters[schema.DUPLICATE_OF].astype(str) != ""]
     sizes = case_letters.groupby(schema.CASE_ID).size()
@@ -93,8 +97,8 @@ def tonight_table(letters, case_letters, titles, labels, max_shown=10):
     reopened = int((frame[REOPENED_COLUMN] == "是").sum())
     note = (f"今晚 {len(letters)} 件来信中，{len(frame)} 件属于此前已有来信的事项（不是该事项的第一件），"
             f"其中回流 {reopened} 件（该事项此前各件来信在其到达前均已办结）。回流件排在最前，其余按事项首次来信"
-            "日期、事项内按来信日期排列。标题已遮盖身份证号、电话和姓名；此前来信列出最近的"
-            f" {max_shown} 件。")
+            "日期、事项内按来信日期排列。标题已遮盖身份证号、电话和姓名；此前来信最多列出"
+            f" {max_shown} 件：该事项的第一件和最近的几件。")
     return Table("tonight", "今晚的重复来信", frame[COLUMNS].reset_index(drop=True), note)
 
 

@@ -21,7 +21,7 @@ from pipeline.dedup.arrays import text_hashes
 from pipeline.dedup.candidates import Pool
 from pipeline.decisions import DecisionStore
 from pipeline.dedup.cases import (SAME_NOT_APPLIED, Labeler, assign_cases, case_table, decision_counts,
-                                  reopened_letters)
+                                  raw_names, reopened_letters)
 from pipeline.dedup.features import Featurizer, comparison_texts, featurize
 from pipeline.dedup.index import DedupeIndex, IndexProblem, config_hash, file_digest
 from pipeline.dedup.scoring import find_links, within_pairs
@@ -102,6 +102,18 @@ def read_handling(run, stage_name):
     columns = [schema.LETTER_ID] + [c for c in schema.HANDLING_COLUMNS if c in available]
     handling = with_handling(run.read(stage_name, columns=columns))
     return handling.assign(**{schema.LETTER_ID: handling[schema.LETTER_ID].astype(str)})
+
+
+def masked_titles(titles, labeler):
+    """``letter_id`` and ``title`` of ``titles`` (which has ``petitioner_name`` too), each title
+    masked as case labels are (``Labeler.mask``: the letter's own name and every registered
+    name of ``titles``) once per distinct (title, name): what the status history keeps for
+    the clerk's sheet."""
+    everyone = raw_names(titles[schema.PETITIONER_NAME])
+    pairs = list(zip(titles[schema.TITLE].fillna(""), titles[schema.PETITIONER_NAME].fillna("")))
+    masked = {pair: labeler.mask(pair[0], [pair[1]], everyone) for pair in set(pairs)}
+    return pd.DataFrame({schema.LETTER_ID: titles[schema.LETTER_ID].astype(str).to_numpy(),
+                         schema.TITLE: [masked[pair] for pair in pairs]})
 
 
 def mark_reopened(everything, cases, before, latest, handling):
@@ -212,9 +224,7 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
     write_deduped(path, run.output_path("dedupe"), ~bad, run_cases)
     table = case_table(everything, cases, in_run, before, titles, labeler, reopened & in_run & ~before)
     write_csv(table, run.path / "cases.csv")
-    kept = titles.assign(**{schema.TITLE: [labeler.mask(t, [n]) for t, n in
-                                           zip(titles[schema.TITLE], titles[schema.PETITIONER_NAME])]})
-    kept = kept.drop(columns=schema.PETITIONER_NAME).merge(handling, on=schema.LETTER_ID, how="left")[~bad]
+    kept = masked_titles(titles, labeler).merge(handling, on=schema.LETTER_ID, how="left")[~bad]
     statuses.record(kept, run_cases[schema.REOPENED].to_numpy()[~bad], run.path.name)
     touched = cases[schema.CASE_ID].isin(set(run_cases[schema.CASE_ID][~bad])).to_numpy()
     case_letters = everything.loc[touched, [schema.LETTER_ID, schema.RECEIVED_AT]].assign(

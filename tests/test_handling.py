@@ -288,3 +288,27 @@ def test_tonight_rows_match_links_and_cases(tmp_path_factory):
     assert set(sheet[REOPENED_COLUMN]) == {"否"}          # the sample carries no handling columns
     order = sheet.assign(first=sheet["事项编号"].map(pd.to_datetime(cases[schema.CASE_FIRST_DATE])))
     assert order["first"].is_monotonic_increasing
+
+
+def test_tonight_cells_are_text_and_titles_masked(tmp_path, config):
+    from pipeline.dedup.cases import Labeler
+    from pipeline.dedupe import masked_titles
+    from pipeline.reporting.tonight import tonight_table, write_tonight
+    titles = pd.DataFrame({schema.LETTER_ID: ["=A1", "B2"], schema.PETITIONER_NAME: ["张三丰", "李四"],
+                           schema.TITLE: ["=HYPERLINK(\"http://x\",\"看\")张三丰反映", "我叫李四光，电话13800001234"]})
+    masked = masked_titles(titles, Labeler.from_config(config))
+    assert masked[schema.TITLE].tolist()[1].startswith("我叫李某") and "13800001234" not in masked[schema.TITLE][1]
+    letters = pd.DataFrame({schema.LETTER_ID: ["=A1", "B2"], schema.RECEIVED_AT: pd.to_datetime(["2024-01-01", "2024-01-05"]),
+                            schema.ADDRESSEE: ["+青山县信访局", "青山县信访局"], schema.CASE_ID: ["=A1", "=A1"],
+                            schema.DUPLICATE_OF: ["", "=A1"], schema.RELATION: ["", schema.REPEAT_PETITION],
+                            schema.REOPENED: [False, True]})
+    table = tonight_table(letters, letters[[schema.LETTER_ID, schema.RECEIVED_AT, schema.CASE_ID]],
+                          dict(zip(masked[schema.LETTER_ID], masked[schema.TITLE])), {"=A1": "@label"})
+    path = write_tonight(table, tmp_path / "tonight.xlsx")
+    sheet = openpyxl.load_workbook(path)["今晚的重复来信"]
+    cells = [cell for row in sheet.iter_rows(min_row=5) for cell in row if cell.value is not None]
+    hostile = [cell for cell in cells if str(cell.value)[:1] in "=+@"]
+    assert len(hostile) == 3 and all(cell.data_type == "s" and cell.quotePrefix for cell in hostile)
+    text = "\n".join(str(cell.value) for cell in cells)
+    assert "张三丰" not in text and "李四光" not in text and "13800001234" not in text
+    assert "2024-01-01 =A1 =HYPERLINK" in text        # the earlier letter, by date, id and masked title

@@ -52,6 +52,13 @@ def is_tracked(letters):
             | letters[schema.CLOSED_AT].notna() | letters[schema.REPLIED_AT].notna())
 
 
+def has_closing(letters):
+    """True when any of ``letters`` has a closing date or a status beyond ``accepted`` (ingest's
+    fill for a tracked letter without one): what 办结率, 积案 and 回流 need. An export of
+    replies alone has none."""
+    return bool((letters[schema.CLOSED_AT].notna() | ~letters[schema.STATUS].isin(("", schema.ACCEPTED))).any())
+
+
 def closed_by(letters, when):
     """True where the letter was closed by ``when`` (a time or a Series of them, exclusive): a
     closing date before it, or status ``closed`` without a date."""

@@ -23,7 +23,7 @@ one line instead of zeros when they do not.
 """
 from pipeline import schema
 from pipeline.reporting.figures import UNNAMED_UNIT, pct
-from pipeline.status import answered_by, closed_by, is_tracked
+from pipeline.status import answered_by, closed_by, has_closing, is_tracked
 
 
 def _median_days(start, end):
@@ -105,9 +105,7 @@ def handling_figures(letters, period, settings, labels=None):
     return {
         "available": {"status": bool(len(tracked)), "reply_dates": bool(tracked[schema.REPLIED_AT].notna().any()),
                       "close_dates": bool(tracked[schema.CLOSED_AT].notna().any()),
-                      # a status beyond accepted (ingest's fill for a tracked letter without one), or a closing date
-                      "closing": bool((tracked[schema.CLOSED_AT].notna()
-                                       | ~tracked[schema.STATUS].isin(("", schema.ACCEPTED))).any()),
+                      "closing": has_closing(tracked),
                       "bodies": bool((tracked[schema.HANDLING_BODY] != "").any())},
         "period": {"items": int(period.mask(dates).sum()), **_rates(now, end)},
         "backlog": _backlog(open_letters, end, settings),

@@ -218,7 +218,8 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
     labeler = Labeler.from_config(config)
     statuses = StatusHistory.beside(index.directory)
     handling = read_handling(run, stage_name)
-    reopened = mark_reopened(everything, cases, before, statuses.latest(), handling)
+    # what earlier runs recorded (a stage run again on the same input must not see its own rows)
+    reopened = mark_reopened(everything, cases, before, statuses.latest(excluding_run=run.path.name), handling)
     run_cases = cases.iloc[np.where(position >= 0, position, 0)].reset_index(drop=True)
     run_cases[schema.REOPENED] = reopened[np.where(position >= 0, position, 0)] & (position >= 0)
     write_deduped(path, run.output_path("dedupe"), ~bad, run_cases)
@@ -229,7 +230,8 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
     touched = cases[schema.CASE_ID].isin(set(run_cases[schema.CASE_ID][~bad])).to_numpy()
     case_letters = everything.loc[touched, [schema.LETTER_ID, schema.RECEIVED_AT]].assign(
         **{schema.CASE_ID: cases[schema.CASE_ID].to_numpy()[touched]})
-    run_letters = pd.concat([letters, run_cases], axis=1)[~bad]
+    # tonight's letters: those an earlier run indexed (re-exported, e.g. with a new status) are no repeat
+    run_letters = pd.concat([letters, run_cases], axis=1)[~bad & ~before[np.maximum(position, 0)]]
     clerk = tonight_table(run_letters, case_letters, statuses.titles(),
                           dict(zip(table[schema.CASE_ID], table[schema.CASE_LABEL])))
     write_tonight(clerk, run.path / TONIGHT)

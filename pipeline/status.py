@@ -107,9 +107,13 @@ class StatusHistory:
         except Exception as exc:  # pyarrow raises several types for damaged files
             raise PetitionError(f"{self.path}: unreadable status history ({exc})") from exc
 
-    def latest(self):
-        """One row per letter, its latest, indexed by ``letter_id``."""
-        return self.rows().drop_duplicates(schema.LETTER_ID, keep="last").set_index(schema.LETTER_ID)
+    def latest(self, excluding_run=None):
+        """One row per letter, its latest, indexed by ``letter_id``; without the rows the run
+        named ``excluding_run`` recorded, when given."""
+        rows = self.rows()
+        if excluding_run is not None:
+            rows = rows[rows[schema.STATUS_RUN] != excluding_run]
+        return rows.drop_duplicates(schema.LETTER_ID, keep="last").set_index(schema.LETTER_ID)
 
     def titles(self):
         """{letter id: title} as each letter's first row holds it (masked when recorded)."""

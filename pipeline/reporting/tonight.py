@@ -59,8 +59,8 @@ def tonight_table(letters, case_letters, titles, labels, max_shown=10):
     Parameters
     ----------
     letters : DataFrame
-        The run's deduped letters: ``letter_id``, ``received_at``, ``addressee``, ``case_id``,
-        ``duplicate_of``, ``relation``, ``reopened``.
+        The run's deduped letters new to the index: ``letter_id``, ``received_at``,
+        ``addressee``, ``case_id``, ``duplicate_of``, ``relation``, ``reopened``.
     case_letters : DataFrame
         Every letter of their cases (history included): ``letter_id``, ``received_at``,
         ``case_id``.
@@ -95,10 +95,10 @@ def tonight_table(letters, case_letters, titles, labels, max_shown=10):
     frame = frame.sort_values([REOPENED_COLUMN, _FIRST, "事项编号", _DATE, "信件编号"],
                               ascending=[False, True, True, True, True], na_position="last", kind="stable")
     reopened = int((frame[REOPENED_COLUMN] == "是").sum())
-    note = (f"今晚 {len(letters)} 件来信中，{len(frame)} 件属于此前已有来信的事项（不是该事项的第一件），"
+    note = (f"今晚新到的 {len(letters)} 件来信中，{len(frame)} 件属于此前已有来信的事项（不是该事项的第一件），"
             f"其中回流 {reopened} 件（该事项此前各件来信在其到达前均已办结）。回流件排在最前，其余按事项首次来信"
             "日期、事项内按来信日期排列。标题已遮盖身份证号、电话和姓名；此前来信最多列出"
-            f" {max_shown} 件：该事项的第一件和最近的几件。")
+            f" {max_shown} 件：该事项的第一件和最近的几件。此前已入库、本次重新导出的来信不列入。")
     return Table("tonight", "今晚的重复来信", frame[COLUMNS].reset_index(drop=True), note)
 
 

@@ -123,13 +123,8 @@ def mark_reopened(everything, cases, before, latest, handling):
     history's ``latest``); for the others, what the history recorded when they came."""
     ids = everything[schema.LETTER_ID].astype(str)
     closed = known_closed_at(ids, latest, handling)
-    reopened = reopened_letters(everything, cases, closed)
-    if len(latest):
-        recorded = latest[schema.REOPENED].reindex(ids).fillna(False).to_numpy(dtype=bool)
-        reopened = np.where(before, recorded, reopened)
-    else:
-        reopened = reopened & ~before
-    return reopened
+    recorded = latest[schema.REOPENED].reindex(ids).fillna(False).to_numpy(dtype=bool)
+    return np.where(before, recorded, reopened_letters(everything, cases, closed))
 
 
 def changed_texts(index, letters, clean_texts, min_body_chars):

@@ -161,8 +161,8 @@ def to_schema(table, config):
     for source, column in mapping.items():
         out[column] = raw[source]
     for column in (*schema.SCHEMA_COLUMNS, *schema.HANDLING_COLUMNS):
-        if column not in out:
-            out[column] = ""
+        if column not in out:  # a missing date column as objects: parse_dates reads every type
+            out[column] = pd.Series("", index=out.index, dtype=object) if column in schema.HANDLING_DATES else ""
     warnings = []
 
     def warn(mask, column, values, problem):

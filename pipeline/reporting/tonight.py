@@ -82,7 +82,7 @@ def tonight_table(letters, case_letters, titles, labels, max_shown=10):
         REOPENED_COLUMN: joining[schema.REOPENED].map({True: "是", False: "否"}).to_numpy(),
         "事项编号": cases.to_numpy(),
         "事项名称": cases.map(lambda c: labels.get(c, "")).to_numpy(),
-        "事项累计件数": cases.map(sizes).fillna(0).astype(int).to_numpy(),
+        "事项累计件数": sizes.reindex(cases).fillna(0).astype(int).to_numpy(),
         "信件编号": ids.to_numpy(),
         "来信日期": joining[schema.RECEIVED_AT].map(_day).to_numpy(),
         "受理机关": joining[schema.ADDRESSEE].fillna("").astype(str).to_numpy(),
@@ -90,7 +90,7 @@ def tonight_table(letters, case_letters, titles, labels, max_shown=10):
         "与此前来信的关系": joining[schema.RELATION].map(lambda r: RELATION_ZH.get(r, r)).to_numpy(),
         "关联来信编号": joining[schema.DUPLICATE_OF].astype(str).to_numpy(),
         EARLIER_COLUMN: ids.map(lambda i: before.get(i, "")).to_numpy(),
-        _FIRST: cases.map(first).to_numpy(), _DATE: joining[schema.RECEIVED_AT].to_numpy(),
+        _FIRST: first.reindex(cases).to_numpy(), _DATE: joining[schema.RECEIVED_AT].to_numpy(),
     })
     frame = frame.sort_values([REOPENED_COLUMN, _FIRST, "事项编号", _DATE, "信件编号"],
                               ascending=[False, True, True, True, True], na_position="last", kind="stable")

@@ -34,6 +34,7 @@ NEEDED_COLUMNS = (schema.LETTER_ID, schema.RECEIVED_AT, schema.ADDRESSEE, schema
                   schema.CLEAN_TEXT, schema.TOKENS)
 TEXT_COLUMNS = (schema.CLEAN_TEXT, schema.TOKENS)
 CASE_COLUMNS_ADDED = (schema.CASE_ID, schema.DUPLICATE_OF, schema.RELATION)
+CLERK_SHEET = "clerk's spreadsheet (tonight's letters on earlier matters)"   # a summary key
 
 
 def read_letters(run):
@@ -241,8 +242,7 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
               "decisions not applied: they would join letters decided different (`petition decide list`)")
     summary["回流 (reopened: every earlier letter of the matter closed before it came)"] = int(
         run_cases[schema.REOPENED][~bad].sum())
-    summary["clerk's spreadsheet (tonight's letters on earlier matters)"] = (
-        f"{run.path / TONIGHT} ({len(clerk.frame)} rows)")
+    summary[CLERK_SHEET] = f"{TONIGHT} ({len(clerk.frame)} rows)"
     write_json(summary, run.path / "summary.json")
     return len(letters), int((~bad).sum()), quarantine, summary
 
@@ -289,5 +289,8 @@ def run_stage(run, config, *, index=None, rebuild=False, processes=None, progres
         result.rows_in, result.rows_out, result.quarantined = rows_in, rows_out, len(quarantine)
         result.notes = {key: (json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else value)
                         for key, value in summary.items()}
+        # printed last, with its path: the clerk opens it (summary.json names it without, as it
+        # stays the same wherever the run directory is)
+        result.notes[CLERK_SHEET] = f"{run.path}/{summary[CLERK_SHEET]}"
     return result
 

@@ -123,3 +123,32 @@ movement = pd.DataFrame({
 movement["变化(百分点)"] = (movement["近三个月占比(%)"] - movement["此前三个月占比(%)"]).round(1)
 display(Markdown(f"Denominators: {recent_items} items in the last three months, {earlier_items} before."))
 movement.sort_values("变化(百分点)", ascending=False)
+
+# %% [markdown]
+# ## Handling per month: 办结率 and 反馈率
+# Over the letters whose export had a status, closing or reply column (`pipeline.status`), each
+# month's items as they stand at the latest date in the data: 办结率 = closed ÷ (tracked − 不予受理),
+# 反馈率 = answered ÷ tracked (a reply without a status is an answer). The report gives the
+# same figures for its period, as of the period's end, with the backlog (积案) by age.
+
+# %%
+from pipeline.status import answered_by, closed_by, has_closing, is_tracked
+
+tracked = dated[is_tracked(dated)]
+if tracked.empty:
+    display(Markdown("These letters have no status, closing or reply column: no 办结率 or 反馈率."))
+else:
+    as_of = tracked[schema.RECEIVED_AT].max().normalize() + pd.Timedelta(days=1)
+    by_month = tracked.assign(
+        month=tracked[schema.RECEIVED_AT].dt.to_period("M"), closed=closed_by(tracked, as_of),
+        answered=answered_by(tracked, as_of), refused=tracked[schema.STATUS] == schema.NOT_ACCEPTED,
+    ).groupby("month").agg(tracked=("closed", "size"), closed=("closed", "sum"), answered=("answered", "sum"),
+                           refused=("refused", "sum"))
+    by_month["办结率(%)"] = (by_month["closed"] / (by_month["tracked"] - by_month["refused"]) * 100).round(1)
+    by_month["反馈率(%)"] = (by_month["answered"] / by_month["tracked"] * 100).round(1)
+    note = f"As of {as_of:%Y-%m-%d}; denominators in the `tracked` column."
+    if not has_closing(tracked):   # replies alone: nothing says whether an item is closed
+        by_month = by_month.drop(columns=["closed", "refused", "办结率(%)"])
+        note += " No status or closing column: no 办结率."
+    display(Markdown(note))
+    display(by_month.tail(12))

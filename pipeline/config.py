@@ -123,6 +123,10 @@ LEVEL_PATTERNS = mapping(schema.LEVELS, REGEXES, f"a mapping of levels ({', '.jo
                                                  "to lists of regular expressions")
 MONEY_UNITS = mapping(None, POSITIVE, "a mapping of units to their value in yuan (numbers > 0)")
 NGRAM_LENGTHS = list_of(COUNT, "a non-empty list of integers ≥ 1", min_items=1)
+STATUS_VALUES = mapping(schema.STATUSES, WORDS, f"a mapping of statuses ({', '.join(schema.STATUSES)}) "
+                                                "to lists of words")
+AGE_BANDS = Rule("a list of increasing integers ≥ 1", lambda v: isinstance(v, list) and len(v) >= 1
+                 and all(_is_int(x) and x >= 1 for x in v) and v == sorted(set(v)))
 COMPOUND_SURNAMES = list_of(Rule("two characters", lambda v: isinstance(v, str) and len(v) == 2),
                             "a list of two-character surnames")
 
@@ -144,6 +148,14 @@ class IngestConfig:
     level_patterns: dict = setting(LEVEL_PATTERNS)
     max_text_chars: int = setting(COUNT)
     max_xlsx_bytes: int = setting(COUNT)
+
+
+@dataclasses.dataclass(frozen=True)
+class StatusConfig:
+    values: dict = setting(STATUS_VALUES)
+    time_limit_days: int = setting(COUNT)
+    extended_limit_days: int = setting(COUNT)
+    age_bands: list = setting(AGE_BANDS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -285,6 +297,7 @@ class ReportConfig:
 class Config:
     paths: PathsConfig
     ingest: IngestConfig
+    status: StatusConfig
     normalize: NormalizeConfig
     segment: SegmentConfig
     classify: ClassifyConfig

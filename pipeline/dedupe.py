@@ -20,17 +20,21 @@ from pipeline import schema
 from pipeline.dedup.arrays import text_hashes
 from pipeline.dedup.candidates import Pool
 from pipeline.decisions import DecisionStore
-from pipeline.dedup.cases import SAME_NOT_APPLIED, Labeler, assign_cases, case_table, decision_counts
+from pipeline.dedup.cases import (SAME_NOT_APPLIED, Labeler, assign_cases, case_table, decision_counts,
+                                  raw_names, reopened_letters)
 from pipeline.dedup.features import Featurizer, comparison_texts, featurize
 from pipeline.dedup.index import DedupeIndex, IndexProblem, config_hash, file_digest
 from pipeline.dedup.scoring import find_links, within_pairs
 from pipeline.errors import PetitionError
+from pipeline.reporting.tonight import FILE_NAME as TONIGHT, tonight_table, write_tonight
 from pipeline.rundir import atomic_path, parquet_batches, stage, write_csv, write_json
+from pipeline.status import StatusHistory, known_closed_at, with_handling
 
 NEEDED_COLUMNS = (schema.LETTER_ID, schema.RECEIVED_AT, schema.ADDRESSEE, schema.PETITIONER_KEY,
                   schema.CLEAN_TEXT, schema.TOKENS)
 TEXT_COLUMNS = (schema.CLEAN_TEXT, schema.TOKENS)
 CASE_COLUMNS_ADDED = (schema.CASE_ID, schema.DUPLICATE_OF, schema.RELATION)
+CLERK_SHEET = "clerk's spreadsheet (tonight's letters on earlier matters)"   # a summary key
 
 
 def read_letters(run):
@@ -65,9 +69,10 @@ def text_chunks(path, rows, chunk_size):
 
 
 def write_deduped(source, target, keep, cases):
-    """Copy ``source`` Parquet rows where ``keep`` to ``target``, adding the case columns,
-    batch by batch (a million letters' text need not be in memory twice)."""
+    """Copy ``source`` Parquet rows where ``keep`` to ``target``, adding the case columns and
+    ``reopened``, batch by batch (a million letters' text need not be in memory twice)."""
     added = {column: cases[column].to_numpy().astype(str) for column in CASE_COLUMNS_ADDED}
+    added[schema.REOPENED] = cases[schema.REOPENED].to_numpy(dtype=bool)
     start = 0
     with atomic_path(target) as tmp:
         writer = None
@@ -77,17 +82,50 @@ def write_deduped(source, target, keep, cases):
             rows = np.flatnonzero(mask)
             table = table.take(rows)
             for column, values in added.items():
-                table = table.append_column(column, pa.array(values[start:start + len(mask)][rows], type=pa.string()))
+                table = table.append_column(column, pa.array(values[start:start + len(mask)][rows]))
             start += len(mask)
             writer = writer or pq.ParquetWriter(tmp, table.schema)
             writer.write_table(table)
         if writer is None:  # no rows: write the schema with the new columns
             empty = pq.read_schema(source).empty_table()
-            for column in added:
-                empty = empty.append_column(column, pa.array([], type=pa.string()))
+            for column, values in added.items():
+                empty = empty.append_column(column, pa.array(values[:0]))
             pq.write_table(empty, tmp)
         else:
             writer.close()
+
+
+def read_handling(run, stage_name):
+    """``letter_id`` and the handling columns (``schema.HANDLING_COLUMNS``) of the run's
+    letters, typed (``status.with_handling``; a run ingested before they existed has them empty)."""
+    path = run.output_path(stage_name)
+    available = set(pq.read_schema(path).names)
+    columns = [schema.LETTER_ID] + [c for c in schema.HANDLING_COLUMNS if c in available]
+    handling = with_handling(run.read(stage_name, columns=columns))
+    return handling.assign(**{schema.LETTER_ID: handling[schema.LETTER_ID].astype(str)})
+
+
+def masked_titles(titles, labeler):
+    """``letter_id`` and ``title`` of ``titles`` (which has ``petitioner_name`` too), each title
+    masked as case labels are (``Labeler.mask``: the letter's own name and every registered
+    name of ``titles``) once per distinct (title, name): what the status history keeps for
+    the clerk's sheet."""
+    everyone = raw_names(titles[schema.PETITIONER_NAME])
+    pairs = list(zip(titles[schema.TITLE].fillna(""), titles[schema.PETITIONER_NAME].fillna("")))
+    masked = {pair: labeler.mask(pair[0], [pair[1]], everyone) for pair in set(pairs)}
+    return pd.DataFrame({schema.LETTER_ID: titles[schema.LETTER_ID].astype(str).to_numpy(),
+                         schema.TITLE: [masked[pair] for pair in pairs]})
+
+
+def mark_reopened(everything, cases, before, latest, handling):
+    """回流 of every indexed letter (bool array like ``everything``): for the letters new to the
+    index (not ``before``), whether their case's earlier letters were all closed before they
+    came (``cases.reopened_letters``; closing from this dump's ``handling`` and the status
+    history's ``latest``); for the others, what the history recorded when they came."""
+    ids = everything[schema.LETTER_ID].astype(str)
+    closed = known_closed_at(ids, latest, handling)
+    recorded = latest[schema.REOPENED].reindex(ids).fillna(False).to_numpy(dtype=bool)
+    return np.where(before, recorded, reopened_letters(everything, cases, closed))
 
 
 def changed_texts(index, letters, clean_texts, min_body_chars):
@@ -169,14 +207,30 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
     run_ids = letters[schema.LETTER_ID].astype(str)
     bad = run_ids.isin({q[schema.RAW] for q in quarantine}).to_numpy()
     position = pd.Index(everything[schema.LETTER_ID]).get_indexer(run_ids)
-    run_cases = cases.iloc[np.where(position >= 0, position, 0)].reset_index(drop=True)
-    write_deduped(path, run.output_path("dedupe"), ~bad, run_cases)
     in_run = np.zeros(len(everything), dtype=bool)
     in_run[position[~bad]] = True
     before = np.arange(len(everything)) < history_size
     titles = run.read(stage_name, columns=[schema.LETTER_ID, schema.TITLE, schema.PETITIONER_NAME])
-    table = case_table(everything, cases, in_run, before, titles, Labeler.from_config(config))
+    labeler = Labeler.from_config(config)
+    statuses = StatusHistory.beside(index.directory)
+    handling = read_handling(run, stage_name)
+    # what earlier runs recorded (a stage run again on the same input must not see its own rows)
+    reopened = mark_reopened(everything, cases, before, statuses.latest(excluding_run=run.path.name), handling)
+    run_cases = cases.iloc[np.where(position >= 0, position, 0)].reset_index(drop=True)
+    run_cases[schema.REOPENED] = reopened[np.where(position >= 0, position, 0)] & (position >= 0)
+    write_deduped(path, run.output_path("dedupe"), ~bad, run_cases)
+    table = case_table(everything, cases, in_run, before, titles, labeler, reopened & in_run & ~before)
     write_csv(table, run.path / "cases.csv")
+    kept = masked_titles(titles, labeler).merge(handling, on=schema.LETTER_ID, how="left")[~bad]
+    statuses.record(kept, run_cases[schema.REOPENED].to_numpy()[~bad], run.path.name)
+    touched = cases[schema.CASE_ID].isin(set(run_cases[schema.CASE_ID][~bad])).to_numpy()
+    case_letters = everything.loc[touched, [schema.LETTER_ID, schema.RECEIVED_AT]].assign(
+        **{schema.CASE_ID: cases[schema.CASE_ID].to_numpy()[touched]})
+    # tonight's letters: those an earlier run indexed (re-exported, e.g. with a new status) are no repeat
+    run_letters = pd.concat([letters, run_cases], axis=1)[~bad & ~before[np.maximum(position, 0)]]
+    clerk = tonight_table(run_letters, case_letters, statuses.titles(),
+                          dict(zip(table[schema.CASE_ID], table[schema.CASE_LABEL])))
+    write_tonight(clerk, run.path / TONIGHT)
     kept_ids = run_ids[~bad]
     run_links = all_links[all_links[schema.RELATION].isin(schema.RELATIONS)
                           & (all_links[schema.LETTER_A].isin(kept_ids) | all_links[schema.LETTER_B].isin(kept_ids))]
@@ -186,6 +240,9 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
     if decided[SAME_NOT_APPLIED]:
         print(f"dedupe: warning: {decided[SAME_NOT_APPLIED]} `same` "
               "decisions not applied: they would join letters decided different (`petition decide list`)")
+    summary["回流 (reopened: every earlier letter of the matter closed before it came)"] = int(
+        run_cases[schema.REOPENED][~bad].sum())
+    summary[CLERK_SHEET] = f"{TONIGHT} ({len(clerk.frame)} rows)"
     write_json(summary, run.path / "summary.json")
     return len(letters), int((~bad).sum()), quarantine, summary
 
@@ -232,5 +289,8 @@ def run_stage(run, config, *, index=None, rebuild=False, processes=None, progres
         result.rows_in, result.rows_out, result.quarantined = rows_in, rows_out, len(quarantine)
         result.notes = {key: (json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else value)
                         for key, value in summary.items()}
+        # printed last, with its path: the clerk opens it (summary.json names it without, as it
+        # stays the same wherever the run directory is)
+        result.notes[CLERK_SHEET] = f"{run.path}/{summary[CLERK_SHEET]}"
     return result
 

@@ -14,6 +14,7 @@ import pandas as pd
 from pipeline import schema
 from pipeline.classifier.taxonomy import Taxonomy
 from pipeline.errors import PetitionError
+from pipeline.status import StatusHistory, with_handling, with_latest
 
 FLAG_COLUMNS = (schema.ANONYMOUS, schema.JOINT, schema.COLLECTIVE, schema.SKIP_LEVEL,
                 schema.LAW_LITIGATION, schema.NEEDS_REVIEW)
@@ -67,16 +68,20 @@ def prepare(letters):
     Raises ``PetitionError`` naming the missing columns when ``letters`` lack any of
     ``REQUIRED_COLUMNS``. Returns the letters with ``received_at`` as datetimes (NaT when
     unreadable), ``FLAG_COLUMNS`` boolean, ``TEXT_COLUMNS`` stripped strings, ``case_id``
-    filled (a letter without one is a matter of its own), and the derived columns
-    ``schema.PERSONS`` and ``schema.TOPIC_LIST``.
+    filled (a letter without one is a matter of its own), the handling columns typed
+    (``status.with_handling``: empty when the letters have none) and ``reopened`` boolean
+    (False when dedupe did not mark it), and the derived columns ``schema.PERSONS`` and
+    ``schema.TOPIC_LIST``.
     """
     missing = [c for c in REQUIRED_COLUMNS if c not in letters.columns]
     if missing:
         raise PetitionError(f"letters lack columns {missing}: the report needs the output of "
                             "`petition classify` and `petition dedupe`")
-    letters = letters.copy()
+    letters = with_handling(letters)
     letters[schema.RECEIVED_AT] = pd.to_datetime(letters[schema.RECEIVED_AT], errors="coerce")
-    for column in FLAG_COLUMNS:
+    if schema.REOPENED not in letters:
+        letters[schema.REOPENED] = False
+    for column in (*FLAG_COLUMNS, schema.REOPENED):
         letters[column] = _as_bool(letters[column])
     for column in TEXT_COLUMNS:
         letters[column] = _as_text(letters[column])
@@ -98,7 +103,9 @@ def load_letters(run, history=None):
     run : RunDir
     history : str or Path, optional
         A Parquet file or a folder of them; defaults to ``<run>/../archive/letters`` when that
-        exists. A letter in both (same ``letter_id``) is taken once, from the run.
+        exists. A letter in both (same ``letter_id``) is taken once, from the run. Its
+        handling is the latest the status history (``<run>/../archive/status.parquet``, when
+        it exists: ``status.StatusHistory``) holds: a letter closed in a later dump is closed.
 
     Returns
     -------
@@ -119,6 +126,10 @@ def load_letters(run, history=None):
     letters = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     if schema.LETTER_ID in letters.columns:
         letters = letters.drop_duplicates(schema.LETTER_ID, keep="last").reset_index(drop=True)
+    statuses = StatusHistory.of_home(run.path.parent)
+    if statuses.path.exists() and schema.LETTER_ID in letters.columns:
+        letters = with_latest(letters, statuses.latest())
+        sources.append(str(statuses.path))
     return prepare(letters), " + ".join(sources)
 
 

@@ -37,6 +37,10 @@ Definitions (printed in the report as well):
 * 同比/环比 percentages only from a base of ``report.min_change_base`` items; below it the
   tables say 基数过小 and the narrative gives the counts.
 * Cases are named by a label (their earliest letter's title, masked) with the id beside it.
+* Handling (办结率, 反馈率, 积案 by age, 超期, days to reply and close, by handling body, 回流):
+  over letters whose export carried a status, closing or reply column, as of the period's
+  end; ``pipeline.reporting.handling`` defines each. Without such columns the tables and
+  the narrative say so in one line.
 
 Privacy: no petitioner name, ID number, phone or address is written; people appear only as
 their ``petitioner_key`` pseudonym.
@@ -46,9 +50,10 @@ work is done by ``pipeline.reporting`` (figures → tables and narrative → ren
 read by ``pipeline.letters``.
 """
 from pipeline import schema
-from pipeline.dedup.cases import Labeler
+from pipeline.dedup.cases import Labeler, raw_names
 from pipeline.letters import load_letters, topic_names
 from pipeline.reporting.figures import compute_figures
+from pipeline.reporting.handling import handling_figures
 from pipeline.reporting.narrative import narrative
 from pipeline.reporting.periods import report_period
 from pipeline.reporting.places import dictionary_townships
@@ -90,8 +95,12 @@ def run_stage(run, config, *, history=None, period=None, end=None, dicts=()):
         chosen = report_period(letters[schema.RECEIVED_AT], period or settings.period, end)
         known = dictionary_townships([*config.segment.extra_dicts, *dicts], settings.township_suffixes,
                                      settings.township_false_endings)
-        figures = compute_figures(letters, chosen, settings, topic_names(settings.taxonomy), Labeler.from_config(config),
-                                  source, known)
+        labeler = Labeler.from_config(config)
+        everyone = raw_names(letters[schema.PETITIONER_NAME]) if schema.PETITIONER_NAME in letters else frozenset()
+        figures = compute_figures(letters, chosen, settings, topic_names(settings.taxonomy), labeler, source, known)
+        figures["handling"] = handling_figures(
+            letters, chosen, config.status,
+            lambda case_ids: labeler.labels(letters[letters[schema.CASE_ID].isin(set(case_ids))], everyone))
         report = Report(chosen, build_tables(figures), narrative(figures))
         paths = write_report(report, run.path, settings)
         result.rows_in = result.rows_out = len(letters)

@@ -28,6 +28,20 @@ TEXT_COLUMNS = (TITLE, CONTENT)          # at least one must be non-empty
 INTEGER_COLUMNS = (SIGNATORIES, VISITORS)
 PETITIONER_COLUMNS = (PETITIONER_NAME, PETITIONER_ID_NUMBER, PETITIONER_PHONE, ADDRESS)
 
+# --- Handling columns (optional; ingest adds them, '' / NaT when the export has none) -----
+# Kept apart from SCHEMA_COLUMNS: a letter's hash id and its identity do not change when its
+# status does (a later dump re-exports the same letter with a new status).
+HANDLING_BODY = "handling_body"          # 责任单位 / 承办单位: the body the item was 交办/转办 to
+STATUS = "status"                        # one of STATUSES; an unknown value is kept as written
+CLOSED_AT = "closed_at"                  # 办结日期
+REPLY = "reply"                          # 答复意见
+REPLIED_AT = "replied_at"                # 答复时间
+SATISFACTION = "satisfaction"            # 满意度 / 评价, as written
+HANDLING_COLUMNS = (HANDLING_BODY, STATUS, CLOSED_AT, REPLY, REPLIED_AT, SATISFACTION)
+HANDLING_DATES = (CLOSED_AT, REPLIED_AT)
+ACCEPTED, IN_PROGRESS, ANSWERED, CLOSED, NOT_ACCEPTED = STATUSES = (
+    "accepted", "in_progress", "answered", "closed", "not_accepted")
+
 # --- Provenance columns added by ingest --------------------------------------------------
 SOURCE_FILE = "source_file"
 SOURCE_ROW = "source_row"        # 1-based data row (header excluded) in the source file
@@ -64,6 +78,7 @@ SKIP_LEVEL = "skip_level"                # 越级: addressee level above the hom
 CASE_ID = "case_id"                      # one matter (纯件); every letter has one
 DUPLICATE_OF = "duplicate_of"            # earliest linked letter of the case ('' for the first)
 RELATION = "relation"                    # relation to duplicate_of (see RELATIONS)
+REOPENED = "reopened"                    # 回流: every earlier letter of its case was closed before it arrived
 EXACT_COPY, MULTI_ADDRESSED, RESEND, REPEAT_PETITION, SAME_MATTER = RELATIONS = (
     "exact_copy", "multi_addressed", "resend", "repeat_petition", "same_matter")
 DECIDED_SAME = "decided_same"            # relation of a letter only a `same` decision joins to duplicate_of
@@ -107,9 +122,15 @@ CASE_ADDRESSEES = "addressees"
 CASE_TOPICS = "topics"
 CASE_RUN_LETTERS = "run_letters"
 CASE_STATUS = "status"
-CASE_NEW, CASE_CONTINUES = CASE_STATUSES = ("new", "continues")
+CASE_NEW, CASE_CONTINUES, CASE_REOPENED = CASE_STATUSES = ("new", "continues", "reopened")
 CASE_COLUMNS = (CASE_ID, CASE_LABEL, CASE_LETTER_IDS, CASE_FIRST_DATE, CASE_LAST_DATE, CASE_LETTERS,
                 CASE_PETITIONERS, CASE_ADDRESSEES, CASE_TOPICS, CASE_RUN_LETTERS, CASE_STATUS)
+
+# --- archive/status.parquet: each letter's handling, a row when first indexed and on each change
+STATUS_RECORDED_AT = "recorded_at"           # when the dump that gave it was deduped (ISO time)
+STATUS_RUN = "run"                           # the run directory's name
+# a letter's title (masked) is kept on its first row: the clerk's sheet lists earlier letters by it
+STATUS_HISTORY_COLUMNS = (LETTER_ID, STATUS_RECORDED_AT, STATUS_RUN, TITLE, *HANDLING_COLUMNS, REOPENED)
 
 # --- Quarantine / warning files ----------------------------------------------------------
 STAGE = "stage"
@@ -162,6 +183,13 @@ ALIASES = {
               "诉求内容"],
     SIGNATORIES: ["signatories", "联名人数"],
     VISITORS: ["visitors", "来访人数"],
+    HANDLING_BODY: ["handling_body", "responsible_unit", "责任单位", "交办单位", "承办单位", "办理单位",
+                    "转办单位"],
+    STATUS: ["status", "办理状态", "处理状态", "状态", "办理情况"],
+    CLOSED_AT: ["closed_at", "closed", "办结日期", "办结时间", "结案日期"],
+    REPLY: ["reply", "答复意见", "回复意见", "答复内容", "回复内容"],
+    REPLIED_AT: ["replied_at", "reply_date", "答复时间", "回复时间", "答复日期", "回复日期"],
+    SATISFACTION: ["satisfaction", "满意度", "评价", "满意度评价"],
 }
 
 

@@ -283,19 +283,44 @@ def decision_counts(letters, links, cases, decisions):
             "links between letters of different cases": int((case[a] != case[b]).sum())}
 
 
-def case_table(letters, cases, in_run, before_run, titles, labeler):
+def reopened_letters(letters, cases, closed_at):
+    """回流: True for each of ``letters`` whose case (``cases``, from ``assign_cases``) had
+    earlier letters (received strictly before it) that were all closed before it arrived.
+
+    ``closed_at`` (datetimes like ``letters``) is when each letter was known closed: its
+    closing date, a time before every letter for one known closed without a date, NaT when it
+    is not closed. A letter without a date is never reopened.
+    """
+    received = pd.to_datetime(letters[schema.RECEIVED_AT]).reset_index(drop=True)
+    frame = pd.DataFrame({CASE: cases[schema.CASE_ID].to_numpy(), DAY: received,
+                          # not closed: later than any arrival
+                          VALUE: pd.to_datetime(pd.Series(closed_at).reset_index(drop=True)).fillna(pd.Timestamp.max)})
+    frame = frame.sort_values([CASE, DAY], na_position="last", kind="stable")
+    by_case = frame.groupby(CASE, sort=False)
+    # the latest closing among the letters before each (same-day letters are not before one another)
+    latest_before = by_case[VALUE].cummax().groupby(frame[CASE], sort=False).shift(1)
+    same_day = [frame[CASE], frame[DAY]]
+    latest_before = latest_before.groupby(same_day, sort=False, dropna=False).transform("first")
+    earlier = by_case.cumcount().groupby(same_day, sort=False, dropna=False).transform("first")
+    reopened = (earlier > 0) & frame[DAY].notna() & (latest_before < frame[DAY])
+    return reopened.sort_index().to_numpy()
+
+
+def case_table(letters, cases, in_run, before_run, titles, labeler, reopened=None):
     """One row per case that holds one of the run's letters.
 
     ``letters`` are every indexed letter, ``cases`` their ``assign_cases`` frame,
     ``in_run``/``before_run`` boolean arrays: the letter is in this run / was indexed before it.
     ``titles`` (``letter_id``, ``title``, ``petitioner_name`` of the run's letters, or None)
     feed each case's label (``labeler``: a :class:`Labeler`); letters indexed by earlier runs
-    give their specific names only.
+    give their specific names only. A case one of whose run letters is ``reopened`` (bool
+    array, :func:`reopened_letters`) has status ``reopened`` (回流).
     """
     columns = [c for c in (schema.PLACES, schema.OTHERS) if c in letters.columns]
     frame = letters[[schema.LETTER_ID, schema.RECEIVED_AT, schema.PETITIONER_KEY, schema.ADDRESSEE,
                      schema.TOPICS, *columns]].assign(**{schema.CASE_ID: cases[schema.CASE_ID].to_numpy(),
-                                                         IN_RUN: in_run, BEFORE: before_run})
+                                                         IN_RUN: in_run, BEFORE: before_run,
+                                                         schema.REOPENED: False if reopened is None else reopened})
     touched = frame.loc[frame[IN_RUN], schema.CASE_ID].unique()
     frame = frame[frame[schema.CASE_ID].isin(touched)]
     everyone = frozenset()
@@ -331,6 +356,7 @@ def case_table(letters, cases, in_run, before_run, titles, labeler):
         schema.CASE_RUN_LETTERS: grouped[IN_RUN].sum(),
         schema.CASE_STATUS: grouped[BEFORE].any().map({True: schema.CASE_CONTINUES, False: schema.CASE_NEW}),
     })
+    table.loc[grouped[schema.REOPENED].any(), schema.CASE_STATUS] = schema.CASE_REOPENED
     table = table.fillna({schema.CASE_LABEL: "", schema.CASE_FIRST_DATE: "", schema.CASE_LAST_DATE: "", schema.CASE_PETITIONERS: 0,
                           schema.CASE_ADDRESSEES: "", schema.CASE_TOPICS: ""})
     table[schema.CASE_PETITIONERS] = table[schema.CASE_PETITIONERS].astype(int)

@@ -160,9 +160,9 @@ def to_schema(table, config):
     out = pd.DataFrame(index=raw.index)
     for source, column in mapping.items():
         out[column] = raw[source]
-    for column in schema.SCHEMA_COLUMNS:
-        if column not in out:
-            out[column] = ""
+    for column in (*schema.SCHEMA_COLUMNS, *schema.HANDLING_COLUMNS):
+        if column not in out:  # a missing date column as objects: parse_dates reads every type
+            out[column] = pd.Series("", index=out.index, dtype=object) if column in schema.HANDLING_DATES else ""
     warnings = []
 
     def warn(mask, column, values, problem):
@@ -174,8 +174,8 @@ def to_schema(table, config):
     letters = pd.DataFrame(index=raw.index)
     texts, removed = {}, {}  # source header -> cleaned text / control characters removed
     source_of = {column: source for source, column in mapping.items()}
-    for column in schema.SCHEMA_COLUMNS:
-        if column != schema.RECEIVED_AT:
+    for column in (*schema.SCHEMA_COLUMNS, *schema.HANDLING_COLUMNS):
+        if column not in (schema.RECEIVED_AT, *schema.HANDLING_DATES):
             letters[column], removed[source_of.get(column, column)] = remove_controls(as_text(out[column]))
             texts[source_of.get(column, column)] = letters[column]
     for column in unmapped:
@@ -189,6 +189,8 @@ def to_schema(table, config):
 
     letters[schema.RECEIVED_AT], bad_date = parse_dates(out[schema.RECEIVED_AT], config.ingest.excel_epoch)
     warn(bad_date, schema.RECEIVED_AT, received_text, "unreadable date; left empty")
+
+    handling_fields(letters, out, mapping, config, warn)
 
     channel_text = letters[schema.CHANNEL]
     if schema.CHANNEL not in mapping.values():
@@ -234,8 +236,31 @@ def to_schema(table, config):
         failure(table.path, letters.at[i, schema.SOURCE_ROW], schema.TEXT_COLUMNS_NAME,
                 "no text (title and content empty)", _raw_json(raw.loc[i, source_columns]))
         for i in no_text[no_text].index]
-    columns = list(schema.SCHEMA_COLUMNS) + [schema.SOURCE_FILE, schema.SOURCE_ROW, schema.EXTRA]
+    columns = [*schema.SCHEMA_COLUMNS, *schema.HANDLING_COLUMNS, schema.SOURCE_FILE, schema.SOURCE_ROW, schema.EXTRA]
     return letters.loc[~no_text & ~too_long, columns].reset_index(drop=True), quarantine, warnings
+
+
+def handling_fields(letters, out, mapping, config, warn):
+    """Fill ``letters``' handling columns (``schema.HANDLING_COLUMNS``) from ``out`` (the source
+    values by schema column; ``mapping`` says which the export has), in place.
+
+    Dates are read as ``received_at`` is. A status becomes its code (``status.values``); a value
+    no word matches is kept as written, with a warning (``warn(mask, column, values,
+    problem)``). A letter of an export with a status, closing or reply column but no status
+    value is ``accepted``: the register tracks it and has nothing more to say about it yet.
+    """
+    for column in schema.HANDLING_DATES:
+        text = as_text(out[column])
+        letters[column], bad = parse_dates(out[column], config.ingest.excel_epoch)
+        warn(bad, column, text, "unreadable date; left empty")
+    written = letters[schema.STATUS]
+    code = lookup_words(written, config.status.values)
+    unknown = (written != "") & (code == "")
+    warn(unknown, schema.STATUS, written, f"unknown status, kept as written (counted as open); known: "
+                                          f"{list(schema.STATUSES)} (status.values)")
+    letters[schema.STATUS] = code.where(~unknown, written)
+    if set(mapping.values()) & {schema.STATUS, schema.CLOSED_AT, schema.REPLY, schema.REPLIED_AT}:
+        letters.loc[letters[schema.STATUS] == "", schema.STATUS] = schema.ACCEPTED
 
 
 def _raw_json(row, max_chars=None):

@@ -9,7 +9,7 @@ import pandas as pd
 from pipeline import schema
 from pipeline.reporting.figures import UNKNOWN_TOWNSHIP, UNNAMED_UNIT
 from pipeline.reporting.periods import CN_DIGITS
-from pipeline.reporting.tables import CHANNEL_ZH, SMALL_BASE
+from pipeline.reporting.tables import CHANNEL_ZH, NO_CLOSING_BACKLOG, NO_STATUS, SMALL_BASE
 
 
 def _fmt(value):
@@ -123,11 +123,40 @@ def _cases(figures):
     return text + f"分类置信度较低、需人工复核的来信{_fmt(figures['features']['needs_review']['items'])}件。"
 
 
+def _handling(figures):
+    """办结率, 反馈率, days, 积案 and 超期, the body with most overdue items, 回流; one line
+    saying they are not counted when the letters carry no handling columns."""
+    f = figures["handling"]
+    if not f["available"]["status"]:
+        return NO_STATUS
+    now, backlog, limits, closing = f["period"], f["backlog"], f["limits"], f["available"]["closing"]
+    rates = []
+    if closing:
+        rates.append(f"已办结{_fmt(now['closed'])}件次" + (f"，办结率{_fmt(now['closed_rate'])}%"
+                                                        if now["closed_rate"] is not None else ""))
+    rates.append(f"已答复{_fmt(now['answered'])}件次" + (f"，反馈率{_fmt(now['answered_rate'])}%"
+                                                      if now["answered_rate"] is not None else ""))
+    for key, word in (("days_to_reply", "答复"), ("days_to_close", "办结")):
+        if now[key] is not None:
+            rates.append(f"{word}用时中位数{_fmt(now[key])}天")
+    text = f"从办理情况看，本期有办理信息的{_fmt(now['tracked'])}件次中，" + "；".join(rates) + "。"
+    if not closing:
+        return text + NO_CLOSING_BACKLOG
+    text += (f"截至期末，未办结的积案{_fmt(backlog['open'])}件，其中超过{limits['time_limit_days']}天的超期件"
+             f"{_fmt(backlog['overdue'])}件（超过{limits['extended_limit_days']}天的{_fmt(backlog['overdue_extended'])}件）。")
+    late = [row for row in f["bodies"] if row["overdue"] and row["body"] != UNNAMED_UNIT]
+    if f["available"]["bodies"] and late:
+        text += f"超期件最多的责任单位是{late[0]['body']}（{_fmt(late[0]['overdue'])}件）。"
+    back = f["reopened"]
+    return text + (f"已办结事项再次来信（回流）{_fmt(back['items'])}件，涉及{_fmt(len(back['matters']))}个事项。"
+                   if back["items"] else "本期没有回流件。")
+
+
 def narrative(figures):
     """The office-style summary of ``figures`` (``compute_figures``), a list of paragraphs."""
     items, period = figures["overview"]["items"], figures["periods"]["now"]
     if items["now"] == 0:
         return [f"{period.label}，未受理信访事项（上年同期{_fmt(items['year_ago'])}件次）。"]
     paragraphs = [_volume(figures), _topics(figures), _nature(figures), _features(figures), _places(figures),
-                  _cases(figures)]
+                  _cases(figures), _handling(figures)]
     return [paragraph for paragraph in paragraphs if paragraph]

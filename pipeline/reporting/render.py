@@ -16,7 +16,7 @@ from pipeline.rundir import atomic_path
 from pipeline.safe_text import FORMULA_START, markdown_text, strip_control
 
 OUTPUTS = ("report.xlsx", "report.html", "report.md")
-LONG_TABLES = ("review", "units", "townships")    # HTML shows their first html_max_rows rows
+LONG_TABLES = ("review", "units", "townships", "bodies", "reopened")    # HTML shows their first html_max_rows rows
 CSS = """
 body { font-family: %s; margin: 2em auto; max-width: 1100px; color: #1d2733; line-height: 1.6; padding: 0 1em; }
 h1 { font-size: 1.7em; border-bottom: 3px solid #a61b1b; padding-bottom: .3em; }
@@ -65,12 +65,9 @@ def _text_cell(sheet, row, column, value):
 
 
 def write_xlsx(report, path):
-    """One sheet per table: title in A1, note in A2, the table from row 4; the narrative first.
-    Every text cell is stored as text (``_text_cell``): a letter id or addressee beginning
-    with ``=`` stays text."""
+    """One sheet per table (``add_table_sheet``); the narrative first."""
     from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Font, PatternFill
-    from openpyxl.utils import get_column_letter
+    from openpyxl.styles import Alignment, Font
 
     workbook = Workbook()
     workbook.remove(workbook.active)
@@ -79,31 +76,45 @@ def write_xlsx(report, path):
     for i, paragraph in enumerate(report.narrative, start=3):
         _text_cell(summary, i, 1, paragraph).alignment = Alignment(wrap_text=True, vertical="top")
     summary.column_dimensions["A"].width = 120
-    header_fill = PatternFill("solid", fgColor="DDE4EE")
     for table in report.tables.values():
-        sheet = workbook.create_sheet(re.sub(r"[\[\]:*?/\\]", "", strip_control(table.title))[:31])
-        _text_cell(sheet, 1, 1, table.title).font = Font(bold=True, size=13)
-        _text_cell(sheet, 2, 1, table.note)
-        for j, column in enumerate(table.frame.columns, start=1):
-            cell = _text_cell(sheet, 4, j, str(column))
-            cell.font, cell.fill = Font(bold=True), header_fill
-            width = max([len(str(column))] + [len(cell_text(v)) for v in table.frame[column].head(200)])
-            sheet.column_dimensions[get_column_letter(j)].width = min(60, 4 + 1.8 * width)
-        for i, row in enumerate(table.frame.itertuples(index=False), start=5):
-            for j, value in enumerate(row, start=1):
-                if _missing(value):
-                    continue
-                if isinstance(value, np.generic):
-                    value = value.item()
-                if isinstance(value, str):
-                    _text_cell(sheet, i, j, value)
-                    continue
-                cell = sheet.cell(row=i, column=j, value=value)
-                if isinstance(value, float):
-                    cell.number_format = "0.0"
-        sheet.freeze_panes = "A5"
+        add_table_sheet(workbook, table)
     with atomic_path(path) as tmp:
         workbook.save(tmp)
+
+
+def add_table_sheet(workbook, table, wrap=()):
+    """A sheet of ``workbook`` holding ``table``: title in A1, note in A2, the table from row 4
+    (headings frozen). Every text cell is stored as text (``_text_cell``): a letter id or
+    addressee beginning with ``=`` stays text. Columns of ``wrap`` wrap their text."""
+    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.utils import get_column_letter
+
+    header_fill = PatternFill("solid", fgColor="DDE4EE")
+    sheet = workbook.create_sheet(re.sub(r"[\[\]:*?/\\]", "", strip_control(table.title))[:31])
+    _text_cell(sheet, 1, 1, table.title).font = Font(bold=True, size=13)
+    _text_cell(sheet, 2, 1, table.note)
+    for j, column in enumerate(table.frame.columns, start=1):
+        cell = _text_cell(sheet, 4, j, str(column))
+        cell.font, cell.fill = Font(bold=True), header_fill
+        width = max([len(str(column))] + [len(cell_text(v)) for v in table.frame[column].head(200)])
+        sheet.column_dimensions[get_column_letter(j)].width = min(60, 4 + 1.8 * width)
+    wrapped = {j for j, column in enumerate(table.frame.columns, start=1) if column in wrap}
+    for i, row in enumerate(table.frame.itertuples(index=False), start=5):
+        for j, value in enumerate(row, start=1):
+            if _missing(value):
+                continue
+            if isinstance(value, np.generic):
+                value = value.item()
+            if isinstance(value, str):
+                cell = _text_cell(sheet, i, j, value)
+                if j in wrapped:
+                    cell.alignment = Alignment(wrap_text=True, vertical="top")
+                continue
+            cell = sheet.cell(row=i, column=j, value=value)
+            if isinstance(value, float):
+                cell.number_format = "0.0"
+    sheet.freeze_panes = "A5"
+    return sheet
 
 
 def table_html(table, max_rows=None):

@@ -238,6 +238,116 @@ def review(figures):
                  "在 classifier_review 笔记本中复核并保存更正。")
 
 
+# One line instead of a table of zeros when the letters lack what a handling table needs.
+NO_STATUS = "本期数据没有办理状态、办结或答复列（办理状态、办结日期、答复意见、答复时间等），不统计办结率、反馈率和积案。"
+NO_BODIES = "本期数据没有责任单位列（责任单位、交办单位、承办单位），不按责任单位统计。"
+NO_CLOSING = "本期数据没有办结信息（办理状态、办结日期），无法判断回流。"
+NO_CLOSING_RATE = "无办结信息，不统计"
+NO_CLOSING_BACKLOG = "本期数据没有办结信息（办理状态、办结日期），不统计积案和超期。"
+NO_DATES = "无{}列"
+NOTE = "说明"
+
+
+def _one_line(key, title, line):
+    """A table that says in one line why it has no figures."""
+    return Table(key, title, pd.DataFrame({NOTE: [line]}), line)
+
+
+def _days(value, available, column):
+    return value if available else NO_DATES.format(column)
+
+
+def handling(figures):
+    f = figures["handling"]
+    title = "办理情况（办结率、反馈率）"
+    if not f["available"]["status"]:
+        return _one_line("handling", title, NO_STATUS)
+    now, has = f["period"], f["available"]
+    rows = [("本期受理件次", now["items"], "本期登记的全部来信"),
+            ("其中：有办理信息的", now["tracked"], "来信导出时带有办理状态、办结日期、答复意见或答复时间")]
+    if has["closing"]:
+        rows += [("已办结", now["closed"], "办理状态为办结，或有办结日期（截至期末）"),
+                 ("不予受理", now["not_accepted"], "办理状态为不予受理"),
+                 ("办结率(%)", now["closed_rate"], "已办结 ÷（有办理信息的件次 − 不予受理）"),
+                 ("办结用时中位数（天）", _days(now["days_to_close"], has["close_dates"], "办结日期"),
+                  "办结日期减登记日期，取中位数")]
+    else:
+        rows.append(("办结率(%)", NO_CLOSING_RATE, "需要办理状态或办结日期列"))
+    rows += [("已答复（反馈）", now["answered"], "已办结、已答复、不予受理（已告知），或有答复意见、答复时间（截至期末）"),
+             ("反馈率(%)", now["answered_rate"], "已答复 ÷ 有办理信息的件次"),
+             ("答复用时中位数（天）", _days(now["days_to_reply"], has["reply_dates"], "答复时间"),
+              "答复时间减登记日期，取中位数")]
+    frame = pd.DataFrame(rows, columns=["指标", "数值", "口径"])
+    return Table("handling", title, frame,
+                 f"统计本期（{figures['periods']['now'].label}）登记、带有办理信息的来信，办理状态截至期末"
+                 f"（{_short_date(f['limits']['as_of'])}）。办理状态的写法见配置 status.values；"
+                 "只有答复、没有办理状态的计为已答复。")
+
+
+def _band(row):
+    if row["to"] is None:
+        return f"{row['from']}天及以上"
+    return f"不满{row['to']}天" if row["from"] == 0 else f"{row['from']}–{row['to']}天"
+
+
+def backlog(figures):
+    f = figures["handling"]
+    title = "积案与超期"
+    if not f["available"]["status"]:
+        return _one_line("backlog", title, NO_STATUS)
+    if not f["available"]["closing"]:
+        return _one_line("backlog", title, NO_CLOSING_BACKLOG)
+    limits, b = f["limits"], f["backlog"]
+    rows = [{"积案账龄（自登记起）": _band(row), "件数": row["items"]} for row in b["bands"]]
+    rows += [{"积案账龄（自登记起）": f"积案{TOTAL_MARK}", "件数": b["open"]},
+             {"积案账龄（自登记起）": f"超期（超过{limits['time_limit_days']}天未办结）", "件数": b["overdue"]},
+             {"积案账龄（自登记起）": f"其中：超过{limits['extended_limit_days']}天（延期后仍超期）",
+              "件数": b["overdue_extended"]}]
+    return Table("backlog", title, pd.DataFrame(rows),
+                 f"截至期末（{_short_date(limits['as_of'])}）仍未办结的全部来信（有办理信息、不含不予受理，"
+                 "不限于本期登记的），按登记以来的天数分段（配置 status.age_bands）。办理时限为"
+                 f"{limits['time_limit_days']}天，延长后不超过{limits['extended_limit_days']}天"
+                 "（配置 status.time_limit_days、status.extended_limit_days）。")
+
+
+def bodies(figures):
+    f = figures["handling"]
+    title = "责任单位办理情况（按超期件排名）"
+    if not f["available"]["status"]:
+        return _one_line("bodies", title, NO_STATUS)
+    if not f["available"]["bodies"]:
+        return _one_line("bodies", title, NO_BODIES)
+    closing = f["available"]["closing"]
+    columns = {"排名": "rank", "责任单位": "body", "本期件次": "items", "已办结": "closed", "办结率(%)": "closed_rate",
+               "已答复": "answered", "反馈率(%)": "answered_rate", "办结用时中位数（天）": "days_to_close",
+               "积案": "open", "超期": "overdue", "超过延期时限": "overdue_extended"}
+    if not closing:
+        columns = {k: v for k, v in columns.items() if v in ("rank", "body", "items", "answered", "answered_rate")}
+    frame = _columns(f["bodies"], columns)
+    for column in ("办结率(%)", "反馈率(%)", "办结用时中位数（天）"):
+        if column in frame:
+            frame[column] = frame[column].astype(float)
+    return Table("bodies", title, frame,
+                 "按交办/承办的责任单位统计：本期件次、办结率、反馈率口径同“办理情况”；积案、超期截至期末，"
+                 "口径同“积案与超期”。按超期件数排名，相同的按积案件数。" if closing else
+                 "按交办/承办的责任单位统计，口径同“办理情况”。" + NO_CLOSING_BACKLOG)
+
+
+def reopened(figures):
+    f = figures["handling"]
+    title = "回流（已办结事项再次来信）"
+    if not f["available"]["closing"]:
+        return _one_line("reopened", title, NO_CLOSING)
+    back = f["reopened"]
+    rows = [{"事项编号": row["case_id"], "事项名称": row["label"], "本期回流件次": row["items"]} for row in back["matters"]]
+    rows.append({"事项编号": "", "事项名称": f"{TOTAL_MARK}（{len(back['matters'])}个事项）",
+                 "本期回流件次": back["items"]})
+    return Table("reopened", title, pd.DataFrame(rows),
+                 "回流：本期来信所属事项的此前各件来信，在它到达之前都已办结（按办结日期；没有日期的，以更早一次"
+                 "导入时已是办结状态为准）。由 dedupe 在来信入库时标记（deduped.parquet 的 reopened 列、"
+                 "cases.csv 的 status = reopened）。")
+
+
 def meta(figures):
     periods, f = figures["periods"], figures["meta"]
     now, year_ago, previous = periods["now"], periods["year_ago"], periods["previous"]
@@ -254,7 +364,7 @@ def meta(figures):
 
 
 TABLES = (overview, channels, topics, nature, scope, features, townships, units, levels, months, cases,
-          review, meta)
+          handling, backlog, bodies, reopened, review, meta)
 
 
 def build_tables(figures):

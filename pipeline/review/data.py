@@ -128,7 +128,7 @@ class Workbench:
         self.home, self.config = Path(home), config
         self.store = DecisionStore.for_home(self.home)
         self.topic_names = topic_names(config.classify.taxonomy)
-        self._snapshot, self._stamp = None, None
+        self._snapshot, self._stamp, self._keys = None, None, None
 
     def _files(self):
         runs = run_dirs(self.home)
@@ -252,6 +252,24 @@ class Workbench:
         """Township names found, most letters first (for the filters)."""
         counts = self.snapshot().letters[TOWNSHIP].value_counts()
         return [t for t in counts.index if t]
+
+    def person_keys(self, *, name="", address="", id_number="", phone=""):
+        """{basis: pseudonym} of each identifier typed, derived as normalize derives it (with the
+        office's key, ``normalize.PetitionerKeys``) from a register row holding only that
+        identifier: an ID number, a phone number, a name with an address."""
+        if self._keys is None:
+            from pipeline.normalize import PetitionerKeys, TextCleaner, load_key  # jieba's tables: on first use
+            self._keys = PetitionerKeys(load_key(create=False), TextCleaner.from_config(self.config),
+                                        self.config.normalize.anonymous_names)
+        typed = {"id": {"id_number": id_number}, "phone": {"phone": phone},
+                 "name_address": {"name": name, "address": address}}
+        found = {}
+        for basis, fields in typed.items():
+            if all(value.strip() for value in fields.values()):
+                key, used = self._keys.key_for(**fields)
+                if key and used == basis:
+                    found[basis] = key
+        return found
 
     def person_letters(self, keys):
         """Letters whose ``petitioner_key`` is one of ``keys``, oldest first."""

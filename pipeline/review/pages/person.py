@@ -1,8 +1,6 @@
 """Person history, for case handlers: identifiers typed into a form (POST, never in a URL and never
 listed), the petitioner keys derived with the office's key, that person's letters and cases over
 time; every look-up written to the access log."""
-import functools
-
 from flask import Blueprint, g, render_template, request
 
 from pipeline import schema
@@ -12,37 +10,15 @@ from pipeline.review.app import workbench
 blueprint = Blueprint("person", __name__)
 
 
-@functools.cache
-def _keys(config):
-    """normalize's ``PetitionerKeys`` with the office's key (read, never created here)."""
-    from pipeline.normalize import PetitionerKeys, TextCleaner, load_key
-    return PetitionerKeys(load_key(create=False), TextCleaner.from_config(config), config.normalize.anonymous_names)
-
-
-def petitioner_keys(config, *, name="", address="", id_number="", phone=""):
-    """{basis: pseudonym} of each identifier typed, as normalize derives it from a register row
-    holding only that identifier (ID number, phone, name + address)."""
-    keys = _keys(config)
-    typed = {"id": {"id_number": id_number}, "phone": {"phone": phone},
-             "name_address": {"name": name, "address": address}}
-    found = {}
-    for basis, fields in typed.items():
-        if all(value.strip() for value in fields.values()):
-            key, used = keys.key_for(**fields)
-            if key and used == basis:
-                found[basis] = key
-    return found
-
-
 def history(letters):
-    """Span, count, levels reached and cases of a person's ``letters`` (oldest first)."""
+    """Span, count, levels reached and cases (``_case``) of a person's ``letters`` (oldest first)."""
     dates = letters[schema.RECEIVED_AT].dropna()
     levels = [lv for lv in schema.LEVELS if lv in set(letters[schema.ADDRESSEE_LEVEL])]
     return {"letters": len(letters), "first": dates.min() if len(dates) else None,
             "last": dates.max() if len(dates) else None,
             "days": int((dates.max() - dates.min()).days) if len(dates) else 0,
             "levels": levels, "highest": levels[-1] if levels else "",
-            "cases": letters[schema.CASE_ID].nunique()}
+            "cases": letters["_case"].nunique()}
 
 
 @blueprint.route("/person", methods=["GET", "POST"])
@@ -51,11 +27,11 @@ def lookup():
         return render_template("person.html", searched=False)
     bench = workbench()
     fields = {name: request.form.get(name, "") for name in ("name", "address", "id_number", "phone")}
-    keys = petitioner_keys(bench.config, **fields)
+    keys = bench.person_keys(**fields)
     letters = bench.person_letters(keys.values())
     security.log_access(bench.home, user=g.user, remote=request.remote_addr, keys=set(keys.values()),
                         bases=set(keys), letters=len(letters))
     snap = bench.snapshot()
     cases = letters.assign(_case=[snap.case_of.get(i, c) for i, c in zip(letters.index, letters[schema.CASE_ID])])
     return render_template("person.html", searched=True, typed=sorted(keys), keys=sorted(set(keys.values())),
-                           letters=cases.to_dict("records"), summary=history(letters))
+                           letters=cases.to_dict("records"), summary=history(cases))

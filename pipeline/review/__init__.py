@@ -18,11 +18,11 @@ def serve_command(config, *, home, host="127.0.0.1", port=8765, pairs=None, conf
     from werkzeug.serving import run_simple
 
     from pipeline.review.app import create_app
-    from pipeline.review.data import Workbench
 
     security.check_bind(host, security.Accounts(home))
-    Workbench(home, config).snapshot()  # a home without a finished run: one line now, not on the first page
     app = create_app(home, config, pairs=pairs, config_file=config_file)
+    # a home without a finished run: one line now, not on the first page; and no page waits for jieba
+    app.extensions["workbench"].warm()
     print(f"review: http://{host}:{port}/ over {home} (Ctrl-C stops)", file=sys.stderr)
     run_simple(host, port, app, threaded=True)
 

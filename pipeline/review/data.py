@@ -277,6 +277,14 @@ class Workbench:
         keys = {k for k in keys if k}
         return letters[letters[schema.PETITIONER_KEY].isin(keys)].sort_values(schema.RECEIVED_AT, kind="stable")
 
+    def warm(self):
+        """Read the home and load dedupe's name extractor (jieba's tables, seconds) before the first
+        page asks for them; returns self."""
+        from pipeline.explore import names_in
+        self.snapshot()
+        names_in("")
+        return self
+
     def case_shared_names(self, case_id, texts):
         """Names at least two of the case's letters share (dedupe's extractor), cached per case and text."""
         from pipeline.explore import shared_names  # loads jieba's tables once, on the first case page

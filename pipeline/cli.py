@@ -277,7 +277,7 @@ def add_review(subparsers):
 
 
 def run_review(args, config):
-    review = command("review")
+    review = command("review.serve")
     if args.action == "add-user":
         review.add_user_command(home=Path(args.home), name=args.name)
     else:

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from pipeline import dedupe, schema
+from pipeline import dedupe
 from pipeline.decisions import DecisionStore
 from pipeline.review.app import create_app
 from pipeline.rundir import RunDir

@@ -5,7 +5,6 @@
 they write goes to the decisions store. Templates (Jinja2, autoescaped) and the one small
 script are in ``templates/`` and ``static/`` beside this file: nothing is fetched from elsewhere.
 """
-import functools
 import secrets
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from flask import Flask, abort, g, redirect, render_template, request, session, 
 
 from pipeline import schema
 from pipeline.review import security
+from pipeline.review.context import workbench
 from pipeline.review.data import Workbench
 from pipeline.reporting.tables import CHANNEL_ZH, LEVEL_ZH
 
@@ -87,23 +87,3 @@ def create_app(home, config, *, pairs=None, config_file=None, secret_key=None):
     app.jinja_env.filters["num"] = lambda value: "" if value is None or value != value else f"{value:.3g}"
     app.jinja_env.filters["date"] = lambda value: "" if value is None or value != value else f"{value:%Y-%m-%d}"
     return app
-
-
-def workbench():
-    """The app's ``data.Workbench``."""
-    from flask import current_app
-    return current_app.extensions["workbench"]
-
-
-def decided(action):
-    """Decorate a view that writes decisions: a ``PetitionError`` (a bad id, a contradiction the
-    store refuses) is shown as a 400 page with its one line."""
-    from pipeline.errors import PetitionError
-
-    @functools.wraps(action)
-    def wrapper(*args, **kwargs):
-        try:
-            return action(*args, **kwargs)
-        except PetitionError as exc:
-            abort(400, str(exc))
-    return wrapper

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from pipeline import schema
 from pipeline.config import PROJECT_ROOT
@@ -112,8 +113,11 @@ def train_matcher_candidate(home, config, effective, *, sources=None):
                             "and no same/different decision exists yet; start the workbench with --pairs HOME FILE")
     if out.exists():
         shutil.rmtree(out)
-    # decided pairs come in as the home's judged pairs file, so the store is not read twice
-    train_matcher_command(config, pairs=sources, out=out, decisions=False)
+    # decided pairs come in as the home's judged pairs file, so the store is not read twice. One
+    # OpenMP thread: the trees fit on hundreds of pairs, where threads cost more than they give
+    # (5x slower on a busy 2-core machine), and the workbench keeps answering pages meanwhile.
+    with threadpool_limits(1):
+        train_matcher_command(config, pairs=sources, out=out, decisions=False)
     return read_card(out)
 
 

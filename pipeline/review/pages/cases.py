@@ -3,7 +3,7 @@ and the analyst's actions (confirm, detach a letter, not the same matter, merge,
 from flask import Blueprint, abort, g, redirect, render_template, request, url_for
 
 from pipeline import schema
-from pipeline.review.app import decided, workbench
+from pipeline.review.context import decided, workbench
 from pipeline.review.data import REOPENED, highlight_segments, top3
 
 blueprint = Blueprint("cases", __name__)

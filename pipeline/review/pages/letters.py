@@ -6,7 +6,7 @@ import numpy as np
 
 from pipeline import schema
 from pipeline.reporting.tables import LEVEL_ZH
-from pipeline.review.app import decided, workbench
+from pipeline.review.context import decided, workbench
 from pipeline.review.data import top3
 
 blueprint = Blueprint("letters", __name__)

@@ -5,7 +5,7 @@ from flask import Blueprint, g, render_template, request
 
 from pipeline import schema
 from pipeline.review import security
-from pipeline.review.app import workbench
+from pipeline.review.context import workbench
 
 blueprint = Blueprint("person", __name__)
 

@@ -4,7 +4,7 @@ from flask import Blueprint, abort, current_app, redirect, render_template, url_
 
 from pipeline.errors import PetitionError
 from pipeline.review import training
-from pipeline.review.app import workbench
+from pipeline.review.context import workbench
 
 blueprint = Blueprint("retrain", __name__)
 

@@ -1,7 +1,7 @@
 """Tonight: the latest run's counts, each a link into the lists."""
 from flask import Blueprint, render_template
 
-from pipeline.review.app import workbench
+from pipeline.review.context import workbench
 
 blueprint = Blueprint("tonight", __name__)
 

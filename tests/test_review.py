@@ -244,6 +244,9 @@ def test_accounts_log_in_with_secure_cookies(home, config, tmp_path):
     cookie = response.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
     assert client.get("/cases").status_code == 200
+    assert client.post("/logout", data={"csrf_token": csrf}).status_code == 400  # a new session, a new token
+    assert client.post("/logout", data={"csrf_token": token(client)}).status_code == 302
+    assert client.get("/cases").status_code == 302
 
 
 def test_retrain_the_match_model_compare_activate_and_roll_back(client, home, config, tmp_path):
@@ -270,7 +273,7 @@ def test_retrain_the_match_model_compare_activate_and_roll_back(client, home, co
     kinds = {source["kind"]: source for source in candidate["data"]}
     assert kinds["judged"]["pairs"] == counts["same"] + counts["different"]  # the decisions, as judged pairs
     page = text(response)
-    rows = dict(re.findall(r'data-figure="threshold"><th>threshold</th><td class="active">([^<]*)</td>'
+    rows = dict(re.findall(r'data-figure="threshold"><th>链接阈值</th><td class="active">([^<]*)</td>'
                            r'<td class="candidate">([^<]*)</td>', page))
     assert rows, "threshold row with both models"
     assert float(next(iter(rows))) == training.read_card(active)["threshold"]

@@ -7,6 +7,16 @@ from pipeline.review import training
 from pipeline.review.context import workbench
 
 blueprint = Blueprint("retrain", __name__)
+FIGURE_ZH = {"threshold": "链接阈值", "pairs": "样本对", "same": "其中同一事项", "precision": "精确率",
+             "recall": "召回率", "average_precision": "平均精确率", "accuracy": "准确率", "macro_f1": "宏平均 F1",
+             "folds": "交叉验证折数", "letters": "训练来信"}
+SOURCE_ZH = {"all": "全部", "truth": "生成样本", "judged": "人工判定", "decided": "人工决定"}
+
+
+def figure_label(name):
+    """A card figure's name in Chinese: ``judged precision`` → 人工判定 · 精确率."""
+    source, _, figure = name.rpartition(" ")
+    return " · ".join(part for part in (SOURCE_ZH.get(source, source), FIGURE_ZH.get(figure, figure)) if part)
 
 
 def _active(kind):
@@ -28,7 +38,7 @@ def page(message="", error=""):
         (active_card, now), (candidate_card, new) = (_figures(kind, active),
                                                      _figures(kind, training.candidate_dir(bench.home, kind)))
         models.append({"kind": kind, "title": title, "active": active_card, "candidate": candidate_card,
-                       "rows": training.side_by_side(now, new), "path": active,
+                       "rows": [(name, figure_label(name), a, b) for name, a, b in training.side_by_side(now, new)], "path": active,
                        "previous": training.read_card(previous) is not None})
     return render_template("retrain.html", counts=training.correction_counts(bench.decided_state()), models=models,
                            message=message, error=error)

@@ -195,8 +195,8 @@ class Workbench:
         snap = self.snapshot()
         cases = snap.cases
         keep = pd.Series(True, index=cases.index)
-        if tonight:
-            keep &= cases[schema.CASE_RUN_LETTERS].map(lambda v: v not in ("", "0"))
+        if tonight:  # cases holding a letter of the latest run
+            keep &= cases.index.isin(snap.case_of[snap.case_of.index.isin(snap.letters.index[snap.letters[IN_RUN]])])
         if status:
             keep &= cases[schema.CASE_STATUS] == status
         if topic:

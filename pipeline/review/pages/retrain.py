@@ -63,7 +63,7 @@ def train(kind):
             training.train_matcher_candidate(bench.home, bench.config, bench.decided_state(), sources=options["pairs"])
         else:
             training.train_topic_candidate(bench.home, bench.config, config_file=options["config_file"])
-    except PetitionError as exc:
+    except (PetitionError, ValueError) as exc:  # ValueError: too few pairs of a kind to cross-validate
         return page(error=str(exc)), 400
     return page(message="候选模型已训练：核对下方交叉验证结果后再启用")
 

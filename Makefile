@@ -9,11 +9,12 @@ DUMP ?= corpora/sample/letters.csv
 HOME_DIR ?= runs
 BENCH_DIR ?= bench
 
-.PHONY: help install browser test nightly dedupe bench bench-dedupe sample train matcher clean
+.PHONY: help install browser test nightly review dedupe bench bench-dedupe sample train matcher clean
 
 help:
 	@echo "make nightly [DUMP=path] [HOME_DIR=runs]  run the pipeline on a dump (default: bundled sample)"
 	@echo "make test                            run the test suite"
+	@echo "make review [HOME_DIR=runs]          the review workbench on http://127.0.0.1:8765/ (after make nightly)"
 	@echo "make dedupe DUMP=path [INDEX=dir]    ingest, normalize, segment and dedupe a dump against the index"
 	@echo "make bench                           run the benchmarks, figures in $(BENCH_DIR)/"
 	@echo "make bench-dedupe [N=1000000]        dedupe N synthetic letters, then a 10,000-letter increment"
@@ -29,19 +30,24 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 install: $(VENV)/.installed
 
-# Headless Chromium and CJK fonts for the report's browser test (Debian packages; needs root).
+# Headless Chromium, its driver and CJK fonts for the report's and the workbench's browser tests
+# (Debian packages; needs root).
 browser:
-	@if command -v chromium >/dev/null && fc-list :lang=zh 2>/dev/null | grep -q .; then :; \
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null && fc-list :lang=zh 2>/dev/null | grep -q .; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
-	else echo "warning: chromium or a CJK font is missing and cannot be installed here (needs root and apt-get):" \
-		"the browser test will be skipped; install the Debian packages chromium and fonts-noto-cjk"; fi
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-noto-cjk >/dev/null; \
+	else echo "warning: chromium, chromium-driver or a CJK font is missing and cannot be installed here (needs root" \
+		"and apt-get): the browser tests will be skipped; install the Debian packages chromium, chromium-driver and fonts-noto-cjk"; fi
 
 test: $(VENV)/.installed browser
 	$(PY) -m pytest -q
 
 nightly: $(VENV)/.installed
 	$(PETITION) nightly $(DUMP) --home $(HOME_DIR)
+
+# The review workbench over the nightly home, on 127.0.0.1:8765 (README: petition review).
+review: $(VENV)/.installed
+	$(PETITION) review --home $(HOME_DIR)
 
 # The clerk's dedupe: a dump through ingest, normalize, segment and dedupe against INDEX, in
 # DEDUPE_RUN (default: a new runs/dedupe-DATE-TIME-XXXXXX, made once, so two at once never share

@@ -258,8 +258,35 @@ def run_decide(args, config):
         as_json=getattr(args, "json", False), limit=getattr(args, "last", None), topic_code=topic_code)
 
 
+def add_review(subparsers):
+    parser = subparsers.add_parser(
+        "review", help="the review workbench: a local web app to read and correct cases, letters and topics",
+        description="Serve the review workbench over a nightly home on 127.0.0.1 (another address needs "
+                    "accounts: `petition review add-user NAME`).")
+    parser.add_argument("--home", default="runs", help="nightly home (default: runs)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    parser.add_argument("--port", type=count, default=8765, help="port (default: 8765)")
+    parser.add_argument("--pairs", action="append", nargs=2, metavar=("HOME", "FILE"),
+                        help="pair files the match model is retrained on (default: those of its card found here)")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION")
+    user = actions.add_parser("add-user", help="add an account (asks for its password)",
+                              description="Add or replace an account of the workbench (scrypt-hashed password).")
+    user.add_argument("name", help="user name")
+    user.add_argument("--home", default=argparse.SUPPRESS, help="nightly home (default: runs)")
+    parser.set_defaults(func=run_review)
+
+
+def run_review(args, config):
+    review = command("review.serve")
+    if args.action == "add-user":
+        review.add_user_command(home=Path(args.home), name=args.name)
+    else:
+        review.serve_command(config, home=Path(args.home), host=args.host, port=args.port, pairs=args.pairs,
+                             config_file=args.config)
+
+
 COMMANDS = (add_ingest, add_normalize, add_segment, add_classify, add_dedupe, add_nightly, add_report, add_train,
-            add_train_matcher, add_evaluate, add_decide)
+            add_train_matcher, add_evaluate, add_decide, add_review)
 
 
 def build_parser():

@@ -256,7 +256,7 @@ def test_retrain_the_match_model_compare_activate_and_roll_back(client, home, co
     shutil.copytree(config.dedupe.matcher, active)
     # fewer folds and drawn pairs than the defaults: the same code, in a test's time
     local = dataclasses.replace(config, dedupe=dataclasses.replace(config.dedupe, matcher=active),
-                                train_matcher=dataclasses.replace(config.train_matcher, cv_folds=3, truth_negatives=400))
+                                train_matcher=dataclasses.replace(config.train_matcher, cv_folds=3, truth_pairs=400))
     store = DecisionStore.for_home(home[0])
     case_id, letters, link = a_case_with_links(client)
     store.add(schema.DECISION_DIFFERENT, link[schema.LETTER_A], link[schema.LETTER_B], user="test")

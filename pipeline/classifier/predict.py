@@ -36,9 +36,9 @@ def topic_columns(proba, card):
     labels = card["labels"]
     if proba.shape[1] != len(labels):
         raise PetitionError(f"model and card disagree: {proba.shape[1]} outputs, {len(labels)} labels in the card")
-    best = proba.argmax(axis=1) if len(proba) else np.zeros(0, dtype=int)
+    order = textmodel.ranked(proba, labels)  # the answer first: the best leaf under the best first level
+    best, top3 = order[:, 0], order[:, :3]
     confidence = proba[np.arange(len(proba)), best]
-    top3 = np.argsort(-proba, axis=1)[:, :3]
     bodies = {label: card["taxonomy"].get(label, {}).get("responsible_body", "") for label in labels}
     return {
         schema.TOPIC: [labels[j] for j in best],

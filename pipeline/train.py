@@ -109,7 +109,7 @@ def read_labelled(data, text_cols, label_col, label_sep=None, labels_file=None, 
     label_sets = [[part.strip() for part in (cell.split(label_sep) if label_sep else [cell]) if part.strip()]
                   for cell in labels]
     corrected = []
-    if corrections:
+    if corrections is not None:  # even with no decisions yet: an archive without ids could never take any
         ids = _column(frame, _id_column(frame, data), data).str.strip()
         corrected = [i for i, key in enumerate(ids) if key in corrections]
         for i in corrected:
@@ -130,15 +130,17 @@ def read_labelled(data, text_cols, label_col, label_sep=None, labels_file=None, 
 
 
 def check_labels(label_sets, taxonomy=None):
-    """Map labels onto taxonomy codes when a taxonomy is given; every label needs two examples.
+    """Map labels onto taxonomy labels (paths) when a taxonomy is given; every label needs two
+    examples.
 
-    Returns the label sets (codes) and {label: count}, most frequent first.
+    Returns the label sets and {label: count}, most frequent first.
     """
     if taxonomy:
         unknown = sorted({label for labels in label_sets for label in labels if taxonomy.code_for(label) is None})
         if unknown:
             raise PetitionError(f"labels not in the taxonomy: {', '.join(unknown[:10])}"
-                                f"{' ...' if len(unknown) > 10 else ''}; known codes: {', '.join(taxonomy.topics)}")
+                                f"{' ...' if len(unknown) > 10 else ''}; labels are paths under the first-level classes "
+                                f"{', '.join(taxonomy.level1())} (一级/二级), or codes")
         label_sets = [list(dict.fromkeys(taxonomy.code_for(label) for label in labels)) for labels in label_sets]
     counts = Counter(label for labels in label_sets for label in labels)
     rare = [f"{label} ({count})" for label, count in counts.items() if count < 2]

@@ -336,7 +336,8 @@ def level_metrics(truth_sets, predicted_sets, level, labels):
     whose truth has second-level labels (only those count, ``rows`` says how many; per-label
     figures for second-level labels only); a letter labelled at the first level only says
     nothing about the second. ``labels`` (a model's outputs) fix the order of the per-label
-    figures; labels of the truth they lack follow.
+    figures; labels of the truth they lack follow. No letter to score at level 2: only
+    ``level`` and ``rows`` (0).
     """
     if level == 1:
         truth, predicted = level_sets(truth_sets, 1), level_sets(predicted_sets, 1)
@@ -344,6 +345,8 @@ def level_metrics(truth_sets, predicted_sets, level, labels):
         kept = [i for i, truth in enumerate(truth_sets) if any(LEVEL_SEP in label for label in truth)]
         truth = [[label for label in truth_sets[i] if LEVEL_SEP in label] for i in kept]
         predicted = [predicted_sets[i] for i in kept]
+        if not kept:
+            return {"level": level, "rows": 0}
     known = list(dict.fromkeys(level_label(label, level) for label in labels if level == 1 or LEVEL_SEP in label))
     unknown = sorted({label for labels_of in truth for label in labels_of} - set(known))
     return {"level": level, **classification_metrics(truth, predicted, known + unknown)}

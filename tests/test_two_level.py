@@ -189,3 +189,16 @@ def test_corrections_need_a_letter_id(board, tmp_path, cli):
     code, _, err = cli("train", "--data", tmp_path / "no_ids.csv", "--text-col", "text", "--label-col", "label",
                        "--with-decisions", tmp_path / "home", "--model", tmp_path / "m")
     assert code == 2 and "no letter id column" in err and err.count("\n") == 1
+
+
+# --- speed: a run's clean_text is not cleaned twice ----------------------------------------------------
+
+def test_a_runs_clean_text_is_prepared_as_if_cleaned_again(board_run, config):
+    """normalize already cleaned ``clean_text`` with the same settings: the light re-clean gives
+    the model exactly what cleaning it again gives."""
+    texts = pd.read_parquet(board_run / "segmented.parquet")["clean_text"].tolist()
+    step = textmodel.LetterText.from_config(config).fit()
+    assert step.cleans_like(config.normalize)
+    assert step.prepare(texts, cleaned=True).equals(step.prepare(texts))
+    other = config.normalize.__class__(**{**config.normalize.__dict__, "mask_char": "x"})
+    assert not step.cleans_like(other)

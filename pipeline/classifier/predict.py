@@ -51,7 +51,8 @@ def topic_columns(proba, card):
     }
 
 
-def classify_letters(letters, model, card, rules, nature=None, processes=1, chunk_size=1000, progress=None):
+def classify_letters(letters, model, card, rules, nature=None, processes=1, chunk_size=1000, progress=None,
+                     normalized=None):
     """Return ``letters`` (the segment output) with the topic and attribute columns added.
 
     Parameters
@@ -63,10 +64,13 @@ def classify_letters(letters, model, card, rules, nature=None, processes=1, chun
     processes, chunk_size : parallel prediction
     progress : callable, optional
         Called with the number of letters done.
+    normalized : config.NormalizeConfig, optional
+        The settings ``clean_text`` was cleaned with: models that clean alike skip cleaning
+        it again (``textmodel.predict_probas``).
     """
     texts = letters[schema.CLEAN_TEXT].tolist()
     models = [model, nature[0]] if nature else [model]
-    probas = textmodel.predict_probas(models, texts, processes, chunk_size, progress)
+    probas = textmodel.predict_probas(models, texts, processes, chunk_size, progress, normalized)
     out = letters.assign(**topic_columns(probas[0], card))
     attributes = letter_attributes(letters, rules)
     if nature:

@@ -105,14 +105,27 @@ class LetterText(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X):
+        return self.prepare(X)
+
+    def prepare(self, X, cleaned=False):
+        """``transform(X)``; ``cleaned``: the texts are a run's ``clean_text``, cleaned by
+        normalize with this step's settings (``cleans_like``), and only need a light re-clean."""
         check_is_fitted(self, "dictionaries_")
         texts = list(X)
         if not all(isinstance(text, str) for text in texts):
             raise TypeError("LetterText expects strings")
         cleaner, segmenter = self._tools()
-        clean = [cleaner.clean(text)[:self.max_chars or None] for text in texts]
+        clean_one = cleaner.reclean if cleaned else cleaner.clean
+        clean = [clean_one(text)[:self.max_chars or None] for text in texts]
         return pd.DataFrame({schema.CLEAN_TEXT: clean, schema.TOKENS: segmenter.cut_joined(clean),
                              HEAD: [text[:self.head_chars] for text in clean]})
+
+    def cleans_like(self, normalize_settings):
+        """Whether normalize with ``normalize_settings`` (``config.normalize``) cleans texts as
+        this step does (same masks and boilerplate)."""
+        return (self.mask_char, self.id_mask, self.phone_mask, tuple(self.boilerplate)) == (
+            normalize_settings.mask_char, normalize_settings.id_mask, normalize_settings.phone_mask,
+            tuple(normalize_settings.boilerplate))
 
     def _tools(self):
         if getattr(self, "_loaded", None) is None:
@@ -450,22 +463,25 @@ def _text_step_key(model):
     return repr(sorted(settings.items())), tuple(step.dictionaries_), step.stopword_text_
 
 
-def predict_probas(models, texts, processes=1, chunk_size=1000, progress=None):
+def predict_probas(models, texts, processes=1, chunk_size=1000, progress=None, normalized=None):
     """Probabilities of each of ``models`` for ``texts`` (list of str), in ``processes`` forked
     workers: a list of arrays (n_texts, n_labels of that model).
 
     Models whose text steps are alike (same parameters and dictionaries, as a topic and a
     nature model trained by one installation) clean and segment each text once between them.
+    ``normalized``: the texts are a run's ``clean_text`` from normalize with these settings
+    (``config.normalize``); a model whose text step cleans alike does not clean them again.
     """
     for model in models:
         warm_up(model)
     keys = [_text_step_key(model) for model in models]
+    cleaned = [normalized is not None and model[0].cleans_like(normalized) for model in models]
 
     def task(chunk):
         prepared, outputs = {}, []
-        for model, key in zip(models, keys):
+        for model, key, clean in zip(models, keys, cleaned):
             if key not in prepared:
-                prepared[key] = model[0].transform(chunk)
+                prepared[key] = model[0].prepare(chunk, cleaned=clean)
             outputs.append(model[1:].predict_proba(prepared[key]))
         return list(zip(*outputs))  # per text, one row per model
     rows = parallel.map_chunks(task, texts, processes, chunk_size, progress)

@@ -202,3 +202,34 @@ def test_a_runs_clean_text_is_prepared_as_if_cleaned_again(board_run, config):
     assert step.prepare(texts, cleaned=True).equals(step.prepare(texts))
     other = config.normalize.__class__(**{**config.normalize.__dict__, "mask_char": "x"})
     assert not step.cleans_like(other)
+
+
+def test_a_multi_label_dump_with_path_labels_trains_on_the_national_taxonomy(tmp_path, cli):
+    """What ``make train`` runs on the generated sample (``--label-col topics --label-sep '|'``,
+    values like 国土资源/征地拆迁), on 240 of its letters; a sample still labelled with the old
+    topic codes is mapped onto the paths the codes name."""
+    from tests.conftest import sample_path
+    letters = pd.read_csv(sample_path(), dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    truth = pd.read_csv(sample_path().with_name("truth_letters.csv"), dtype=str, keep_default_na=False,
+                        encoding="utf-8-sig")
+    taxonomy = Taxonomy.load(TAXONOMY)
+    truth["topics"] = truth["topics"].str.split("|").map(lambda labels: [taxonomy.code_for(x) for x in labels])
+    common = truth["topics"].str[0].value_counts().index[:6]
+    truth["topics"] = truth["topics"].map(lambda labels: "|".join(x for x in labels if x in common))
+    chosen = truth[truth["topics"].str.split("|").str[0].isin(common)].groupby(
+        truth["topics"].str.split("|").str[0]).head(40)
+    chosen[["letter_id", "topics"]].to_csv(tmp_path / "truth.csv", index=False)
+    letters.to_csv(tmp_path / "letters.csv", index=False)
+    config = write_config(tmp_path, lambda raw: raw["classify"].update(cv_folds=2))
+    code, _, err = cli("--config", config, "train", "--data", tmp_path / "letters.csv", "--labels", tmp_path / "truth.csv",
+                       "--text-col", "标题", "--text-col", "内容", "--label-col", "topics", "--label-sep", "|",
+                       "--taxonomy", TAXONOMY, "--model", tmp_path / "model")
+    assert code == 0, err
+    model, card = textmodel.load_model(tmp_path / "model")
+    assert card["multilabel"] and set(card["labels"]) == set(common) and all("/" in label for label in common)
+    assert card["cross_validation_level2"]["rows"] == card["data"]["rows"] >= len(chosen)  # every letter has a path
+    assert all(card["taxonomy"][label]["responsible_body"] for label in card["labels"])
+    sets = textmodel.topic_sets(model.predict_proba(chosen["letter_id"].map(
+        letters.drop_duplicates("信件编号").set_index("信件编号")["内容"]).tolist()), card["labels"],
+        card["topic_thresholds"])
+    assert np.mean([s[0] == t.split("|")[0] for s, t in zip(sets, chosen["topics"])]) > 0.8

@@ -233,3 +233,10 @@ def test_a_multi_label_dump_with_path_labels_trains_on_the_national_taxonomy(tmp
         letters.drop_duplicates("信件编号").set_index("信件编号")["内容"]).tolist()), card["labels"],
         card["topic_thresholds"])
     assert np.mean([s[0] == t.split("|")[0] for s, t in zip(sets, chosen["topics"])]) > 0.8
+
+
+def test_attributes_in_two_processes_are_the_same(board_run, config):
+    from pipeline.classifier.attributes import AttributeRules, letter_attributes
+    letters = pd.read_parquet(board_run / "segmented.parquet")
+    rules = AttributeRules.load(config.classify.attributes)
+    assert letter_attributes(letters, rules, processes=2, chunk_size=500).equals(letter_attributes(letters, rules))

@@ -72,7 +72,7 @@ def classify_letters(letters, model, card, rules, nature=None, processes=1, chun
     models = [model, nature[0]] if nature else [model]
     probas = textmodel.predict_probas(models, texts, processes, chunk_size, progress, normalized)
     out = letters.assign(**topic_columns(probas[0], card))
-    attributes = letter_attributes(letters, rules)
+    attributes = letter_attributes(letters, rules, processes, chunk_size)
     if nature:
         nature_proba, nature_card = probas[1], nature[1]
         confident = nature_proba.max(axis=1) >= nature_card["review"]["threshold"]

@@ -9,7 +9,7 @@ DUMP ?= corpora/sample/letters.csv
 HOME_DIR ?= runs
 BENCH_DIR ?= bench
 
-.PHONY: help install browser test nightly review dedupe bench bench-dedupe sample train matcher clean
+.PHONY: help install browser test nightly review dedupe bench bench-dedupe sample train matcher taxonomy clean
 
 help:
 	@echo "make nightly [DUMP=path] [HOME_DIR=runs]  run the pipeline on a dump (default: bundled sample)"
@@ -21,6 +21,7 @@ help:
 	@echo "make matcher                         retrain the default match model (models/matcher)"
 	@echo "make sample                          regenerate the bundled sample dump"
 	@echo "make train                           retrain the default model (models/default) on the sample"
+	@echo "make taxonomy [XLSX=path]            rebuild corpora/taxonomy.yaml from taxonomy_3level.xlsx"
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -105,6 +106,11 @@ matcher: $(VENV)/.installed
 N ?= 1000000
 bench-dedupe: $(VENV)/.installed
 	$(PY) benchmarks/bench_dedupe.py scale --n $(N) --out $(BENCH_DIR)/dedupe_scale.json
+
+# The default taxonomy (corpora/taxonomy.yaml) from the national classification's three-level table.
+XLSX ?= $(BOARD)/taxonomy_3level.xlsx
+taxonomy: $(VENV)/.installed
+	$(PY) scripts/national_taxonomy.py $(XLSX)
 
 sample: $(VENV)/.installed
 	$(PY) -m pipeline.synth --n 5000 --seed 20241 --out corpora/sample/letters.csv

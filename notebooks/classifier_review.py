@@ -108,7 +108,7 @@ def load_labels(path):
     column = next((c for c in ("label", "topic", "true_topic", "topics") if c in frame.columns), None)
     if schema.LETTER_ID not in frame.columns or column is None:
         raise ValueError(f"{path}: needs a letter_id column and a label or topic column")
-    labels = frame[column].astype(str).str.split("|").str[0]
+    labels = explore.topic_labels(frame[column].astype(str).str.split("|").str[0])  # codes → taxonomy labels
     return dict(zip(frame[schema.LETTER_ID].astype(str), labels))
 
 
@@ -138,24 +138,29 @@ if len(known):
             ax.text(j, i, int(n), ha="center", va="center", fontsize=7)
     fig.tight_layout()
     plt.show()
+    # topics are paths 一级/二级: the first level alone is what most offices count
+    first = truth.str.split("/").str[0], known[schema.TOPIC].str.split("/").str[0]
+    display(Markdown(f"First level (一级类别) accuracy {(first[0] == first[1]).mean():.3f}:"))
+    display(pd.crosstab(first[0].rename("true"), first[1].rename("predicted")))
 else:
     display(Markdown("No true labels for this run's letters: set `PETITION_LABELS` to a CSV with "
                      "`letter_id` and `label` columns to see the confusion matrix."))
 
 # %% [markdown]
 # ## Corrections
-# Write the right topic code for reviewed letters here, `"letter_id": "topic_code"`. When this
+# Write the right topic for reviewed letters here, `"letter_id": "一级/二级"` (or a topic code). When this
 # dictionary is empty and true labels are known (above), the reviewed letters get their known
 # labels, so the saved file shows what a review produces.
 
 # %%
 corrections = {
-    # "L000123": "land_requisition",
+    # "L000123": "国土资源/征地拆迁",
 }
 
 # %%
 if not corrections and labels:
     corrections = {i: labels[i] for i in review[schema.LETTER_ID] if i in labels}
+corrections = dict(zip(corrections, explore.topic_labels(corrections.values())))
 valid = set(names) | set(labels.values())
 unknown = {i: c for i, c in corrections.items() if c not in valid}
 if unknown:

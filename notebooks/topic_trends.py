@@ -64,6 +64,18 @@ table = counts.rename(columns=names).join(items)
 table.tail(12)
 
 # %% [markdown]
+# ## First-level classes per month
+# Topics are paths (一级/二级); the same counts by first-level class (一级类别), a letter counted
+# once per class.
+
+# %%
+first_level = (exploded.assign(level1=exploded[schema.TOPIC_LIST].str.split("/").str[0])
+               .reset_index().drop_duplicates(["index", "level1"]))
+level1_counts = first_level.pivot_table(index="month", columns="level1", values="index", aggfunc="count",
+                                        fill_value=0).reindex(items.index, fill_value=0)
+level1_counts[level1_counts.sum().sort_values(ascending=False).index].join(items).tail(12)
+
+# %% [markdown]
 # ## Shares per month (%)
 # Share = the topic's letters in the month ÷ the month's items (last column), in percent.
 

@@ -38,7 +38,8 @@ def run_stage(run, config, *, model=None, processes=None):
     with stage(run, "classify") as result, \
             tqdm(total=len(letters), desc="classify", unit="letter", disable=None) as bar:
         classified = predict.classify_letters(letters, topic_model, card, rules, nature, processes,
-                                              settings.chunk_size, progress=bar.update)
+                                              settings.chunk_size, progress=bar.update,
+                                              normalized=config.normalize)
         run.write("classify", classified)
         run.set_quarantine("classify", [])
         result.rows_in = result.rows_out = len(letters)

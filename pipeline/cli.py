@@ -165,7 +165,9 @@ def add_train(subparsers):
     parser.add_argument("--data", required=True, help="labelled archive (CSV, XLSX or JSONL)")
     parser.add_argument("--text-col", required=True, action="append", metavar="C",
                         help="text column (repeat for title and body: joined with a newline)")
-    parser.add_argument("--label-col", required=True, metavar="L", help="label column")
+    parser.add_argument("--label-col", required=True, action="append", metavar="L",
+                        help="label column: a path 一级/二级 or a first-level class per cell; given twice, a "
+                             "first-level and a second-level column")
     parser.add_argument("--label-sep", metavar="S", help="separator of several labels per cell (multi-label model)")
     parser.add_argument("--labels", metavar="FILE", help="table holding the label column, joined on the letter id")
     parser.add_argument("--model", required=True, metavar="DIR", help="output model directory")
@@ -175,9 +177,18 @@ def add_train(subparsers):
     parser.add_argument("--dict", action="append", default=[], metavar="FILE",
                         help="extra jieba user dictionary (repeatable); stored in the model")
     parser.add_argument("--note", default="", help="description stored in the model card")
+    parser.add_argument("--with-decisions", nargs="?", const="runs", metavar="HOME",
+                        help="analysts' topic corrections (petition decide topic) in HOME/decisions.sqlite "
+                             "(default home: runs) replace the labels of the letters they name")
     parser.set_defaults(func=lambda args, config: command("train").train_command(
-        config, data=args.data, text_cols=args.text_col, label_col=args.label_col, model=args.model,
-        label_sep=args.label_sep, labels=args.labels, taxonomy=args.taxonomy, dicts=args.dict, note=args.note))
+        config, data=args.data, text_cols=args.text_col, label_col=_one_or_two(args.label_col), model=args.model,
+        label_sep=args.label_sep, labels=args.labels, taxonomy=args.taxonomy, dicts=args.dict, note=args.note,
+        decisions=args.with_decisions))
+
+
+def _one_or_two(label_cols):
+    """``--label-col`` given once (a column name) or twice (first and second level)."""
+    return label_cols and (label_cols[0] if len(label_cols) == 1 else label_cols)
 
 
 def add_train_matcher(subparsers):
@@ -205,15 +216,19 @@ def add_evaluate(subparsers):
     source.add_argument("--cv", type=int, metavar="K", help="cross-validate the configured model in K folds")
     parser.add_argument("--text-col", action="append", metavar="C",
                         help="text column (repeatable; default: the model's, else 'text')")
-    parser.add_argument("--label-col", metavar="L", help="label column (default: the model's, else 'label')")
+    parser.add_argument("--label-col", action="append", metavar="L",
+                        help="label column, or twice: first and second level (default: the model's, else 'label')")
+    parser.add_argument("--level", type=int, choices=(1, 2), default=1,
+                        help="score first-level classes (1, default) or whole two-level labels (2)")
     parser.add_argument("--label-sep", metavar="S", help="separator of several labels per cell")
     parser.add_argument("--labels", metavar="FILE", help="table holding the label column, joined on the letter id")
     parser.add_argument("--out", default="evaluation", metavar="DIR",
                         help="folder for confusion.csv and confusion.png (default: evaluation)")
     parser.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     parser.set_defaults(func=lambda args, config: command("evaluate").evaluate_command(
-        config, data=args.data, model=args.model, cv=args.cv, text_cols=args.text_col, label_col=args.label_col,
-        label_sep=args.label_sep, labels=args.labels, out=args.out, as_json=args.json))
+        config, data=args.data, model=args.model, cv=args.cv, text_cols=args.text_col,
+        label_col=_one_or_two(args.label_col), label_sep=args.label_sep, labels=args.labels, out=args.out,
+        as_json=args.json, level=args.level))
 
 
 def add_decide(subparsers):

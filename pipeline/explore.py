@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline import privacy, schema
+from pipeline.classifier.taxonomy import Taxonomy
 from pipeline.config import PROJECT_ROOT, load_config
 from pipeline.errors import PetitionError
 from pipeline.letters import load_letters, prepare
@@ -62,9 +63,17 @@ def load(run, history=None, with_history=True):
 
 
 def topic_names(config=None):
-    """{topic code: Chinese name} of the configured taxonomy."""
+    """{topic label: the name shown} of the configured taxonomy (labels are paths: 城乡建设,
+    国土资源/征地拆迁)."""
     config = config or load_config()
     return read_topic_names(config.report.taxonomy)
+
+
+def topic_labels(labels, config=None):
+    """The configured taxonomy's label for each of ``labels`` (a label, a code such as
+    land_requisition or a unique second-level name); a label the taxonomy lacks stays as it is."""
+    taxonomy = Taxonomy.load((config or load_config()).report.taxonomy)
+    return [taxonomy.code_for(label) or label for label in labels]
 
 
 def use_cjk_font():

@@ -5,7 +5,7 @@ earlier runs' letters), takes each ``letter_id`` once and hands them to :func:`p
 which checks that the classify and dedupe columns are there and coerces their types: dates
 parsed, flags boolean, text columns stripped strings, plus two derived columns
 (``schema.PERSONS``: head count of a visit, at least 1; ``schema.TOPIC_LIST``: the letter's
-topic codes as a list). :func:`topic_names` reads the Chinese topic names from the taxonomy.
+topic labels as a list). :func:`topic_names` reads the topic labels from the taxonomy.
 """
 from pathlib import Path
 
@@ -134,7 +134,8 @@ def load_letters(run, history=None):
 
 
 def topic_names(path):
-    """{topic code: Chinese name} from the taxonomy YAML at ``path``; empty when it is missing."""
+    """{topic label: the name reports show} from the taxonomy YAML at ``path``, in its order;
+    empty when it is missing. Labels are Chinese paths (城乡建设, 国土资源/征地拆迁): shown as they are."""
     if not Path(path).exists():
         return {}
-    return {code: topic.zh for code, topic in Taxonomy.load(path).topics.items()}
+    return {label: label for label in Taxonomy.load(path).topics}

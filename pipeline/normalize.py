@@ -218,8 +218,18 @@ class TextCleaner:
         text = self.remove_pinyin(self.to_simplified(unicodedata.normalize("NFKC", text)))
         for pattern in self.boilerplate:
             text = pattern.sub(" ", text)
-        text = _SPACES.sub(" ", _SPACE_BETWEEN_CJK.sub("", text)).strip()
-        return self.mask_identifiers(_DECIMAL.sub(".", text))
+        return self.mask_identifiers(_DECIMAL.sub(".", _join_spaces(text)))
+
+    def reclean(self, text):
+        """``clean(text)`` for a text normalize already cleaned with this cleaner's settings (a
+        run's ``clean_text``): only what such a text can still change (tags, the line break
+        between title and body, masks), many times faster than cleaning it again."""
+        return self.unify_masks(_join_spaces(_TAG.sub(" ", text)))
+
+
+def _join_spaces(text):
+    """Spaces between Chinese characters removed, other runs of spaces made one."""
+    return _SPACES.sub(" ", _SPACE_BETWEEN_CJK.sub("", text)).strip()
 
 
 def load_key(create=True):

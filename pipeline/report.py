@@ -25,7 +25,7 @@ Definitions (printed in the report as well):
   (``topics``) is counted under each, so topic counts add up to more than the items; the
   report prints that total.
 * Out of scope (不属于受理范围): every topic of the letter is listed in
-  ``report.out_of_scope_topics`` (default ``consultation_other``). 涉法涉诉 letters are
+  ``report.out_of_scope_topics`` (default ``党务政务/咨询及其他``). 涉法涉诉 letters are
   counted on their own row: they are steered into legal procedure.
 * Repeat items (重复件): the matter already had an earlier letter (``duplicate_of`` set);
   among them 重复信访 are the same petitioner again (``relation`` = ``repeat_petition``).

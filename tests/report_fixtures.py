@@ -4,14 +4,15 @@
 tests never wait for classify or dedupe; ``pipeline_run()`` runs the real stages over the
 bundled sample once per session, for the tests that need real output.
 """
+import functools
 import json
 import re
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from pipeline import schema
+from pipeline.classifier.taxonomy import Taxonomy
 from pipeline.config import PROJECT_ROOT
 
 TOWNSHIPS = {"城关街道": ["城东村", "锦绣花园"], "东城街道": ["东湖村", "天悦府"], "柳溪镇": ["白石村", "柳溪村"],
@@ -27,21 +28,27 @@ CHANNELS = [schema.LETTER, schema.LETTER, schema.LETTER, schema.VISIT, schema.VI
 RELATIONS = [schema.EXACT_COPY, schema.MULTI_ADDRESSED, schema.RESEND, schema.REPEAT_PETITION, schema.REPEAT_PETITION,
              schema.SAME_MATTER]
 COMPLAINTS = {
-    "land_requisition": "征地补偿标准过低，安置房至今未交付，要求按政策补偿。",
-    "rural_land": "邻居占用我家宅基地，地界纠纷村里调解不成。",
-    "village_affairs": "村干部不公开村财，集体土地拍卖款去向不明。",
-    "court": "法院判决生效两年仍执行不力，被执行人转移财产。",
-    "labour_social_security": "包工头拖欠农民工工资三万元，多次讨薪无果。",
-    "urban_housing": "开发商延期交房，小区物业乱收费。",
-    "environment": "附近砖厂夜间噪音扰民，排放黑烟污染严重。",
-    "civil_affairs": "家庭困难申请低保被拒，请求重新核查。",
-    "consultation_other": "请问办理相关手续需要哪些材料？",
+    "国土资源/征地拆迁": "征地补偿标准过低，安置房至今未交付，要求按政策补偿。",
+    "农村农业/土地承包经营": "邻居占用我家宅基地，地界纠纷村里调解不成。",
+    "农村农业/村务管理": "村干部不公开村财，集体土地拍卖款去向不明。",
+    "政法/涉法涉诉·法院": "法院判决生效两年仍执行不力，被执行人转移财产。",
+    "劳动和社会保障/劳动社保": "包工头拖欠农民工工资三万元，多次讨薪无果。",
+    "城乡建设/住房保障与房地产": "开发商延期交房，小区物业乱收费。",
+    "环境保护/环境污染": "附近砖厂夜间噪音扰民，排放黑烟污染严重。",
+    "民政/社会救助": "家庭困难申请低保被拒，请求重新核查。",
+    "党务政务/咨询及其他": "请问办理相关手续需要哪些材料？",
 }
+LAW_LITIGATION_TOPICS = ("政法/涉法涉诉·法院", "政法/涉法涉诉·公安检察")
+
+
+@functools.cache
+def taxonomy():
+    return Taxonomy.load(PROJECT_ROOT / "corpora" / "taxonomy.yaml")
 
 
 def topic_codes():
-    data = yaml.safe_load((PROJECT_ROOT / "corpora" / "taxonomy.yaml").read_text(encoding="utf-8"))
-    return [t["code"] for t in data["topics"]]
+    """The default taxonomy's labels (paths), first and second level."""
+    return list(taxonomy().topics)
 
 
 def synthetic_letters(n=1200, seed=7, start="2023-01-01", end="2024-12-31"):
@@ -102,7 +109,7 @@ def synthetic_letters(n=1200, seed=7, start="2023-01-01", end="2024-12-31"):
                 schema.TOPIC: topic, schema.TOPIC_CONFIDENCE: confidence, schema.TOPICS: "|".join(topics),
                 schema.TOP3: json.dumps(top3), schema.NEEDS_REVIEW: confidence < 0.5,
                 schema.RESPONSIBLE_BODY: "", schema.NATURE: NATURES[rng.integers(len(NATURES))],
-                schema.LAW_LITIGATION: topic in ("court", "police_procuratorate"),
+                schema.LAW_LITIGATION: topic in LAW_LITIGATION_TOPICS,
                 schema.ANONYMOUS: person["anonymous"], schema.JOINT: joint,
                 schema.SIGNATORY_COUNT: 6 if joint else (0 if person["anonymous"] else 1),
                 schema.COLLECTIVE: collective, schema.HOME_LEVEL: "county",
@@ -139,10 +146,12 @@ def add_truth_classify(letters, truth_path, seed=3):
     letters, t = _truth(letters, truth_path)
     rng = np.random.default_rng(seed)
     codes = topic_codes()
-    topics = t["topics"].str.split("|")
+    # the truth's topics as labels of the taxonomy (a sample labelled with the old topic codes maps
+    # through their codes, kept by the office topics)
+    topics = t["topics"].str.split("|").map(lambda labels: list(map(taxonomy().code_for, labels)))
     confidence = np.clip(rng.beta(6, 2, len(letters)), 0.05, 0.999)
     letters[schema.TOPIC] = topics.str[0].values
-    letters[schema.TOPICS] = t["topics"].values
+    letters[schema.TOPICS] = topics.str.join("|").values
     letters[schema.TOPIC_CONFIDENCE] = confidence
     letters[schema.TOP3] = [json.dumps([[top, round(c, 3)], [codes[(codes.index(top) + 1) % len(codes)],
                                                              round((1 - c) * 0.7, 3)]])
@@ -150,7 +159,7 @@ def add_truth_classify(letters, truth_path, seed=3):
     letters[schema.NEEDS_REVIEW] = confidence < 0.5
     letters[schema.RESPONSIBLE_BODY] = ""
     letters[schema.NATURE] = t["nature"].values
-    letters[schema.LAW_LITIGATION] = letters[schema.TOPIC].isin(["court", "police_procuratorate"]).values
+    letters[schema.LAW_LITIGATION] = letters[schema.TOPIC].isin(LAW_LITIGATION_TOPICS).values
     letters[schema.ANONYMOUS] = (t["anonymous"] == "1").values
     signatories = pd.to_numeric(t["signatories"], errors="coerce").fillna(0).astype(int)
     letters[schema.SIGNATORY_COUNT] = signatories.values
@@ -222,7 +231,7 @@ def pipeline_run(tmp_path_factory):
         kind, letters = "synthetic", synthetic_letters(n=1500, seed=5)
         truth = letters[[schema.LETTER_ID, schema.TOPIC]].rename(columns={schema.TOPIC: "label"})
         flip = truth.sample(frac=0.2, random_state=1).index      # the classifier got these wrong
-        truth.loc[flip, "label"] = "environment"
+        truth.loc[flip, "label"] = "环境保护/环境污染"
         truth.to_csv(labels, index=False, encoding="utf-8-sig")
         cut = letters[schema.RECEIVED_AT].max() - pd.DateOffset(months=3)
         archive = home / "archive" / "letters"

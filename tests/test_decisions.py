@@ -34,16 +34,17 @@ def test_every_kind_is_written_printed_and_in_force(decide, home):
         0, "decision 1: 188396 = 283371 by alice\n", "")
     assert decide("different", "100", "200", user="bob")[1] == "decision 2: 100 ≠ 200 by bob\n"
     assert decide("detach", "300")[1] == "decision 3: detach 300 by alice\n"
-    # Chinese names of the configured taxonomy become codes; repeats are dropped
+    # a unique second-level name and the office topics' old codes become the taxonomy's labels
+    # (paths); repeats are dropped
     assert decide("topic", "400", "征地拆迁|rural_land|land_requisition")[1] == (
-        "decision 4: topic 400 = land_requisition|rural_land by alice\n")
+        "decision 4: topic 400 = 国土资源/征地拆迁|农村农业/土地承包经营 by alice\n")
     store = DecisionStore.for_home(home)
     assert store.path == home / "decisions.sqlite" == DecisionStore.for_index(home / "index").path
     effective = store.effective()
     assert effective.must_link == {("188396", "283371")}
     assert effective.cannot_link == {("100", "200")}
     assert list(effective.detached) == ["300"] and effective.detached["300"].startswith("20")
-    assert effective.topics == {"400": ["land_requisition", "rural_land"]}
+    assert effective.topics == {"400": ["国土资源/征地拆迁", "农村农业/土地承包经营"]}
     rows = store.rows()
     assert [(r.id, r.kind, r.user) for r in rows] == [(1, "same", "alice"), (2, "different", "bob"),
                                                        (3, "detach", "alice"), (4, "topic", "alice")]
@@ -138,21 +139,21 @@ def test_list_prints_a_table_and_json(decide, home, cli):
     assert decide("list") == (0, f"no decisions in {home / 'decisions.sqlite'}\n", "")
     assert not (home / "decisions.sqlite").exists()  # reading creates nothing
     decide("same", "188396", "283371", "--note", "same estate")
-    decide("topic", "188396", "rural_land", user="bob")
+    decide("topic", "188396", "农村农业", user="bob")
     decide("undo", "1")
     code, out, _ = decide("list")
     lines = out.splitlines()
     assert code == 0 and len(lines) == 4
     assert lines[0].split() == ["#", "decision", "user", "at", "status", "note"]
     assert lines[1].startswith("1  188396 = 283371") and "undone by 3" in lines[1] and lines[1].endswith("same estate")
-    assert "topic 188396 = rural_land" in lines[2] and " bob " in lines[2] and "in force" in lines[2]
+    assert "topic 188396 = 农村农业" in lines[2] and " bob " in lines[2] and "in force" in lines[2]
     assert lines[3].startswith("3  undo 1")
     assert len({line.index("status") if i == 0 else line.index(s) for i, (line, s) in enumerate(
         zip(lines, ["status", "undone", "in force", "in force"]))}) == 1  # one column
     code, out, _ = cli("decide", "list", "--json", "--last", "2", "--index", home / "index")
     rows = json.loads(out)
     assert [(r["id"], r["kind"], r["value"], r["user"], r["status"]) for r in rows] == [
-        (2, "topic", "rural_land", "bob", "in force"), (3, "undo", None, "alice", "in force")]
+        (2, "topic", "农村农业", "bob", "in force"), (3, "undo", None, "alice", "in force")]
     assert set(rows[0]) == {"id", "kind", "letter_a", "letter_b", "value", "user", "at", "note", "undoes", "status"}
 
 

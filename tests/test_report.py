@@ -115,7 +115,7 @@ def test_scope_repeat_and_flags(built, letters):
     now = period_rows(letters, "2024-11-01", "2024-12-01")
     _, _, scope = read_sheet(built / "report.xlsx", "受理范围")
     scope = scope.set_index("范围")
-    out = int((now[schema.TOPICS] == "consultation_other").sum())
+    out = int((now[schema.TOPICS] == "党务政务/咨询及其他").sum())
     assert scope.at["不属于受理范围", "件次"] == out
     assert scope.at["属于受理范围", "件次"] == len(now) - out
     _, _, features = read_sheet(built / "report.xlsx", "重复、联名集体、匿名、越级")

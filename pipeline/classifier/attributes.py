@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from pipeline import schema
+from pipeline import parallel, schema
 from pipeline.errors import PetitionError
 
 _DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
@@ -148,7 +148,7 @@ class AttributeRules:
         return self.levels.index(addressee_level) > floor
 
 
-def letter_attributes(letters, rules):
+def letter_attributes(letters, rules, processes=1, chunk_size=1000):
     """Attributes of each letter.
 
     Parameters
@@ -157,29 +157,35 @@ def letter_attributes(letters, rules):
         Normalize output columns: clean_text, petitioner_name, petitioner_key_basis,
         signatories, visitors, channel, addressee_level.
     rules : AttributeRules
+    processes, chunk_size : the letters are read in chunks by this many forked workers
 
     Returns
     -------
     DataFrame with NATURE, LAW_LITIGATION, ANONYMOUS, JOINT, SIGNATORY_COUNT, COLLECTIVE,
     HOME_LEVEL, SKIP_LEVEL, on the index of ``letters``.
     """
-    rows = []
     columns = [schema.CLEAN_TEXT, schema.PETITIONER_NAME, schema.PETITIONER_KEY_BASIS, schema.SIGNATORIES,
                schema.VISITORS, schema.CHANNEL, schema.ADDRESSEE_LEVEL]
-    for text, name, basis, signatories, visitors, channel, addressee_level in \
-            letters[columns].itertuples(index=False, name=None):
-        signed = int(signatories) if pd.notna(signatories) and signatories > 0 else (
-            rules.signatories_in_text(text) if channel != "visit" else 0)
-        heads = int(visitors) if pd.notna(visitors) and visitors > 0 else (
-            rules.visitors_in_text(text) if channel == "visit" else 0)
-        home = rules.home_level(text)
-        rows.append((rules.nature(text), rules.law_litigation(text), rules.anonymous(name, basis, text),
-                     signed >= rules.min_signatories, signed,
-                     heads >= rules.min_visitors if heads else (
-                         channel == "visit" and bool(rules.collective_marker.search(text))),
-                     home, rules.skip_level(addressee_level, home)))
+    records = list(letters[columns].itertuples(index=False, name=None))
+    rows = parallel.map_chunks(lambda chunk: [_attributes(record, rules) for record in chunk], records,
+                               processes, chunk_size)
     frame = pd.DataFrame(rows, index=letters.index, columns=[
         schema.NATURE, schema.LAW_LITIGATION, schema.ANONYMOUS, schema.JOINT, schema.SIGNATORY_COUNT,
         schema.COLLECTIVE, schema.HOME_LEVEL, schema.SKIP_LEVEL])
     return frame.astype({schema.SIGNATORY_COUNT: "int64", schema.LAW_LITIGATION: bool, schema.ANONYMOUS: bool,
                          schema.JOINT: bool, schema.COLLECTIVE: bool, schema.SKIP_LEVEL: bool})
+
+
+def _attributes(record, rules):
+    """The attribute values of one letter's (text, name, basis, signatories, visitors, channel,
+    addressee level)."""
+    text, name, basis, signatories, visitors, channel, addressee_level = record
+    signed = int(signatories) if pd.notna(signatories) and signatories > 0 else (
+        rules.signatories_in_text(text) if channel != "visit" else 0)
+    heads = int(visitors) if pd.notna(visitors) and visitors > 0 else (
+        rules.visitors_in_text(text) if channel == "visit" else 0)
+    home = rules.home_level(text)
+    return (rules.nature(text), rules.law_litigation(text), rules.anonymous(name, basis, text),
+            signed >= rules.min_signatories, signed,
+            heads >= rules.min_visitors if heads else (channel == "visit" and bool(rules.collective_marker.search(text))),
+            home, rules.skip_level(addressee_level, home))

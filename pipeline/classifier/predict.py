@@ -36,9 +36,9 @@ def topic_columns(proba, card):
     labels = card["labels"]
     if proba.shape[1] != len(labels):
         raise PetitionError(f"model and card disagree: {proba.shape[1]} outputs, {len(labels)} labels in the card")
-    best = proba.argmax(axis=1) if len(proba) else np.zeros(0, dtype=int)
+    order = textmodel.ranked(proba, labels)  # the answer first: the best leaf under the best first level
+    best, top3 = order[:, 0], order[:, :3]
     confidence = proba[np.arange(len(proba)), best]
-    top3 = np.argsort(-proba, axis=1)[:, :3]
     bodies = {label: card["taxonomy"].get(label, {}).get("responsible_body", "") for label in labels}
     return {
         schema.TOPIC: [labels[j] for j in best],
@@ -51,7 +51,8 @@ def topic_columns(proba, card):
     }
 
 
-def classify_letters(letters, model, card, rules, nature=None, processes=1, chunk_size=1000, progress=None):
+def classify_letters(letters, model, card, rules, nature=None, processes=1, chunk_size=1000, progress=None,
+                     normalized=None):
     """Return ``letters`` (the segment output) with the topic and attribute columns added.
 
     Parameters
@@ -63,12 +64,15 @@ def classify_letters(letters, model, card, rules, nature=None, processes=1, chun
     processes, chunk_size : parallel prediction
     progress : callable, optional
         Called with the number of letters done.
+    normalized : config.NormalizeConfig, optional
+        The settings ``clean_text`` was cleaned with: models that clean alike skip cleaning
+        it again (``textmodel.predict_probas``).
     """
     texts = letters[schema.CLEAN_TEXT].tolist()
     models = [model, nature[0]] if nature else [model]
-    probas = textmodel.predict_probas(models, texts, processes, chunk_size, progress)
+    probas = textmodel.predict_probas(models, texts, processes, chunk_size, progress, normalized)
     out = letters.assign(**topic_columns(probas[0], card))
-    attributes = letter_attributes(letters, rules)
+    attributes = letter_attributes(letters, rules, processes, chunk_size)
     if nature:
         nature_proba, nature_card = probas[1], nature[1]
         confident = nature_proba.max(axis=1) >= nature_card["review"]["threshold"]

@@ -7,8 +7,9 @@ Steps::
                 characters: the title)
     features    TF-IDF of the jieba words, of character n-grams of the whole text and of
                 character n-grams of the head
-    classifier  CalibratedLinearSVC: class-balanced LinearSVC with sigmoid-calibrated
-                probabilities; one-vs-rest over a label indicator matrix for multi-label data
+    classifier  hierarchy.TwoLevelClassifier over CalibratedLinearSVC (class-balanced LinearSVC
+                with sigmoid-calibrated probabilities): the first-level class, then the
+                second-level class under it; one-vs-rest at the first level for multi-label data
 
 A model directory holds ``model.joblib`` and ``model_card.json`` (data hash, labels,
 cross-validated metrics, thresholds, library versions, the command that trained it).
@@ -32,12 +33,13 @@ from sklearn.compose import ColumnTransformer
 from sklearn.feature_extraction.text import TfidfTransformer, TfidfVectorizer
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 from sklearn.model_selection import StratifiedKFold
-from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
 from pipeline import __version__, parallel, schema
+from pipeline.classifier.hierarchy import TwoLevelClassifier, best_leaves
+from pipeline.classifier.taxonomy import LEVEL_SEP, level_label, level_sets
 from pipeline.classifier.ngrams import CharNgramCounter
 from pipeline.errors import PetitionError
 from pipeline.normalize import TextCleaner
@@ -103,14 +105,27 @@ class LetterText(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X):
+        return self.prepare(X)
+
+    def prepare(self, X, cleaned=False):
+        """``transform(X)``; ``cleaned``: the texts are a run's ``clean_text``, cleaned by
+        normalize with this step's settings (``cleans_like``), and only need a light re-clean."""
         check_is_fitted(self, "dictionaries_")
         texts = list(X)
         if not all(isinstance(text, str) for text in texts):
             raise TypeError("LetterText expects strings")
         cleaner, segmenter = self._tools()
-        clean = [cleaner.clean(text)[:self.max_chars or None] for text in texts]
+        clean_one = cleaner.reclean if cleaned else cleaner.clean
+        clean = [clean_one(text)[:self.max_chars or None] for text in texts]
         return pd.DataFrame({schema.CLEAN_TEXT: clean, schema.TOKENS: segmenter.cut_joined(clean),
                              HEAD: [text[:self.head_chars] for text in clean]})
+
+    def cleans_like(self, normalize_settings):
+        """Whether normalize with ``normalize_settings`` (``config.normalize``) cleans texts as
+        this step does (same masks and boilerplate)."""
+        return (self.mask_char, self.id_mask, self.phone_mask, tuple(self.boilerplate)) == (
+            normalize_settings.mask_char, normalize_settings.id_mask, normalize_settings.phone_mask,
+            tuple(normalize_settings.boilerplate))
 
     def _tools(self):
         if getattr(self, "_loaded", None) is None:
@@ -185,7 +200,9 @@ def build_model(text, settings, multilabel=False):
     text : LetterText
     settings : config.ClassifyConfig
     multilabel : bool
-        Expect a label indicator matrix (one column per label) instead of one label per text.
+        Letters may have several labels (first-level classes one-vs-rest).
+
+    The model is fitted on texts and ``hierarchy.label_array(label_sets)``.
     """
     words = TfidfVectorizer(tokenizer=str.split, token_pattern=None, lowercase=False, sublinear_tf=True,
                             min_df=settings.min_df, max_features=settings.max_features, dtype=np.float32)
@@ -197,9 +214,8 @@ def build_model(text, settings, multilabel=False):
     features = ColumnTransformer(
         [("words", words, schema.TOKENS), ("chars", chars(), schema.CLEAN_TEXT), ("head", chars(), HEAD)],
         transformer_weights={"words": 1.0, "chars": 1.0, "head": settings.head_weight})
-    classifier = CalibratedLinearSVC(settings.svm_c, settings.calibration_folds, settings.calibration_ensemble)
-    if multilabel:
-        classifier = OneVsRestClassifier(classifier)
+    classifier = TwoLevelClassifier(
+        CalibratedLinearSVC(settings.svm_c, settings.calibration_folds, settings.calibration_ensemble), multilabel)
     return Pipeline([("text", text), ("features", features), ("classifier", classifier)])
 
 
@@ -213,13 +229,16 @@ def fit_model(model, texts, y):
         raise
 
 
-def cross_validated_proba(model, texts, y, strata, folds, seed=0, processes=1, progress=None):
+def cross_validated_proba(model, texts, y, labels, strata, folds, seed=0, processes=1, progress=None):
     """Out-of-fold probabilities of ``model`` (unfitted) on ``texts``.
 
     Parameters
     ----------
     y : array
-        Labels, or a label indicator matrix for a multi-label model.
+        One list of labels per text (``hierarchy.label_array``).
+    labels : list of str
+        The model's outputs when fitted on all the texts (``hierarchy.leaf_labels``): the
+        columns of the result. A fold's model lacking one gives it probability 0.
     strata : array of str
         One label per text to stratify the folds on (the primary label).
     folds : int
@@ -238,25 +257,33 @@ def cross_validated_proba(model, texts, y, strata, folds, seed=0, processes=1, p
         results = []
         for train, test in fold_splits:
             fitted = fit_model(clone(model[1:]), prepared.iloc[train], y[train])
-            results.append((test, fitted.predict_proba(prepared.iloc[test])))
+            results.append((test, list(fitted.classes_), fitted.predict_proba(prepared.iloc[test])))
         return results
 
-    n_labels = y.shape[1] if y.ndim == 2 else len(np.unique(y))
-    proba = np.zeros((len(prepared), n_labels))
-    for test, fold in parallel.map_chunks(fold_proba, splits, processes, chunk_size=1, progress=progress):
-        proba[test] = fold
+    column = {label: j for j, label in enumerate(labels)}
+    proba = np.zeros((len(prepared), len(labels)))
+    for test, classes, fold in parallel.map_chunks(fold_proba, splits, processes, chunk_size=1, progress=progress):
+        known = [k for k, label in enumerate(classes) if label in column]
+        proba[np.ix_(test, [column[classes[k]] for k in known])] = fold[:, known]
     return proba
 
 
 # --- decisions and metrics --------------------------------------------------------------------
 
+def ranked(proba, labels):
+    """Per text, the label indices: the answer (``hierarchy.best_leaves``) first, then the others,
+    most probable first (array n_texts x n_labels)."""
+    first = proba.astype(float, copy=True)
+    first[np.arange(len(first)), best_leaves(proba, labels)] = np.inf
+    return np.argsort(-first, axis=1, kind="stable")
+
+
 def topic_sets(proba, labels, thresholds):
-    """Per text: the most probable label first, then every other label whose probability
-    reaches its threshold, most probable first (list of lists of str)."""
+    """Per text: the answer first, then every other label whose probability reaches its
+    threshold, most probable first (list of lists of str)."""
     limits = np.array([thresholds[label] for label in labels])
-    order = np.argsort(-proba, axis=1)
     return [[labels[j] for rank, j in enumerate(row) if rank == 0 or p[j] >= limits[j]]
-            for row, p in zip(order, proba)]
+            for row, p in zip(ranked(proba, labels), proba)]
 
 
 def label_thresholds(proba, truth_sets, labels, grid=np.arange(0.05, 0.96, 0.05)):
@@ -313,6 +340,29 @@ def classification_metrics(truth_sets, predicted_sets, labels):
         "confusion": {"labels": list(labels),
                       "matrix": confusion_matrix(primary_true, primary_pred, labels=list(labels)).tolist()},
     }
+
+
+def level_metrics(truth_sets, predicted_sets, level, labels):
+    """``classification_metrics`` at one level, with ``level`` added.
+
+    Level 1 cuts every label to its first level. Level 2 compares whole labels on the letters
+    whose truth has second-level labels (only those count, ``rows`` says how many; per-label
+    figures for second-level labels only); a letter labelled at the first level only says
+    nothing about the second. ``labels`` (a model's outputs) fix the order of the per-label
+    figures; labels of the truth they lack follow. No letter to score at level 2: only
+    ``level`` and ``rows`` (0).
+    """
+    if level == 1:
+        truth, predicted = level_sets(truth_sets, 1), level_sets(predicted_sets, 1)
+    else:
+        kept = [i for i, truth in enumerate(truth_sets) if any(LEVEL_SEP in label for label in truth)]
+        truth = [[label for label in truth_sets[i] if LEVEL_SEP in label] for i in kept]
+        predicted = [predicted_sets[i] for i in kept]
+        if not kept:
+            return {"level": level, "rows": 0}
+    known = list(dict.fromkeys(level_label(label, level) for label in labels if level == 1 or LEVEL_SEP in label))
+    unknown = sorted({label for labels_of in truth for label in labels_of} - set(known))
+    return {"level": level, **classification_metrics(truth, predicted, known + unknown)}
 
 
 # --- persistence ------------------------------------------------------------------------------
@@ -413,22 +463,25 @@ def _text_step_key(model):
     return repr(sorted(settings.items())), tuple(step.dictionaries_), step.stopword_text_
 
 
-def predict_probas(models, texts, processes=1, chunk_size=1000, progress=None):
+def predict_probas(models, texts, processes=1, chunk_size=1000, progress=None, normalized=None):
     """Probabilities of each of ``models`` for ``texts`` (list of str), in ``processes`` forked
     workers: a list of arrays (n_texts, n_labels of that model).
 
     Models whose text steps are alike (same parameters and dictionaries, as a topic and a
     nature model trained by one installation) clean and segment each text once between them.
+    ``normalized``: the texts are a run's ``clean_text`` from normalize with these settings
+    (``config.normalize``); a model whose text step cleans alike does not clean them again.
     """
     for model in models:
         warm_up(model)
     keys = [_text_step_key(model) for model in models]
+    cleaned = [normalized is not None and model[0].cleans_like(normalized) for model in models]
 
     def task(chunk):
         prepared, outputs = {}, []
-        for model, key in zip(models, keys):
+        for model, key, clean in zip(models, keys, cleaned):
             if key not in prepared:
-                prepared[key] = model[0].transform(chunk)
+                prepared[key] = model[0].prepare(chunk, cleaned=clean)
             outputs.append(model[1:].predict_proba(prepared[key]))
         return list(zip(*outputs))  # per text, one row per model
     rows = parallel.map_chunks(task, texts, processes, chunk_size, progress)

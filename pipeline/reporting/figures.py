@@ -11,7 +11,8 @@ count anything themselves. Its keys:
     {measure: {now, year_ago, previous, vs_year_ago, vs_year_ago_pct, vs_previous,
     vs_previous_pct}} for the measures of ``VOLUME``.
 ``channels``, ``nature``, ``levels``, ``townships``, ``units``
-    lists of rows ({..., items, share}); ``topics`` {rows, total, multi_topic};
+    lists of rows ({..., items, share}); ``topics`` {rows, total, multi_topic}; ``topics_level1``
+    {rows}: letters per first-level class of a two-level taxonomy (a letter once per class);
     ``scope`` and ``features`` {measure: {items, share}}; ``months`` rows per month;
     ``cases`` {rows, top}; ``review`` rows; ``meta`` {source, letters, undated, generated,
     version}.
@@ -31,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import __version__, schema
+from pipeline.classifier.taxonomy import LEVEL_SEP, level_label
 from pipeline.dedup.cases import raw_names
 from pipeline.reporting.places import FROM_ADDRESS, FROM_TEXT, UNKNOWN_TOWNSHIP, find_townships
 
@@ -67,8 +69,12 @@ def _visits(frame):
     return frame[frame[schema.CHANNEL] == schema.VISIT]
 
 
-def _count_topics(frame):
-    return frame[schema.TOPIC_LIST].explode().dropna().value_counts()
+def _count_topics(frame, level=2):
+    """Letters per topic label (``level`` 1: per first-level class, a letter once per class)."""
+    topics = frame[schema.TOPIC_LIST]
+    if level == 1:
+        topics = topics.map(lambda labels: list(dict.fromkeys(level_label(label, 1) for label in labels)))
+    return topics.explode().dropna().value_counts()
 
 
 def _candidates(top3):
@@ -145,17 +151,29 @@ class _Counter:
                  "persons": int(chosen[schema.PERSONS].sum()) if channel == schema.VISIT else None}
                 for channel, chosen in self.each(schema.CHANNEL, CHANNEL_ORDER)]
 
-    def topics(self):
-        counts, before = _count_topics(self.now), _count_topics(self.ago)
-        codes = list(self.names) + sorted(set(counts.index) - set(self.names))
+    def _topic_rows(self, counts, before, codes):
+        """One row per code, most items first (stable: ties keep the order of ``codes``)."""
         rows = [{"code": code, "name": topic_name(self.names, code), "items": int(counts.get(code, 0)),
                  "share": self.share(counts.get(code, 0)), "year_ago": int(before.get(code, 0)),
                  "vs_year_ago_pct": self.change(counts.get(code, 0), before.get(code, 0))} for code in codes]
+        return sorted(rows, key=lambda row: -row["items"])
+
+    def topics(self):
+        counts, before = _count_topics(self.now), _count_topics(self.ago)
+        # a two-level taxonomy has too many classes to list the absent ones: topics_level1 does
+        two_level = any(LEVEL_SEP in code for code in self.names)
+        listed = [code for code in self.names if not two_level or code in counts.index or code in before.index]
+        codes = listed + sorted(set(counts.index) - set(self.names))
         total, total_before = int(counts.sum()), int(before.sum())
-        return {"rows": sorted(rows, key=lambda row: -row["items"]),   # stable: ties keep taxonomy order
+        return {"rows": self._topic_rows(counts, before, codes),
                 "total": {"items": total, "share": self.share(total), "year_ago": total_before,
                           "vs_year_ago_pct": self.change(total, total_before)},
                 "multi_topic": int((self.now[schema.TOPIC_LIST].map(len) > 1).sum())}
+
+    def topics_level1(self):
+        counts, before = (_count_topics(frame, level=1) for frame in (self.now, self.ago))
+        firsts = list(dict.fromkeys(level_label(code, 1) for code in self.names))
+        return {"rows": self._topic_rows(counts, before, firsts + sorted(set(counts.index) - set(firsts)))}
 
     def nature(self):
         counts = self.now[schema.NATURE].replace("", UNMARKED_NATURE).value_counts()
@@ -311,7 +329,7 @@ def compute_figures(letters, period, settings, topic_names, labeler, source="", 
     return {"periods": {"now": period, "year_ago": counter.year_ago, "previous": counter.previous},
             "min_change_base": settings.min_change_base,
             "items": counter.items, "overview": counter.overview(), "channels": counter.channels(),
-            "topics": counter.topics(), "nature": counter.nature(), "scope": counter.scope(),
+            "topics": counter.topics(), "topics_level1": counter.topics_level1(), "nature": counter.nature(), "scope": counter.scope(),
             "features": counter.features(), "townships": counter.townships(), "units": counter.units(),
             "levels": counter.levels(), "months": counter.months(), "cases": counter.cases(),
             "review": counter.review(),

@@ -115,19 +115,29 @@ def channels(figures):
                  _hbar("渠道"))
 
 
+def _topic_row(figures, code, name, f):
+    return {"代码": code, "类别": name, COUNT: f["items"], SHARE: f["share"], "上年同期": f["year_ago"],
+            "同比(%)": rate_cell(f["vs_year_ago_pct"], f["year_ago"], figures["min_change_base"]),
+            BASE: figures["items"]}
+
+
 def topics(figures):
     items, topic_figures = figures["items"], figures["topics"]
     total, multi = topic_figures["total"], topic_figures["multi_topic"]
-
-    def row(code, name, f):
-        return {"代码": code, "类别": name, COUNT: f["items"], SHARE: f["share"], "上年同期": f["year_ago"],
-                "同比(%)": rate_cell(f["vs_year_ago_pct"], f["year_ago"], figures["min_change_base"]), BASE: items}
-    frame = pd.concat([pd.DataFrame([row(r["code"], r["name"], r) for r in topic_figures["rows"]]),
-                       pd.DataFrame([row("", f"各类别{TOTAL_MARK}（多类别重复计入）", total)])], ignore_index=True)
+    frame = pd.concat([pd.DataFrame([_topic_row(figures, r["code"], r["name"], r) for r in topic_figures["rows"]]),
+                       pd.DataFrame([_topic_row(figures, "", f"各类别{TOTAL_MARK}（多类别重复计入）", total)])],
+                      ignore_index=True)
     return Table("topics", "问题类别", frame,
                  f"占比以本期受理件次 {items} 为分母。一件涉及多个类别的，分别计入各个类别"
                  f"（本期 {multi} 件涉及两个及以上类别），因此各类别合计 {total['items']} 件次，占比之和可超过100%。",
                  {**_hbar("类别"), "skip_last": True})
+
+
+def topics_level1(figures):
+    frame = pd.DataFrame([_topic_row(figures, r["code"], r["name"], r) for r in figures["topics_level1"]["rows"]])
+    return Table("topics_level1", "一级类别", frame.drop(columns="代码"),
+                 f"按全国信访内容分类的一级类别计数：一件涉及同一一级类别下多个二级类别的只计一次；"
+                 f"占比以本期受理件次 {figures['items']} 为分母。", _hbar("类别"))
 
 
 def nature(figures):
@@ -363,8 +373,8 @@ def meta(figures):
     return Table("meta", "报告说明", pd.DataFrame(rows, columns=["项目", "内容"]), "")
 
 
-TABLES = (overview, channels, topics, nature, scope, features, townships, units, levels, months, cases,
-          handling, backlog, bodies, reopened, review, meta)
+TABLES = (overview, channels, topics, topics_level1, nature, scope, features, townships, units, levels, months,
+          cases, handling, backlog, bodies, reopened, review, meta)
 
 
 def build_tables(figures):

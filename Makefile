@@ -71,6 +71,7 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_classify.py --out $(BENCH_DIR)/classify.json
 	$(PY) benchmarks/bench_nightly.py --out $(BENCH_DIR)/nightly.json
 	$(PY) benchmarks/bench_matching.py --out $(BENCH_DIR)/matching.json
+	$(PY) benchmarks/bench_review.py --out $(BENCH_DIR)/review.json
 
 # The default model (topics, and nature as an attribute model) from the bundled sample and its
 # truth file. An office trains on its own archive the same way (README: Train).

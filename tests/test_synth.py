@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = ROOT / "corpora" / "sample"
 SAMPLE_N, SAMPLE_SEED = 5000, 20241
 TRUTH_FILES = ("letters.csv", "truth_letters.csv", "truth_pairs.csv")
-LARGE_TOPICS = ("land_requisition", "rural_land", "court", "labour_social_security",
-                "urban_housing")
+LARGE_TOPICS = ("国土资源/征地拆迁", "农村农业/土地承包经营", "政法/涉法涉诉·法院",
+                "劳动和社会保障/劳动社保", "城乡建设/住房保障与房地产")
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +84,8 @@ def test_headers_map_to_every_schema_column():
 
 def test_sample_covers_topics_channels_levels_natures(sample, world):
     letters, truth, _ = sample
-    topics = {code for value in truth.topics for code in value.split("|")}
-    assert topics == set(world.topics) and len(topics) == 20
+    topics = {path for value in truth.topics for path in value.split("|")}
+    assert topics == {cfg["path"] for cfg in world.topic_cfg} and len(topics) == 20
     assert set(CHANNELS) <= set(letters["信访形式"])
     assert set(letters["受理层级"]) == set(schema.LEVELS)
     assert set(truth.nature) == set(NATURES)

@@ -45,11 +45,11 @@ their ``petitioner_key`` pseudonym.
 work is done by ``pipeline.reporting`` (figures → tables and narrative → render); letters are
 read by ``pipeline.letters``.
 """
-from pipeline import schema
+from pipeline import classify, schema
 from pipeline.dedup.cases import Labeler
 from pipeline.letters import load_letters, topic_names
 from pipeline.reporting.figures import compute_figures
-from pipeline.reporting.narrative import narrative
+from pipeline.reporting.narrative import model_paragraphs, narrative
 from pipeline.reporting.periods import report_period
 from pipeline.reporting.places import dictionary_townships
 from pipeline.reporting.render import Report, write_report
@@ -92,7 +92,8 @@ def run_stage(run, config, *, history=None, period=None, end=None, dicts=()):
                                      settings.township_false_endings)
         figures = compute_figures(letters, chosen, settings, topic_names(settings.taxonomy), Labeler.from_config(config),
                                   source, known)
-        report = Report(chosen, build_tables(figures), narrative(figures))
+        report = Report(chosen, build_tables(figures),
+                        narrative(figures) + model_paragraphs(classify.recorded_notice(run)))
         paths = write_report(report, run.path, settings)
         result.rows_in = result.rows_out = len(letters)
         result.notes = {"period": f"{chosen.label} ({chosen.span})",

@@ -7,9 +7,9 @@ taken over the board's seven labels. Letters the model files under a class the b
 use count as errors of their true class.
 
 Then ``needs_review``: for the model card's review threshold, the configured
-``classify.review_threshold`` and a grid of thresholds, the share of letters flagged and the
+``classify.generated_review_threshold`` and a grid of thresholds, the share of letters flagged and the
 share of the model's wrong answers among them; ``suggested`` is the lowest threshold that flags
-at least ``--catch`` of the wrong answers (the figure behind ``classify.review_threshold``).
+at least ``--catch`` of the wrong answers (the figure behind ``classify.generated_review_threshold``).
 Figures are given for the whole file and for its two halves (even and odd rows), so that a
 threshold chosen on one half can be read on the other.
 
@@ -82,8 +82,8 @@ def evaluate(model_dir, data, catch, config):
     predicted, confidence = first_level_answers(proba, card["labels"])
     wrong = predicted != truth
     halves = {"even_rows": np.arange(len(truth)) % 2 == 0, "odd_rows": np.arange(len(truth)) % 2 == 1}
-    thresholds = {"model_card": card["review"]["threshold"],
-                  "configured": config.classify.review_threshold or card["review"]["threshold"]}
+    configured = config.classify.generated_review_threshold if card.get("trained_on") == "generated" else 0
+    thresholds = {"model_card": card["review"]["threshold"], "configured": configured or card["review"]["threshold"]}
     return {
         "model": str(model_dir), "trained_on": card.get("trained_on", "unknown"),
         "model_rows": card["data"]["rows"], "model_labels": len(card["labels"]), "data": str(data),

@@ -5,7 +5,8 @@ Reads ``segmented.parquet`` and writes ``classified.parquet`` with, per letter:
 * ``topic`` (most probable code), ``topic_confidence`` (its calibrated probability),
   ``topics`` (``|``-joined: the topic, then every other label over its threshold from the
   model card), ``top3`` (JSON ``[[code, probability], ...]``), ``needs_review`` (confidence
-  under the card's review threshold, or ``classify.review_threshold`` when set) and
+  under the card's review threshold, or ``classify.generated_review_threshold`` for a model
+  trained on generated letters) and
   ``responsible_body`` (from the card's taxonomy);
 * the attributes of ``pipeline.classifier.attributes`` (rules in ``corpora/attributes.yaml``),
   overridden by a confident ``nature/`` model where the model directory has one.
@@ -54,8 +55,9 @@ def run_stage(run, config, *, model=None, processes=None):
     processes = processes or settings.processes
     model_dir = Path(model) if model else settings.model_dir
     topic_model, card = textmodel.load_model(model_dir)
-    if settings.review_threshold:   # measured on real letters; the card's comes from CV on its training data
-        card = card | {"review": card["review"] | {"threshold": settings.review_threshold}}
+    if settings.generated_review_threshold and card.get("trained_on") == "generated":
+        # measured on real letters: the card's comes from CV on generated text, far easier than real letters
+        card = card | {"review": card["review"] | {"threshold": settings.generated_review_threshold}}
     nature = predict.load_nature_model(model_dir)
     rules = AttributeRules.load(settings.attributes)
     letters = run.read("segment")

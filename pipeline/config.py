@@ -198,7 +198,7 @@ class ClassifyConfig:
     cv_folds: int = setting(FOLDS)
     seed: int = setting(NON_NEGATIVE)
     target_precision: float = setting(FRACTION)
-    review_threshold: float = setting(SHARE)
+    generated_review_threshold: float = setting(SHARE)
     processes: int = setting(COUNT)
     chunk_size: int = setting(COUNT)
 

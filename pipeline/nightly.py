@@ -115,4 +115,7 @@ def run_nightly(files, home, config, *, channel=None, dicts=(), model=None, peri
             except PetitionError as exc:
                 raise PetitionError(f"stage {name} failed: {exc}; outputs of earlier stages are kept in "
                                     f"{run.path}; run the same command again to resume from it") from exc
+        notice = classify.recorded_notice(run)
+        if notice:
+            print(f"nightly: note: {notice}")
     return run.path

@@ -49,12 +49,12 @@ their ``petitioner_key`` pseudonym.
 work is done by ``pipeline.reporting`` (figures → tables and narrative → render); letters are
 read by ``pipeline.letters``.
 """
-from pipeline import schema
+from pipeline import classify, schema
 from pipeline.dedup.cases import Labeler, raw_names
 from pipeline.letters import load_letters, topic_names
 from pipeline.reporting.figures import compute_figures
 from pipeline.reporting.handling import handling_figures
-from pipeline.reporting.narrative import narrative
+from pipeline.reporting.narrative import model_paragraphs, narrative
 from pipeline.reporting.periods import report_period
 from pipeline.reporting.places import dictionary_townships
 from pipeline.reporting.render import Report, write_report
@@ -101,7 +101,8 @@ def run_stage(run, config, *, history=None, period=None, end=None, dicts=()):
         figures["handling"] = handling_figures(
             letters, chosen, config.status,
             lambda case_ids: labeler.labels(letters[letters[schema.CASE_ID].isin(set(case_ids))], everyone))
-        report = Report(chosen, build_tables(figures), narrative(figures))
+        report = Report(chosen, build_tables(figures),
+                        narrative(figures) + model_paragraphs(classify.recorded_notice(run)))
         paths = write_report(report, run.path, settings)
         result.rows_in = result.rows_out = len(letters)
         result.notes = {"period": f"{chosen.label} ({chosen.span})",

@@ -122,6 +122,28 @@ def test_classify_fills_every_column_for_every_row(board_run, board_model, tmp_p
     assert "classify" in RunDir(run).manifest()["stages"]
 
 
+def test_model_trained_on_generated_letters_is_announced_and_reviewed_at_its_threshold(
+        board_run, tiny_model, tmp_path, cli):
+    from pipeline.classify import GENERATED_NOTE, recorded_notice
+    from pipeline.synth.modelcard import mark_generated
+    model, run = tmp_path / "model", tmp_path / "run"
+    shutil.copytree(tiny_model, model)
+    run.mkdir()
+    shutil.copy(board_run / "segmented.parquet", run)
+    config = small_config(tmp_path, generated_review_threshold=0.97)
+    code, out, err = cli("--config", config, "classify", "--run", run, "--model", model)
+    assert code == 0, err
+    plain = pd.read_parquet(run / "classified.parquet")
+    assert GENERATED_NOTE not in out and recorded_notice(RunDir(run)) is None
+    mark_generated(model, "python -m pipeline.synth --training --n 10 --seed 1")
+    code, out, err = cli("--config", config, "classify", "--run", run, "--model", model)
+    assert code == 0, err
+    letters = pd.read_parquet(run / "classified.parquet")
+    assert (letters[schema.NEEDS_REVIEW] == (letters[schema.TOPIC_CONFIDENCE] < 0.97)).all()
+    assert letters[schema.NEEDS_REVIEW].sum() > plain[schema.NEEDS_REVIEW].sum()
+    assert "trained on generated letters" in out and "petition train" in recorded_notice(RunDir(run))
+
+
 def test_evaluate_a_saved_model_prints_one_json_object(board, board_model, tmp_path, cli):
     code, out, err = cli("evaluate", "--model", board_model, "--data", board / "labeled.csv", "--json",
                          "--out", tmp_path / "eval")

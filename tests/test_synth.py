@@ -1,4 +1,5 @@
 """Tests of pipeline.synth: determinism, the committed sample, and the planted truth."""
+import json
 import random
 import re
 from pathlib import Path
@@ -18,8 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = ROOT / "corpora" / "sample"
 SAMPLE_N, SAMPLE_SEED = 5000, 20241
 TRUTH_FILES = ("letters.csv", "truth_letters.csv", "truth_pairs.csv")
-LARGE_TOPICS = ("land_requisition", "rural_land", "court", "labour_social_security",
-                "urban_housing")
+LARGE_TOPICS = ("国土资源/征地拆迁", "农村农业/土地承包经营", "政法/涉法涉诉·法院",
+                "劳动和社会保障/劳动社保", "城乡建设/住房保障与房地产")
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +85,8 @@ def test_headers_map_to_every_schema_column():
 
 def test_sample_covers_topics_channels_levels_natures(sample, world):
     letters, truth, _ = sample
-    topics = {code for value in truth.topics for code in value.split("|")}
-    assert topics == set(world.topics) and len(topics) == 20
+    topics = {path for value in truth.topics for path in value.split("|")}
+    assert topics == {cfg["path"] for cfg in world.topic_cfg} and len(topics) == 20
     assert set(CHANNELS) <= set(letters["信访形式"])
     assert set(letters["受理层级"]) == set(schema.LEVELS)
     assert set(truth.nature) == set(NATURES)
@@ -203,3 +204,53 @@ def test_template_language():
     assert seen == {"甲村民{name}", "乙丙村民{name}", "乙村民{name}"}
     with pytest.raises(ValueError):
         compile_template("[甲|乙")
+
+
+# --- training corpora -------------------------------------------------------------------
+FIRST_LEVEL = ("城乡建设", "农村农业", "政法", "教育文体", "劳动和社会保障", "民政", "党务政务", "经济管理",
+               "卫生计生", "商贸旅游", "环境保护", "交通运输", "纪检监察", "国土资源", "科技与信息产业")
+NATIONAL = ROOT.parent / "shared" / "corpora" / "messageboard" / "taxonomy_3level.xlsx"
+
+
+def test_training_world_keeps_the_sample_topics_first(world):
+    training = load_world(training=True)
+    assert training.topics[:len(world.topics)] == world.topics
+    assert [cfg["path"] for cfg in training.topic_cfg[:len(world.topics)]] == [cfg["path"] for cfg in world.topic_cfg]
+    assert len(training.topics) > len(world.topics)
+
+
+def test_training_corpus_covers_every_first_level_class(tmp_path):
+    assert main(["--training", "--n", "2000", "--seed", "5", "--out", str(tmp_path / "letters.csv")]) == 0
+    truth = pd.read_csv(tmp_path / "truth_letters.csv", dtype=str, keep_default_na=False)
+    paths = {path for value in truth.topics for path in value.split("|")}
+    assert {path.split("/")[0] for path in paths} == set(FIRST_LEVEL)
+    assert all(path.count("/") == 1 for path in paths)
+    primary = truth.topics.str.split("|").str[0].str.split("/").str[0]
+    assert primary.value_counts().min() >= 10          # no class is a token presence
+    letters = pd.read_csv(tmp_path / "letters.csv", dtype=str, keep_default_na=False)
+    for first in ("交通运输", "教育文体", "商贸旅游"):  # classes the sample's topics lack
+        titles = letters.loc[(primary == first) & (truth.malformed == ""), "标题"]
+        assert titles.nunique() >= 0.8 * len(titles), first
+
+
+@pytest.mark.skipif(not NATIONAL.exists(), reason=f"{NATIONAL} (the national classification) is absent")
+def test_training_paths_are_national_second_level_or_office_topics(world):
+    national = pd.read_excel(NATIONAL, engine="openpyxl")
+    second = set(national["一级分类"] + "/" + national["二级分类"])
+    office = {cfg["path"] for cfg in world.topic_cfg}     # the sample's topics: the office topics
+    training = load_world(training=True)
+    assert {cfg["path"] for cfg in training.topic_cfg} - office <= second
+
+
+def test_generated_model_card_is_announced(tmp_path):
+    from pipeline.classify import generated_model_notice
+    from pipeline.reporting.narrative import model_paragraphs
+    from pipeline.synth.modelcard import mark_generated
+    card = {"labels": ["城乡建设/城乡规划"], "review": {"threshold": 0.5}}
+    (tmp_path / "model_card.json").write_text(json.dumps(card), encoding="utf-8")
+    assert generated_model_notice(card, tmp_path) is None and model_paragraphs(None) == []
+    marked = mark_generated(tmp_path, "python -m pipeline.synth --training --n 10 --seed 1")
+    assert json.loads((tmp_path / "model_card.json").read_text(encoding="utf-8")) == marked
+    notice = generated_model_notice(marked, tmp_path)
+    assert "generated letters" in notice and "petition train" in notice
+    assert "模拟来信" in model_paragraphs(notice)[0]

@@ -160,3 +160,13 @@ def narrative(figures):
     paragraphs = [_volume(figures), _topics(figures), _nature(figures), _features(figures), _places(figures),
                   _cases(figures), _handling(figures)]
     return [paragraph for paragraph in paragraphs if paragraph]
+
+
+def model_paragraphs(generated_notice):
+    """A closing paragraph when classify used a model trained on generated letters
+    (``generated_notice``, classify's note, or None): its topics are a first sorting."""
+    if not generated_notice:
+        return []
+    return ["说明：本期来信的分类由通用模型完成，该模型以生成的模拟来信训练，未使用本单位的历史来信，"
+            "分类结果仅作初步分拣，需人工复核。可用本单位已分类的历史来信重新训练模型"
+            "（petition train，见使用说明“petition train, evaluate, classify”一节）。"]

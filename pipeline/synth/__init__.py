@@ -8,4 +8,7 @@ phrase banks, ``world`` the county loaded from ``corpora/synth/*.yaml`` (`load_w
 ``output`` the writer of the letters file and the truth files (`generate`). Run it as
 ``python -m pipeline.synth --n 5000 --seed 20241 --out corpora/sample/letters.csv``
 (``make sample``); tests and benchmarks use it to plant duplicates whose truth is known.
+With ``--training`` (``load_world(training=True)``) the topics of ``corpora/synth/training.yaml``
+join the sample's, so that every first-level class of the national classification has letters:
+the corpus ``make train`` trains the default model on (``modelcard`` marks its card).
 """

@@ -4,11 +4,11 @@
 renders and writes them in chunks (CSV with BOM, or parquet), with the truth rows in the
 same order, then writes the pairs.
 
-truth_letters.csv has one row per letters row, in the same order: letter_id, topics (codes,
-primary first, "|"-separated), nature, matter_id, person_id (empty when anonymous),
-anonymous, signatories, visitors, traditional, identifiers_in_text, home_level (level of
-the place the matter belongs to), skip_level (1 when the addressee's level is above both the
-home level and the county: 越级), pattern, malformed (empty or the reason).
+truth_letters.csv has one row per letters row, in the same order: letter_id, topics (classes
+of the national classification as 一级/二级 paths, primary first, "|"-separated), nature,
+matter_id, person_id (empty when anonymous), anonymous, signatories, visitors, traditional,
+identifiers_in_text, home_level (level of the place the matter belongs to), skip_level (1
+when the addressee's level is above both the home level and the county: 越级), pattern, malformed (empty or the reason).
 
 truth_pairs.csv lists every pair of letters of one matter (malformed rows excluded),
 letter_a before letter_b in file order, with the first relation that holds:

@@ -29,7 +29,7 @@ LETTER_SLOTS = ("name", "gender", "age", "home", "address", "phone", "idno", "æˆ
 SLOTS = frozenset(MATTER_SLOTS + LETTER_SLOTS)
 
 # A topic's settings in phrases.yaml; its other keys are phrase banks.
-TOPIC_KEYS = ("name", "weight", "natures", "home", "place", "local", "anonymous", "joint",
+TOPIC_KEYS = ("name", "path", "weight", "natures", "home", "place", "local", "anonymous", "joint",
               "dept", "roles", "peak_months", "issues")
 
 

@@ -535,9 +535,9 @@ class Renderer:
                                          own, malformed == "bad_date"),
                channel, name, idno, phone, address, addressee, LEVELS[level], title, body,
                plan.signatories[letter] or "", plan.visitors[letter] or "")
-        topics = [world.topics[plan.m_topic[matter]]]
+        topics = [world.topic_cfg[plan.m_topic[matter]]["path"]]
         if plan.m_topic2[matter] >= 0:
-            topics.append(world.topics[plan.m_topic2[matter]])
+            topics.append(world.topic_cfg[plan.m_topic2[matter]]["path"])
         truth = (letter_id, "|".join(topics), NATURES[plan.nature[letter]], f"M{matter:07d}",
                  f"P{person:07d}" if person >= 0 else "", int(person < 0),
                  plan.signatories[letter], plan.visitors[letter],

@@ -1,5 +1,6 @@
 """The world letters are drawn from: the fictional county's places, people's names,
-addressees and topics, loaded once from ``corpora/synth/places.yaml`` and ``phrases.yaml``.
+addressees and topics, loaded once from ``corpora/synth/places.yaml`` and ``phrases.yaml``
+(and ``training.yaml`` for training corpora).
 
 `load_world` reads the two files and returns a `World`: townships with their villages and
 estates, the bodies letters are addressed to (with candidate lists per level, channel kind
@@ -118,11 +119,37 @@ class World:
         return self.body_cands[(level, kind, topic)]
 
 
-def load_world(directory=SYNTH_DIR):
-    """Load and compile ``places.yaml`` and ``phrases.yaml`` from ``directory``."""
+def load_world(directory=SYNTH_DIR, *, training=False):
+    """Load and compile ``places.yaml`` and ``phrases.yaml`` from ``directory``.
+
+    With ``training``, the topics and topic pairs of ``training.yaml`` join those of
+    ``phrases.yaml`` (after them, so the sample's topic indexes stay): a world covering every
+    first-level class of the national classification, for training corpora. The bundled sample
+    is drawn without them and stays as it is.
+    """
     directory = Path(directory)
     read = lambda name: yaml.safe_load((directory / name).read_text(encoding="utf-8"))
-    return World(read("places.yaml"), read("phrases.yaml"))
+    phrases = read("phrases.yaml")
+    if training:
+        extra = read("training.yaml")
+        clash = sorted(set(extra["topics"]) & set(phrases["topics"]))
+        if clash:
+            raise ValueError(f"training.yaml: topics already in phrases.yaml: {clash}")
+        _reweight(phrases["topics"], extra.get("reweight") or {})
+        phrases["topics"].update(extra["topics"])
+        phrases["topic_pairs"] += extra.get("topic_pairs", [])
+    return World(read("places.yaml"), phrases)
+
+
+def _reweight(topics, weights):
+    """Set the weights of ``training.yaml``'s ``reweight`` ("topic" or "topic.issue": weight)."""
+    for key, weight in weights.items():
+        code, _, issue = key.partition(".")
+        try:
+            target = topics[code]["issues"][issue] if issue else topics[code]
+        except KeyError:
+            raise ValueError(f"training.yaml: reweight names an unknown topic or issue: {key}") from None
+        target["weight"] = weight
 
 
 def township_gov(township):

@@ -239,6 +239,7 @@ def test_default_model_is_committed_small_and_says_how_it_was_trained(config):
         pytest.skip("default model not trained yet (make train)")
     model, info = textmodel.load_model(folder)
     assert "generated letters" in info["description"] and "petition train --data" in info["description"]
+    assert info["trained_on"] == "generated" and "petition train" in info["train_on_own_archive"]
     assert info["multilabel"]
     # every label is a class of the national taxonomy (first level, or a path under it)
     taxonomy = Taxonomy.load(config.classify.taxonomy)

@@ -7,11 +7,14 @@ import shutil
 import pandas as pd
 import pytest
 
-from pipeline import schema
-from pipeline.config import PROJECT_ROOT
+from pipeline import schema, train
+from pipeline.classifier import textmodel
+from pipeline.config import PROJECT_ROOT, load_config
 from pipeline.decisions import DecisionStore
 from pipeline.review import security, training
 from pipeline.review.app import create_app
+from tests.config_files import write_config
+from tests.conftest import sample_path
 from tests.review_home import HOSTILE_ROW, MARKUP, UNCLOSED, UNCLOSED_ROW, build_home
 
 
@@ -51,6 +54,15 @@ def a_case_with_links(client, size=3):
 
 def text(response):
     return response.get_data(as_text=True)
+
+
+def copy_home(home, folder):
+    """A copy of the test home's runs and index in ``folder``, without the decisions, accounts
+    and candidates other tests left there."""
+    copy = folder / "home"
+    shutil.copytree(home, copy, ignore=shutil.ignore_patterns("index", "decisions.sqlite*", "review"))
+    shutil.copytree(home / "index", copy / "index")
+    return copy
 
 
 def test_every_page_answers_in_chinese(client):
@@ -183,10 +195,10 @@ def test_topic_correction_and_review(client, home):
     confidences = queue[schema.TOPIC_CONFIDENCE].tolist()
     assert confidences == sorted(confidences)
     letter_id = queue.index[0]
-    response = client.post(f"/letters/{letter_id}/topic", data={"topic": ["court", "misconduct"], "next": "/queue",
-                                                                 "csrf_token": csrf})
+    topics = list(client.application.extensions["workbench"].topic_names)[-2:]
+    response = client.post(f"/letters/{letter_id}/topic", data={"topic": topics, "next": "/queue", "csrf_token": csrf})
     assert response.status_code == 302 and response.headers["Location"] == "/queue"
-    assert store.effective().topics[letter_id] == ["court", "misconduct"]
+    assert store.effective().topics[letter_id] == topics
     assert f'data-letter="{letter_id}"' not in text(client.get("/queue"))
     assert "人工更正" in text(client.get(f"/letters/{letter_id}"))
     second = queue.index[1]
@@ -227,9 +239,7 @@ def test_non_local_bind_needs_accounts(cli, home, monkeypatch, config):
 
 
 def test_accounts_log_in_with_secure_cookies(home, config, tmp_path):
-    accounts_home = tmp_path / "home"
-    shutil.copytree(home[0], accounts_home, ignore=shutil.ignore_patterns("index"))
-    shutil.copytree(home[0] / "index", accounts_home / "index")
+    accounts_home = copy_home(home[0], tmp_path)
     security.Accounts(accounts_home).add("bob", "a long password")
     client = create_app(accounts_home, config, secret_key="test").test_client()
     response = client.get("/cases")
@@ -297,3 +307,75 @@ def test_topic_retrain_runs_the_train_command_with_decisions(config, home):
     assert argv[0] == "train" and argv[-2:] == ["--with-decisions", str(home[0])]
     assert argv[argv.index("--model") + 1] == "/tmp/candidate"
     assert argv[argv.index("--data") + 1] == original[original.index("--data") + 1]
+
+
+def frequent_topic_letters(letters, truth, taxonomy):
+    """The ``letters`` whose every truth topic (as a taxonomy label: the sample's codes or paths)
+    labels two or more of them, as ``petition train`` requires; {letter id: labels}."""
+    topics = {key: [taxonomy.code_for(t) for t in cell.split("|")] for key, cell in truth.items()}
+    keep = [key for key in letters if key in topics]
+    while True:  # dropping a letter can make another letter's topic rare
+        counts = pd.Series([t for key in keep for t in topics[key]]).value_counts()
+        kept = [key for key in keep if all(counts[t] >= 2 for t in topics[key])]
+        if kept == keep:
+            return {key: topics[key] for key in keep}
+        keep = kept
+
+
+def test_retrain_the_topic_model_with_a_correction_activate_and_roll_back(home, config, tmp_path):
+    """A topic model trained on a few hundred sample letters; a topic correction made on the
+    workbench; the retrained candidate (its own train command with the home's decisions) shown
+    beside it, activated (the active one kept), answering the corrected topic, and rolled back."""
+    from pipeline.classifier.taxonomy import Taxonomy
+    home_dir = copy_home(home[0], tmp_path)
+    letters = pd.read_csv(sample_path(), dtype=str, encoding="utf-8-sig", nrows=300, keep_default_na=False)
+    truth = pd.read_csv(sample_path().with_name("truth_letters.csv"), dtype=str, encoding="utf-8-sig",
+                        keep_default_na=False).set_index("letter_id")["topics"]
+    taxonomy_file = PROJECT_ROOT / "corpora" / "taxonomy.yaml"
+    labelled = frequent_topic_letters(letters["信件编号"], truth, Taxonomy.load(taxonomy_file))
+    data = tmp_path / "letters.csv"
+    letters[letters["信件编号"].isin(labelled)].to_csv(data, index=False, encoding="utf-8-sig")
+    active = tmp_path / "topics"
+    config_file = write_config(tmp_path, lambda raw: raw["classify"].update(model_dir=str(active), cv_folds=3))
+    local = load_config(config_file)
+    train.train_command(local, data=data, text_cols=["标题", "内容"], label_col="topics", label_sep="|",
+                        labels=sample_path().with_name("truth_letters.csv"), taxonomy=taxonomy_file, model=active)
+    before_card, before = training.read_card(active), (active / "model.joblib").read_bytes()
+    # the letter (one the nightly saw) gets a topic the model knows and its truth lacks
+    letter_id = next(iter(labelled))
+    corrected = next(label for label in before_card["labels"] if label not in labelled[letter_id])
+    app = create_app(home_dir, local, secret_key="test", config_file=config_file)
+    retrain = app.test_client()
+    csrf = token(retrain)
+    assert retrain.post(f"/letters/{letter_id}/topic", data={"topic": corrected, "csrf_token": csrf}).status_code == 302
+    assert "类别更正 1 件" in text(retrain.get("/retrain"))
+    response = retrain.post("/retrain/topics/train", data={"csrf_token": csrf})
+    assert response.status_code == 200, text(response)
+    candidate = training.read_card(training.candidate_dir(home_dir, training.TOPICS))
+    assert candidate["data"]["decisions"] == str(DecisionStore.for_home(home_dir).path)
+    assert "1 rows labelled by analysts' topic decisions (1 letters decided)" in candidate["data"]["skipped"]
+    assert candidate["data"]["rows"] == before_card["data"]["rows"]
+    section = text(response).split('id="topics"')[1]
+    for figure, level in (("accuracy", ""), ("macro_f1", ""), ("level2 accuracy", "_level2")):
+        now, new = re.search(rf'data-figure="{figure}"><th>[^<]*</th><td class="active">([^<]*)</td>'
+                             rf'<td class="candidate">([^<]*)</td>', section).groups()
+        name = figure.split()[-1]
+        assert (float(now), float(new)) == (before_card[f"cross_validation{level}"][name],
+                                            candidate[f"cross_validation{level}"][name])
+    assert retrain.post("/retrain/topics/activate", data={"csrf_token": csrf}).status_code == 302
+    previous = active.with_name("topics.previous")
+    assert training.read_card(active) == candidate and (previous / "model.joblib").read_bytes() == before
+    # the corrected letter's text: the new model gives its corrected topic more weight than the old one
+    row = letters.set_index("信件编号").loc[letter_id]
+    weight = []
+    for folder in (previous, active):
+        model, card = textmodel.load_model(folder)
+        weight.append(textmodel.predict_proba(model, [row["标题"] + "\n" + row["内容"]], processes=1)[0][
+            card["labels"].index(corrected)])
+    assert weight[1] > weight[0]
+    # retraining the retrained model: its command's own --model and --with-decisions are replaced
+    argv = training.topic_train_argv(candidate, home_dir, "/tmp/candidate")
+    assert argv.count("--with-decisions") == argv.count("--model") == 1
+    assert "回退到上一个模型" in text(retrain.get("/retrain"))
+    assert retrain.post("/retrain/topics/rollback", data={"csrf_token": csrf}).status_code == 302
+    assert (active / "model.joblib").read_bytes() == before and training.read_card(active) == before_card

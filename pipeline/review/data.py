@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline import schema
+from pipeline.classifier.taxonomy import Taxonomy
 from pipeline.decisions import DecisionStore, pair
 from pipeline.errors import PetitionError
 from pipeline.letters import load_letters, topic_names
@@ -128,6 +129,8 @@ class Workbench:
         self.home, self.config = Path(home), config
         self.store = DecisionStore.for_home(self.home)
         self.topic_names = topic_names(config.classify.taxonomy)
+        taxonomy = Path(config.classify.taxonomy)
+        self._taxonomy = Taxonomy.load(taxonomy) if taxonomy.exists() else None
         self._snapshot, self._stamp, self._keys = None, None, None
 
     def _files(self):
@@ -298,6 +301,11 @@ class Workbench:
         """Decisions in force or not (``DecisionStore.list``) naming any of ``letter_ids``, newest first."""
         ids = set(letter_ids)
         return [d for d in reversed(self.store.list()) if d.letter_a in ids or d.letter_b in ids]
+
+    def names_topic(self, topic):
+        """Whether the taxonomy names ``topic``: one of its labels (paths) or codes, which a model
+        trained on codes answers in (and ``petition train`` maps onto the labels)."""
+        return bool(self._taxonomy and self._taxonomy.code_for(topic))
 
     def decided_state(self):
         """The decisions in force (``decisions.Effective``)."""

@@ -67,12 +67,14 @@ def matcher_figures(card):
 
 
 def topic_figures(card):
-    """{figure: value} of a topic model card: cross-validated accuracy and macro-F1, folds, letters."""
+    """{figure: value} of a topic model card: cross-validated accuracy and macro-F1 (first level,
+    and second level when the model has second-level labels), folds, letters."""
     if not card:
         return {}
-    cv = card.get("cross_validation", {})
-    return {"accuracy": cv.get("accuracy"), "macro_f1": cv.get("macro_f1"), "folds": cv.get("folds"),
-            "letters": card.get("data", {}).get("rows")}
+    cv, cv2 = card.get("cross_validation", {}), card.get("cross_validation_level2") or {}
+    return {"accuracy": cv.get("accuracy"), "macro_f1": cv.get("macro_f1"),
+            **{f"level2 {name}": cv2[name] for name in ("accuracy", "macro_f1") if name in cv2},
+            "folds": cv.get("folds"), "letters": card.get("data", {}).get("rows")}
 
 
 def side_by_side(active, candidate):
@@ -128,11 +130,13 @@ def topic_train_argv(card, home, out):
     if not command:
         raise PetitionError("the active topic model's card has no train_command: retrain it with `petition train`")
     argv = shlex.split(command)[2:]  # drop "petition train"
-    if "--model" in argv:
-        argv[argv.index("--model") + 1] = str(out)
-    else:
-        argv += ["--model", str(out)]
-    return ["train", *argv, "--with-decisions", str(home)]
+    # a model retrained here has both options in its command already: replaced, not repeated
+    for option, value in (("--model", out), ("--with-decisions", home)):
+        if option in argv:
+            argv[argv.index(option) + 1] = str(value)
+        else:
+            argv += [option, str(value)]
+    return ["train", *argv]
 
 
 def train_topic_candidate(home, config, *, config_file=None):

@@ -58,9 +58,9 @@ def _next_page(default):
 @blueprint.route("/letters/<path:letter_id>/topic", methods=["POST"])
 @decided
 def correct_topic(letter_id):
-    """Correct the letter's topics (one or more codes of the taxonomy, first the main one)."""
+    """Correct the letter's topics (one or more labels or codes of the taxonomy, first the main one)."""
     topics = [t for t in request.form.getlist("topic") if t]
-    unknown = [t for t in topics if t not in workbench().topic_names]
+    unknown = [t for t in topics if not workbench().names_topic(t)]
     if not topics or unknown:
         abort(400, f"请选择分类体系中的类别（未知：{'、'.join(unknown)}）" if unknown else "请至少选择一个类别")
     _known_letter(letter_id)

@@ -10,7 +10,8 @@ blueprint = Blueprint("retrain", __name__)
 FIGURE_ZH = {"threshold": "链接阈值", "pairs": "样本对", "same": "其中同一事项", "precision": "精确率",
              "recall": "召回率", "average_precision": "平均精确率", "accuracy": "准确率", "macro_f1": "宏平均 F1",
              "folds": "交叉验证折数", "letters": "训练来信"}
-SOURCE_ZH = {"all": "全部", "truth": "生成样本", "judged": "人工判定", "decided": "人工决定"}
+SOURCE_ZH = {"all": "全部", "truth": "生成样本", "judged": "人工判定", "decided": "人工决定",
+             "level2": "二级类别"}
 
 
 def figure_label(name):

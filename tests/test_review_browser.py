@@ -46,10 +46,12 @@ def browser():
 
 def test_mark_a_link_not_the_same_matter_and_see_the_case_split(served, browser, config):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
     home, url, root = served
     browser.get(f"{url}/cases?min_letters=3")
     browser.save_screenshot(str(root / "cases.png"))
     browser.find_elements(By.CSS_SELECTOR, "table tr td a")[0].click()
+    WebDriverWait(browser, 30).until(lambda page: "/cases/" in page.current_url)
     case_id = browser.current_url.rsplit("/", 1)[1]
     letters_before = {e.get_attribute("data-letter") for e in browser.find_elements(By.CSS_SELECTOR, "article.letter")}
     assert len(letters_before) >= 3
@@ -64,7 +66,8 @@ def test_mark_a_link_not_the_same_matter_and_see_the_case_split(served, browser,
             break
     assert button is not None, "a link inside the case"
     button.click()
-    assert "已标记非同一事项" in browser.page_source
+    # the form's POST and redirect finish after click() returns on a busy machine
+    WebDriverWait(browser, 30).until(lambda page: "已标记非同一事项" in page.page_source)
     assert tuple(sorted(pair)) in DecisionStore.for_home(home).effective().cannot_link
     run = sorted(p.parent for p in home.glob("*/deduped.parquet"))[-1]
     dedupe.run_stage(RunDir(run), config, index=home / "index", progress=False)
@@ -78,6 +81,7 @@ def test_mark_a_link_not_the_same_matter_and_see_the_case_split(served, browser,
 
 def test_correct_a_topic_in_the_review_queue_with_one_key(served, browser):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
     home, url, root = served
     browser.get(f"{url}/queue")
     items = browser.find_elements(By.CSS_SELECTOR, "article.queue-item")
@@ -88,9 +92,9 @@ def test_correct_a_topic_in_the_review_queue_with_one_key(served, browser):
     code = second_choice.find_element(By.XPATH, "..").find_element(By.NAME, "topic").get_attribute("value")
     browser.save_screenshot(str(root / "queue_before.png"))
     browser.find_element(By.TAG_NAME, "body").send_keys("2")
-    browser.find_element(By.CSS_SELECTOR, "h1")  # the queue again, after the redirect
+    # the queue again, after the POST and its redirect
+    WebDriverWait(browser, 30).until(lambda page: f'data-letter="{letter_id}"' not in page.page_source)
     assert DecisionStore.for_home(home).effective().topics.get(letter_id) == [code]
-    assert f'data-letter="{letter_id}"' not in browser.page_source
     browser.get(f"{url}/letters/{letter_id}")
     browser.save_screenshot(str(root / "letter_corrected.png"))
     assert browser.find_element(By.CSS_SELECTOR, ".corrected").text

@@ -75,8 +75,9 @@ def test_model_file_holding_another_object(cli, segmented, tmp_path):
 def test_model_and_card_of_different_labels(cli, segmented, tmp_path):
     model = tmp_path / "model"
     shutil.copytree(MODEL, model)
-    shutil.copy(MODEL / "nature" / "model.joblib", model / "model.joblib")  # 5 outputs, 20 labels
-    one_line_error(cli("classify", "--run", segmented, "--model", model), "5 outputs", "20")
+    shutil.copy(MODEL / "nature" / "model.joblib", model / "model.joblib")  # 5 outputs, the card's topics
+    labels = len(json.loads((MODEL / "model_card.json").read_text(encoding="utf-8"))["labels"])
+    one_line_error(cli("classify", "--run", segmented, "--model", model), "5 outputs", f"{labels} labels")
 
 
 # --- the dedupe index ------------------------------------------------------------------------------------

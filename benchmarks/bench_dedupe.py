@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -41,33 +42,59 @@ TARGETS = {"dedupe_seconds": 600, "dedupe_peak_gb": 6.0, "increment_seconds": 60
 
 
 def tree_rss(pid):
-    """Resident memory (bytes) of a process and all its descendants, from /proc."""
-    total, todo = 0, [pid]
+    """Resident memory (bytes) of a process and all its descendants, from /proc: (the tree's
+    total, its largest process)."""
+    total, largest, todo = 0, 0, [pid]
     while todo:
         current = todo.pop()
         try:
             with open(f"/proc/{current}/statm") as handle:
-                total += int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+                rss = int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
             with open(f"/proc/{current}/task/{current}/children") as handle:
                 todo.extend(int(child) for child in handle.read().split())
         except OSError:
             continue
-    return total
+        total, largest = total + rss, max(largest, rss)
+    return total, largest
 
 
-def timed(argv, label, log):
+def gb(value):
+    return round(value / 1e9, 2)
+
+
+def timed(argv, label, log, phase_end=None):
     """Run ``argv``; return seconds, peak resident memory of its process tree (sampled every
-    0.2 s) and of its largest process (``os.wait4``'s ru_maxrss)."""
+    0.2 s) and of its largest process (``os.wait4``'s ru_maxrss).
+
+    ``phase_end``: a regular expression matching the line the command prints when one of its
+    phases ends (group 1: the phase's name), e.g. each stage's summary line. The result then
+    also has ``phases``: seconds and sampled peaks (tree and largest process) of every phase,
+    a phase running from the previous one's end line."""
     print(f"[bench] {label}: {' '.join(map(str, argv))}", flush=True)
     start = time.perf_counter()
+    phases = {}
     with open(log, "a", encoding="utf-8") as out:
+        offset = out.tell()
         process = subprocess.Popen([str(a) for a in argv], stdout=out, stderr=subprocess.STDOUT)
-        peak = [0]
+        peak = {"tree": 0, "largest": 0}
 
         def sample():
-            while process.poll() is None:
-                peak[0] = max(peak[0], tree_rss(process.pid))
-                time.sleep(0.2)
+            current = {"tree": 0, "largest": 0, "start": start}
+            with open(log, encoding="utf-8", errors="replace") as output:
+                output.seek(offset)
+                while process.poll() is None:
+                    tree, largest = tree_rss(process.pid)
+                    for bucket in (peak, current):
+                        bucket["tree"], bucket["largest"] = max(bucket["tree"], tree), max(bucket["largest"], largest)
+                    for line in output.readlines() if phase_end else ():
+                        ended = re.match(phase_end, line)
+                        if ended:
+                            now = time.perf_counter()
+                            phases[ended.group(1)] = {"seconds": round(now - current["start"], 1),
+                                                      "peak_tree_rss_gb": gb(current["tree"]),
+                                                      "max_process_rss_gb": gb(current["largest"])}
+                            current = {"tree": 0, "largest": 0, "start": now}
+                    time.sleep(0.2)
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         _, status, usage = os.wait4(process.pid, 0)
@@ -76,8 +103,10 @@ def timed(argv, label, log):
     seconds = time.perf_counter() - start
     if process.returncode != 0:
         sys.exit(f"[bench] {label} failed (exit {process.returncode}); see {log}")
-    result = {"seconds": round(seconds, 1), "peak_tree_rss_gb": round(peak[0] / 1e9, 2),
-              "max_process_rss_gb": round(usage.ru_maxrss * 1024 / 1e9, 2)}
+    result = {"seconds": round(seconds, 1), "peak_tree_rss_gb": gb(peak["tree"]),
+              "max_process_rss_gb": gb(usage.ru_maxrss * 1024)}
+    if phase_end:
+        result["phases"] = phases
     print(f"[bench] {label}: {result}", flush=True)
     return result
 

@@ -149,6 +149,7 @@ class IngestConfig:
     level_patterns: dict = setting(LEVEL_PATTERNS)
     max_text_chars: int = setting(COUNT)
     max_xlsx_bytes: int = setting(COUNT)
+    batch_rows: int = setting(COUNT)
 
 
 @dataclasses.dataclass(frozen=True)

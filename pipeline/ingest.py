@@ -18,60 +18,80 @@ from tqdm import tqdm
 
 from pipeline import schema
 from pipeline.errors import PetitionError
-from pipeline.intake.fields import drop_conflicting_ids, to_schema
-from pipeline.intake.readers import expand_inputs, failure, hidden_files, read_table
+from pipeline.intake.fields import FirstIds, to_schema
+from pipeline.intake.readers import expand_inputs, failure, hidden_files, read_tables
 from pipeline.rundir import stage
 
 
-def ingest(inputs, config, sheet=None, progress=None):
-    """Read and map every input file.
+@dataclasses.dataclass
+class IngestLog:
+    """What ingest met besides the letters, filled as the files are read.
 
-    Parameters
-    ----------
-    inputs : list of str or Path
-        Files or folders.
-    config : Config
-    sheet : str, optional
-        Workbook sheet name or 1-based number (default: first sheet).
-    progress : callable, optional
-        Wraps the file list (e.g. ``tqdm``).
-
-    Returns
-    -------
-    letters : DataFrame
     quarantine : list of dict
         Quarantined rows, and one record (``source_row`` '') for every file skipped.
     warnings : list of dict
     rows_in : int
         Source rows read (kept + quarantined), skipped files excluded.
+    rows_out : int
+        Letters kept.
     notes : list of str
         One line per file: rows read, columns mapped and ignored, encoding and lines; or why
-        it was skipped.
+        it was skipped (or, for a file that failed part-way, what was kept of it).
     """
-    files = expand_inputs(inputs)
-    frames, quarantine, warnings, notes, rows_in = [], [], [], [], 0
+
+    quarantine: list = dataclasses.field(default_factory=list)
+    warnings: list = dataclasses.field(default_factory=list)
+    rows_in: int = 0
+    rows_out: int = 0
+    notes: list = dataclasses.field(default_factory=list)
+
+
+def ingest_batches(files, config, log, sheet=None, progress=None):
+    """Read and map every file, a batch of at most ``ingest.batch_rows`` rows at a time.
+
+    Yields DataFrames of letters (``schema.SCHEMA_COLUMNS`` and the handling, source and extra
+    columns); fills ``log`` (an ``IngestLog``) as it goes. A file that cannot be read is skipped
+    and quarantined whole when it is one of several (the only one raises ``PetitionError``);
+    one that fails part-way keeps the rows read before. A letter id already used earlier in the
+    dump is quarantined (``FirstIds``). Raises ``PetitionError`` when no file could be read.
+    """
+    first_ids, read_any = FirstIds(), False
     for path in (progress(files) if progress else files):
+        rows_in = kept = 0
         try:
-            table = read_table(path, sheet, config.ingest.max_xlsx_bytes)
-            letters, failed, warned = to_schema(table, config)
+            for table in read_tables(path, sheet, config.ingest.max_xlsx_bytes, config.ingest.batch_rows):
+                letters, failed, warned = to_schema(table, config)
+                letters, conflicts = first_ids.drop_repeated(letters)
+                rows_in, kept = rows_in + table.rows_in, kept + len(letters)
+                log.rows_in += table.rows_in
+                log.rows_out += len(letters)
+                log.quarantine += failed + conflicts
+                log.warnings += warned
+                read_any = True
+                yield letters
         except PetitionError as exc:
             if len(files) == 1:
                 raise
-            quarantine.append(failure(path, "", "", str(exc), ""))
-            notes.append(f"{path}: skipped: {exc}")
+            log.quarantine.append(failure(path, "", "", str(exc), ""))
+            log.notes.append(f"{path}: skipped: {exc}" if not rows_in else
+                             f"{path}: stopped after {rows_in} rows ({kept} kept): {exc}")
             continue
-        rows_in += table.rows_in
-        frames.append(letters)
-        quarantine.extend(failed)
-        warnings.extend(warned)
         mapping, unmapped = schema.map_columns(c for c in table.frame.columns if c != schema.SOURCE_ROW)
-        notes.append(f"{path}: {table.rows_in} rows; columns {mapping}"
-                     + (f"; kept in extra: {unmapped}" if unmapped else "")
-                     + "".join(f"; {note}" for note in table.notes))
-    if not frames:
-        raise PetitionError("no input file could be read: " + "; ".join(q[schema.REASON] for q in quarantine))
-    letters, conflicts = drop_conflicting_ids(pd.concat(frames, ignore_index=True))
-    return letters, quarantine + conflicts, warnings, rows_in, notes
+        log.notes.append(f"{path}: {rows_in} rows; columns {mapping}"
+                         + (f"; kept in extra: {unmapped}" if unmapped else "")
+                         + "".join(f"; {note}" for note in table.notes))
+    if not read_any:
+        raise PetitionError("no input file could be read: " + "; ".join(q[schema.REASON] for q in log.quarantine))
+
+
+def ingest(inputs, config, sheet=None, progress=None):
+    """Read and map every input file (files or folders) into one DataFrame (``ingest_batches``).
+
+    Returns (letters, quarantine, warnings, rows_in, notes): see ``IngestLog``.
+    """
+    log = IngestLog()
+    letters = pd.concat(list(ingest_batches(expand_inputs(inputs), config, log, sheet, progress)), ignore_index=True)
+    return letters, log.quarantine, log.warnings, log.rows_in, log.notes
 
 
 def file_sha256(path):
@@ -94,20 +114,22 @@ def run_stage(run, config, *, inputs, channel=None, sheet=None):
     if channel:
         config = dataclasses.replace(config, ingest=dataclasses.replace(config.ingest, default_channel=channel))
     with stage(run, "ingest") as result:
-        files = expand_inputs(inputs)
-        letters, quarantine, warnings, rows_in, notes = ingest(
-            files, config, sheet=sheet,
-            progress=lambda items: tqdm(items, desc="ingest", unit="file", disable=None))
-        run.write("ingest", letters)
-        run.set_quarantine("ingest", quarantine)
-        run.set_warnings("ingest", warnings)
+        files, log = expand_inputs(inputs), IngestLog()
+        with tqdm(desc="ingest", unit="row", disable=None) as bar:
+            def counted(batches):
+                for letters in batches:
+                    bar.update(len(letters))
+                    yield letters
+            run.write_batches("ingest", counted(ingest_batches(files, config, log, sheet)))
+        run.set_quarantine("ingest", log.quarantine)
+        run.set_warnings("ingest", log.warnings)
         run.record_fields({schema.MANIFEST_INPUTS: [
             {schema.MANIFEST_INPUT_PATH: str(p), schema.MANIFEST_INPUT_SHA256: file_sha256(p)} for p in files]})
-        result.rows_in, result.rows_out = rows_in, len(letters)
-        result.quarantined = sum(q[schema.SOURCE_ROW] != "" for q in quarantine)
-        skipped = [q[schema.SOURCE_FILE] for q in quarantine if q[schema.SOURCE_ROW] == ""]
+        result.rows_in, result.rows_out = log.rows_in, log.rows_out
+        result.quarantined = sum(q[schema.SOURCE_ROW] != "" for q in log.quarantine)
+        skipped = [q[schema.SOURCE_FILE] for q in log.quarantine if q[schema.SOURCE_ROW] == ""]
         hidden = hidden_files(inputs)
-        result.notes = {"files": notes, "warnings": len(warnings)}
+        result.notes = {"files": log.notes, "warnings": len(log.warnings)}
         if skipped:
             result.notes["files skipped (unreadable; in quarantine.csv)"] = f"{len(skipped)} of {len(files)}"
         if hidden:

@@ -27,32 +27,92 @@ _DOUBLE_BYTE = re.compile(rb"[\x81-\xfe][\x30-\xfe]")
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
-class DecodedText:
-    """A text file as lines.
+class LineStream:
+    """A text file's lines, decoded one at a time: memory holds a line, not the file.
+
+    Iterating yields ``(line, encoding)``: the line with its ``\\n`` ending (the last line
+    keeps none if the file has none; a CR-only file is split on CR, its lines ending in
+    ``\\n``), and None for a line read as UTF-8 or UTF-16, else 'gb18030' | 'big5' |
+    'undecodable' (an undecodable line holds replacement characters). A first pass over the bytes decides the legacy encoding of the
+    lines that are not UTF-8, as a whole; a UTF-16 file, or one without a line feed, is
+    decoded whole.
+
+    Raises UnicodeDecodeError, on iterating, only for a UTF-16 file that is not valid UTF-16
+    (the caller refuses the file).
 
     Attributes
     ----------
-    lines : list of str
-        Lines with their ``\\n`` endings (a CR-only file is split on CR).
-    line_encodings : dict
-        {1-based line number: 'gb18030' | 'big5' | 'undecodable'} for lines not read as UTF-8
-        (undecodable lines hold replacement characters).
     encoding : str
         'utf-8', 'utf-16', or the legacy encoding of the non-UTF-8 lines.
+    legacy_lines : dict
+        {encoding: number of lines read in it}, filled as lines are read.
     """
 
-    def __init__(self, lines, line_encodings=None, encoding="utf-8"):
-        self.lines, self.line_encodings, self.encoding = lines, line_encodings or {}, encoding
+    def __init__(self, path):
+        self.path = path
+        with open(path, "rb") as handle:
+            head = handle.read(4096)
+        self._utf16 = utf16_codec(head)
+        self.legacy_lines = {}
+        self.encoding = "utf-16" if self._utf16 else self._legacy_encoding()
+
+    def _raw_lines(self):
+        """The file's lines as bytes (UTF-8 BOM removed), each with its ending."""
+        with open(self.path, "rb") as handle:
+            first = handle.readline()
+            if not first.endswith(b"\n") and b"\r" in first:  # no line feed anywhere: a CR-only file
+                rest = first.removeprefix(codecs.BOM_UTF8).split(b"\r")
+                yield from (part + b"\n" for part in rest[:-1])
+                if rest[-1]:
+                    yield rest[-1]
+                return
+            yield first.removeprefix(codecs.BOM_UTF8)
+            yield from handle
+
+    def _legacy_encoding(self):
+        """'big5' when the lines that are not UTF-8 look like Big5 (``_looks_big5``), else
+        'gb18030' ('utf-8' when every line is UTF-8)."""
+        lines = pairs = low_trail = big5 = 0
+        for raw in self._raw_lines():
+            try:
+                raw.decode("utf-8")
+                continue
+            except UnicodeDecodeError:
+                pass
+            found = _DOUBLE_BYTE.findall(raw)
+            lines, pairs = lines + 1, pairs + len(found)
+            low_trail += sum(0x40 <= pair[1] <= 0x7E for pair in found)
+            big5 += _decode_first(raw, BIG5_CODECS) is not None
+        if not lines:
+            return "utf-8"
+        looks_big5 = pairs and low_trail / pairs >= BIG5_LOW_TRAIL_SHARE and big5 / lines >= BIG5_LINE_SHARE
+        return "big5" if looks_big5 else "gb18030"
+
+    def __iter__(self):
+        if self._utf16:
+            with open(self.path, "rb") as handle:
+                text = handle.read().decode(self._utf16).removeprefix("\ufeff")
+            yield from ((line, None) for line in split_lines(text))
+            return
+        codecs_tried = BIG5_CODECS if self.encoding == "big5" else ("gb18030",)
+        for raw in self._raw_lines():
+            try:
+                yield raw.decode("utf-8"), None
+                continue
+            except UnicodeDecodeError:
+                pass
+            text = _decode_first(raw, codecs_tried)
+            encoding = self.encoding if text is not None else "undecodable"
+            self.legacy_lines[encoding] = self.legacy_lines.get(encoding, 0) + 1
+            yield (text if text is not None else raw.decode("utf-8", errors="replace")), encoding
 
     def notes(self):
-        """Lines for the stage's notes: how many lines were read in a legacy encoding."""
+        """Lines for the stage's notes: how many lines were read in a legacy encoding (after
+        iterating)."""
         if self.encoding == "utf-16":
             return ["read as UTF-16"]
-        counts = {}
-        for encoding in self.line_encodings.values():
-            counts[encoding] = counts.get(encoding, 0) + 1
         names = {"gb18030": "GB18030", "big5": "Big5"}
-        return [f"lines read as {names[key]}: {counts[key]}" for key in names if key in counts]
+        return [f"lines read as {names[key]}: {self.legacy_lines[key]}" for key in names if key in self.legacy_lines]
 
 
 def utf16_codec(head):
@@ -85,44 +145,6 @@ def split_lines(text):
     return lines + [parts[-1]] if parts[-1] else lines
 
 
-def decode(data):
-    """Decode a text file's bytes into a ``DecodedText``.
-
-    Raises UnicodeDecodeError only for a UTF-16 file that is not valid UTF-16 (the caller
-    refuses the file); every other byte sequence gives lines.
-    """
-    codec = utf16_codec(data[:4096])
-    if codec:
-        return DecodedText(split_lines(data.decode(codec).removeprefix("\ufeff")), encoding="utf-16")
-    data = data.removeprefix(codecs.BOM_UTF8)
-    try:
-        return DecodedText(split_lines(data.decode("utf-8")))
-    except UnicodeDecodeError:
-        pass
-    separator = b"\r" if b"\n" not in data and b"\r" in data else b"\n"
-    raw_lines = data.split(separator)
-    last_ending = raw_lines[-1] == b""  # the last line has no ending unless the file ends with one
-    if last_ending:
-        raw_lines.pop()
-    lines, legacy = [], {}
-    for number, raw in enumerate(raw_lines, start=1):
-        try:
-            lines.append(raw.decode("utf-8") + "\n")
-        except UnicodeDecodeError:
-            lines.append(None)
-            legacy[number] = raw
-    encoding = "big5" if _looks_big5(list(legacy.values())) else "gb18030"
-    codecs_tried = BIG5_CODECS if encoding == "big5" else ("gb18030",)
-    line_encodings = {}
-    for number, raw in legacy.items():
-        text = _decode_first(raw, codecs_tried)
-        line_encodings[number] = encoding if text is not None else "undecodable"
-        lines[number - 1] = (text if text is not None else raw.decode("utf-8", errors="replace")) + "\n"
-    if lines and not last_ending:
-        lines[-1] = lines[-1][:-1]
-    return DecodedText([line for line in lines if line], line_encodings, encoding)
-
-
 def _decode_first(raw, codec_names):
     for name in codec_names:
         try:
@@ -130,19 +152,6 @@ def _decode_first(raw, codec_names):
         except UnicodeDecodeError:
             continue
     return None
-
-
-def _looks_big5(raw_lines):
-    """True when the non-UTF-8 lines are Big5: nearly all decode as Big5, and the share of
-    second bytes in 0x40-0x7E says Big5 rather than GB2312."""
-    if not raw_lines:
-        return False
-    pairs = _DOUBLE_BYTE.findall(b"\n".join(raw_lines))
-    if not pairs:
-        return False
-    low_trail = sum(0x40 <= pair[1] <= 0x7E for pair in pairs) / len(pairs)
-    decodable = sum(_decode_first(raw, BIG5_CODECS) is not None for raw in raw_lines) / len(raw_lines)
-    return low_trail >= BIG5_LOW_TRAIL_SHARE and decodable >= BIG5_LINE_SHARE
 
 
 def sniff_delimiter(header_line):

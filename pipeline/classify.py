@@ -16,6 +16,7 @@ rules, reads the run and writes the stage. A model whose card says it was traine
 letters (``trained_on: generated``) gets a note saying so and how to train on the office's own
 archive (`generated_model_notice`); ``nightly`` prints it and the report carries a line.
 """
+import collections
 from pathlib import Path
 
 from tqdm import tqdm
@@ -60,19 +61,25 @@ def run_stage(run, config, *, model=None, processes=None):
         card = card | {"review": card["review"] | {"threshold": settings.generated_review_threshold}}
     nature = predict.load_nature_model(model_dir)
     rules = AttributeRules.load(settings.attributes)
-    letters = run.read("segment")
-    with stage(run, "classify") as result, \
-            tqdm(total=len(letters), desc="classify", unit="letter", disable=None) as bar:
-        classified = predict.classify_letters(letters, topic_model, card, rules, nature, processes,
-                                              settings.chunk_size, progress=bar.update,
-                                              normalized=config.normalize)
-        run.write("classify", classified)
+    total, batches = run.read_batches("segment", settings.batch_rows, needed=[schema.CLEAN_TEXT])
+    counted = {"needs review": 0, "topics": collections.Counter()}
+
+    def classified_batches(bar):
+        for letters in batches:  # a batch at a time: a million letters are never all in memory
+            classified = predict.classify_letters(letters, topic_model, card, rules, nature, processes,
+                                                  settings.chunk_size, progress=bar.update,
+                                                  normalized=config.normalize)
+            counted["needs review"] += int(classified[schema.NEEDS_REVIEW].sum())
+            counted["topics"].update(classified[schema.TOPIC].tolist())
+            yield classified
+    with stage(run, "classify") as result, tqdm(total=total, desc="classify", unit="letter", disable=None) as bar:
+        run.write_batches("classify", classified_batches(bar))
         run.set_quarantine("classify", [])
-        result.rows_in = result.rows_out = len(letters)
+        result.rows_in = result.rows_out = total
         result.notes = {"model": f"{model_dir} (trained {card.get('created')}, {card['data']['rows']} letters)",
                         "nature": "model + rules" if nature else "rules",
-                        "needs review": int(classified[schema.NEEDS_REVIEW].sum()),
-                        "topics": classified[schema.TOPIC].value_counts().head(10).to_dict()}
+                        "needs review": counted["needs review"],
+                        "topics": dict(counted["topics"].most_common(10))}
         notice = generated_model_notice(card, model_dir)
         if notice:
             result.notes[GENERATED_NOTE] = notice

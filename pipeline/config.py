@@ -214,6 +214,7 @@ class ClassifyConfig:
     generated_review_threshold: float = setting(SHARE)
     processes: int = setting(COUNT)
     chunk_size: int = setting(COUNT)
+    batch_rows: int = setting(COUNT)
 
 
 @dataclasses.dataclass(frozen=True)

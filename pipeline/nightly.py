@@ -22,7 +22,7 @@ from contextlib import contextmanager
 
 from pipeline import classify, dedupe, ingest, normalize, report, schema, segment
 from pipeline.errors import PetitionError
-from pipeline.rundir import RunDir, read_manifest, write_parquet
+from pipeline.rundir import RunDir, copy_file, read_manifest
 
 STAGES = ("ingest", "normalize", "segment", "classify", "dedupe", "report")
 
@@ -93,7 +93,7 @@ def run_nightly(files, home, config, *, channel=None, dicts=(), model=None, peri
         archive = home / "archive" / "letters"
 
         def archived_report():
-            write_parquet(run.read("dedupe"), archive / f"{run.path.name}.parquet")
+            copy_file(run.output_path("dedupe"), archive / f"{run.path.name}.parquet")
             return report.run_stage(run, config, history=archive, period=period, dicts=dicts)
         steps = {
             "ingest": lambda: ingest.run_stage(run, config, inputs=files, channel=channel),

@@ -16,6 +16,7 @@ import itertools
 import json
 import os
 import platform
+import shutil
 import tempfile
 import time
 from contextlib import contextmanager
@@ -69,6 +70,12 @@ def write_parquet(df, path):
     """Write ``df`` to Parquet atomically."""
     with atomic_path(path) as tmp:
         df.to_parquet(tmp, index=False)
+
+
+def copy_file(source, path):
+    """Copy the file ``source`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        shutil.copyfile(source, tmp)
 
 
 def write_csv(df, path):

@@ -42,19 +42,21 @@ TARGETS = {"dedupe_seconds": 600, "dedupe_peak_gb": 6.0, "increment_seconds": 60
 
 
 def tree_rss(pid):
-    """Resident memory (bytes) of a process and all its descendants, from /proc: (the tree's
-    total, its largest process)."""
+    """Memory of a process and all its descendants, from /proc: (the tree's proportional set
+    size, its largest process's resident size), bytes. Forked workers share their parent's
+    pages until they write them: summing their resident sizes would count those pages once per
+    process, the proportional size counts each page once (split among its sharers)."""
     total, largest, todo = 0, 0, [pid]
     while todo:
         current = todo.pop()
         try:
-            with open(f"/proc/{current}/statm") as handle:
-                rss = int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            with open(f"/proc/{current}/smaps_rollup") as handle:
+                sizes = dict(line.split()[:2] for line in handle if line.split()[0] in ("Rss:", "Pss:"))
             with open(f"/proc/{current}/task/{current}/children") as handle:
                 todo.extend(int(child) for child in handle.read().split())
-        except OSError:
+        except (OSError, ValueError):
             continue
-        total, largest = total + rss, max(largest, rss)
+        total, largest = total + int(sizes["Pss:"]) * 1024, max(largest, int(sizes["Rss:"]) * 1024)
     return total, largest
 
 
@@ -63,8 +65,8 @@ def gb(value):
 
 
 def timed(argv, label, log, phase_end=None):
-    """Run ``argv``; return seconds, peak resident memory of its process tree (sampled every
-    0.2 s) and of its largest process (``os.wait4``'s ru_maxrss).
+    """Run ``argv``; return seconds, peak memory of its process tree (proportional set size,
+    sampled every 0.2 s: ``tree_rss``) and of its largest process (``os.wait4``'s ru_maxrss).
 
     ``phase_end``: a regular expression matching the line the command prints when one of its
     phases ends (group 1: the phase's name), e.g. each stage's summary line. The result then

@@ -116,12 +116,12 @@ class Featurizer:
         texts = [text[:self.compare_chars] for text in full]
         days = [None] * len(clean_texts) if days is None else [None if np.isnat(d) else d for d in days]
         masked = [""] * len(clean_texts) if masked is None else masked
-        found = [self.names.extract(clean, words, day, people)
-                 for clean, words, day, people in zip(clean_texts, tokens, days, masked)]
+        found_numbers = [self.names.numbers(clean, day) for clean, day in zip(clean_texts, days)]
+        found = [self.names.extract(clean, words, day, people, numbers)
+                 for clean, words, day, people, numbers in zip(clean_texts, tokens, days, masked, found_numbers)]
         places = [p for p, _ in found]
         # amounts, counts and case numbers (a reminder quotes its first letter's date: dates do not count)
-        numbers, numbers_ptr = name_hashes([sorted(n for n in self.names.numbers(clean, day) if not n.endswith("日"))
-                                            for clean, day in zip(clean_texts, days)])
+        numbers, numbers_ptr = name_hashes([sorted(n for n in found if not n.endswith("日")) for found in found_numbers])
         titles = titles_of(clean_texts)
         # the names a title holds: the matter's place, when it gives one (match evidence)
         title_names = [self.names.extract(title, "", day)[0] for title, day in zip(titles, days)]

@@ -11,6 +11,7 @@ share and the words they share (TF-IDF cosine).
   the letters: a pair's cosine then depends on the two letters only, so matching the
   night's letters against the index gives the same answer as one run over everything.
 """
+import datetime
 import functools
 import re
 from pathlib import Path
@@ -24,6 +25,7 @@ from pipeline.normalize import CJK
 from pipeline.segment import JIEBA_DICT
 
 JIEBA_IDF = JIEBA_DICT.parent / "analyse" / "idf.txt"
+EPOCH = datetime.date(1970, 1, 1)
 
 
 @functools.lru_cache(maxsize=4)
@@ -296,14 +298,15 @@ class NameExtractor:
         """The numbers of ``text`` that pin a matter down (full dates, amounts, counts, case
         numbers: see the class), as they are compared (≈1.5万元)."""
         found = set()
+        own_day = None if day is None else int(day.astype(np.int64))  # days since 1970
         for match in self._number.finditer(text):
             year, month, dom, number, unit = match.groups()
             if year:
-                try:
-                    date = np.datetime64(f"{year}-{int(month):02d}-{int(dom):02d}", "D")
+                try:  # datetime.date, not numpy: a hundred times faster per date
+                    date = (datetime.date(int(year), int(month), int(dom)) - EPOCH).days
                 except ValueError:
                     continue
-                if day is not None and abs(int((date - day).astype(np.int64))) <= self.own_date_days:
+                if own_day is not None and abs(date - own_day) <= self.own_date_days:
                     continue
                 found.add(f"{year}年{int(month)}月{int(dom)}日")
             elif "." in number or len(number.lstrip("0")) >= self.min_number_digits:
@@ -316,12 +319,13 @@ class NameExtractor:
         rounded = float(f"{yuan:.{self.amount_digits}g}")
         return f"≈{rounded / 10_000:g}万元" if rounded >= 10_000 else f"≈{rounded:g}元"
 
-    def extract(self, text, tokens="", day=None, masked=""):
+    def extract(self, text, tokens="", day=None, masked="", numbers=None):
         """Return the sorted specific names of ``text`` (str) and its space-joined ``tokens``.
 
         ``day`` (numpy datetime64[D] or None) is the letter's date; ``masked`` the letter's
         ``masked_names``: keyed hashes of the people's names normalize masked ("|"-joined,
-        ``张:3f9a…``), counted as full names are, when ``full_names``.
+        ``张:3f9a…``), counted as full names are, when ``full_names``; ``numbers`` its
+        :meth:`numbers`, when the caller has them.
 
         Returns
         -------
@@ -330,7 +334,8 @@ class NameExtractor:
         others : list of str
             Masked people and dictionary organisation terms (shown, not counted).
         """
-        specific = self._places(text) | self.numbers(text, day) | self._people(tokens)
+        numbers = self.numbers(text, day) if numbers is None else numbers
+        specific = self._places(text) | numbers | self._people(tokens)
         if self.full_names and masked:
             specific.update(masked.split("|"))
         others = set(self._person.findall(text)) if self._person else set()

@@ -122,6 +122,19 @@ def test_classify_fills_every_column_for_every_row(board_run, board_model, tmp_p
     assert "classify" in RunDir(run).manifest()["stages"]
 
 
+def test_classify_in_batches_answers_as_in_one(board_run, board_model, tmp_path, cli):
+    answers = []
+    for name, config in (("whole", []), ("batched", ["--config", small_config(tmp_path, batch_rows=1000)])):
+        run = tmp_path / name
+        run.mkdir()
+        shutil.copy(board_run / "segmented.parquet", run)
+        code, out, err = cli(*config, "classify", "--run", run, "--model", board_model)
+        assert code == 0, err
+        answers.append((pd.read_parquet(run / "classified.parquet"), out.split("classify: ")[1]))
+    pd.testing.assert_frame_equal(*(frame for frame, _ in answers))
+    assert len(answers[0][0]) > 4000 and answers[0][1].split(" s")[1:] == answers[1][1].split(" s")[1:]
+
+
 def test_model_trained_on_generated_letters_is_announced_and_reviewed_at_its_threshold(
         board_run, tiny_model, tmp_path, cli):
     from pipeline.classify import GENERATED_NOTE, recorded_notice

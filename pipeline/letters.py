@@ -10,6 +10,7 @@ topic labels as a list). :func:`topic_names` reads the topic labels from the tax
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from pipeline import schema
 from pipeline.classifier.taxonomy import Taxonomy
@@ -27,11 +28,14 @@ REQUIRED_COLUMNS = (schema.LETTER_ID, schema.RECEIVED_AT, schema.CHANNEL, schema
                     schema.PETITIONER_KEY, schema.TOPIC, schema.TOPIC_CONFIDENCE, schema.TOPICS,
                     schema.TOP3, schema.NATURE, *FLAG_COLUMNS, schema.CASE_ID,
                     schema.DUPLICATE_OF, schema.RELATION)
+# what the report does not read: raw texts and words, several GB for an archive of a million letters
+REPORT_UNUSED = (schema.CONTENT, schema.ORIGINAL_TEXT, schema.TOKENS, schema.EXTRA, schema.MASKED_NAMES)
 TRUTHY = frozenset({"true", "1", "yes", "y", "t", "是"})
 
 
-def read_parquet_tree(path):
-    """Frames of a Parquet file, or of every ``*.parquet`` file under a folder (sorted by path).
+def read_parquet_tree(path, leave_out=()):
+    """Frames of a Parquet file, or of every ``*.parquet`` file under a folder (sorted by path),
+    without the columns ``leave_out``.
 
     Raises ``PetitionError`` for a missing path or an unreadable file.
     """
@@ -45,7 +49,7 @@ def read_parquet_tree(path):
     frames = []
     for file in files:
         try:
-            frames.append(pd.read_parquet(file))
+            frames.append(read_parquet(file, leave_out))
         except Exception as exc:  # pyarrow raises several types for damaged files
             raise PetitionError(f"{file}: unreadable Parquet ({exc})") from exc
     return frames
@@ -95,7 +99,12 @@ def prepare(letters):
     return letters
 
 
-def load_letters(run, history=None):
+def read_parquet(path, leave_out=()):
+    """A Parquet file without the columns ``leave_out``."""
+    return pd.read_parquet(path, columns=[c for c in pq.read_schema(path).names if c not in leave_out])
+
+
+def load_letters(run, history=None, leave_out=()):
     """Every letter the report counts: the history plus the run's deduped letters, prepared.
 
     Parameters
@@ -106,6 +115,9 @@ def load_letters(run, history=None):
         exists. A letter in both (same ``letter_id``) is taken once, from the run. Its
         handling is the latest the status history (``<run>/../archive/status.parquet``, when
         it exists: ``status.StatusHistory``) holds: a letter closed in a later dump is closed.
+    leave_out : tuple of str
+        Columns not read (e.g. ``REPORT_UNUSED``: an archive of a million letters' raw texts
+        and words is several GB).
 
     Returns
     -------
@@ -118,9 +130,9 @@ def load_letters(run, history=None):
     default_history = run.path.parent / "archive" / "letters"
     history_path = Path(history) if history else (default_history if default_history.exists() else None)
     if history_path is not None:
-        frames += read_parquet_tree(history_path)
+        frames += read_parquet_tree(history_path, leave_out)
         sources.append(str(history_path))
-    frames.append(run.read("dedupe"))
+    frames.append(run.read("dedupe", leave_out=leave_out))
     sources.append(str(run.output_path("dedupe")))
     frames = [f for f in frames if len(f.columns)]
     letters = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]

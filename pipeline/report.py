@@ -51,7 +51,7 @@ read by ``pipeline.letters``.
 """
 from pipeline import classify, schema
 from pipeline.dedup.cases import Labeler, raw_names
-from pipeline.letters import load_letters, topic_names
+from pipeline.letters import REPORT_UNUSED, load_letters, topic_names
 from pipeline.reporting.figures import compute_figures
 from pipeline.reporting.handling import handling_figures
 from pipeline.reporting.narrative import model_paragraphs, narrative
@@ -91,7 +91,7 @@ def run_stage(run, config, *, history=None, period=None, end=None, dicts=()):
     """
     settings = config.report
     with stage(run, NAME) as result:
-        letters, source = load_letters(run, history)
+        letters, source = load_letters(run, history, leave_out=REPORT_UNUSED)
         chosen = report_period(letters[schema.RECEIVED_AT], period or settings.period, end)
         known = dictionary_townships([*config.segment.extra_dicts, *dicts], settings.township_suffixes,
                                      settings.township_false_endings)

@@ -170,11 +170,13 @@ class RunDir:
                                 f"run `petition {stage} --run {self.path}` first")
         return path
 
-    def read(self, stage, columns=None):
-        """Return the DataFrame a stage wrote (only ``columns`` if given); a clear error if
-        that stage has not run."""
+    def read(self, stage, columns=None, leave_out=()):
+        """Return the DataFrame a stage wrote (only ``columns`` if given, without those of
+        ``leave_out``); a clear error if that stage has not run."""
         path = self._output(stage)
         try:
+            if leave_out:
+                columns = [c for c in columns or pq.read_schema(path).names if c not in leave_out]
             return pd.read_parquet(path, columns=columns)
         except Exception as exc:  # pyarrow raises several types for damaged files
             raise PetitionError(f"{path}: unreadable Parquet ({exc}); re-run `petition {stage}`") from exc

@@ -33,9 +33,9 @@ REPORT_UNUSED = (schema.CONTENT, schema.ORIGINAL_TEXT, schema.TOKENS, schema.EXT
 TRUTHY = frozenset({"true", "1", "yes", "y", "t", "是"})
 
 
-def read_parquet_tree(path, leave_out=()):
-    """Frames of a Parquet file, or of every ``*.parquet`` file under a folder (sorted by path),
-    without the columns ``leave_out``.
+def read_parquet_tree(path, leave_out=(), skip=None):
+    """Frames of a Parquet file, or of every ``*.parquet`` file under a folder (sorted by path)
+    but the one named ``skip`` + ``.parquet``, without the columns ``leave_out``.
 
     Raises ``PetitionError`` for a missing path or an unreadable file.
     """
@@ -43,7 +43,7 @@ def read_parquet_tree(path, leave_out=()):
     if path.is_file():
         files = [path]
     elif path.is_dir():
-        files = sorted(p for p in path.rglob("*.parquet") if not p.name.startswith("."))
+        files = sorted(p for p in path.rglob("*.parquet") if not p.name.startswith(".") and p.stem != skip)
     else:
         raise PetitionError(f"{path}: history not found (a Parquet file or a folder of them)")
     frames = []
@@ -130,7 +130,8 @@ def load_letters(run, history=None, leave_out=()):
     default_history = run.path.parent / "archive" / "letters"
     history_path = Path(history) if history else (default_history if default_history.exists() else None)
     if history_path is not None:
-        frames += read_parquet_tree(history_path, leave_out)
+        # the archive's copy of this run's letters (nightly) is read from the run
+        frames += read_parquet_tree(history_path, leave_out, skip=run.path.name)
         sources.append(str(history_path))
     frames.append(run.read("dedupe", leave_out=leave_out))
     sources.append(str(run.output_path("dedupe")))

@@ -9,7 +9,7 @@ DUMP ?= corpora/sample/letters.csv
 HOME_DIR ?= runs
 BENCH_DIR ?= bench
 
-.PHONY: help install browser test nightly review dedupe bench bench-dedupe sample train matcher taxonomy clean
+.PHONY: help install browser java test nightly review dedupe bench bench-dedupe sample train matcher taxonomy clean
 
 help:
 	@echo "make nightly [DUMP=path] [HOME_DIR=runs]  run the pipeline on a dump (default: bundled sample)"
@@ -40,7 +40,16 @@ browser:
 	else echo "warning: chromium, chromium-driver or a CJK font is missing and cannot be installed here (needs root" \
 		"and apt-get): the browser tests will be skipped; install the Debian packages chromium, chromium-driver and fonts-noto-cjk"; fi
 
-test: $(VENV)/.installed browser
+# Java for the Spark engine (engine.name: spark; README: Spark): Debian's headless JRE 17
+# (needs root). PySpark itself comes with the package's dev extra.
+java:
+	@if command -v java >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; \
+	else echo "warning: java is missing and cannot be installed here (needs root and apt-get): the Spark" \
+		"engine's tests will be skipped; install the Debian package openjdk-17-jre-headless"; fi
+
+test: $(VENV)/.installed browser java
 	$(PY) -m pytest -q
 
 nightly: $(VENV)/.installed

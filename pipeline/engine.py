@@ -1,0 +1,126 @@
+"""Where the letter-wise work runs: on this machine (``local``) or on a Spark cluster (``spark``).
+
+The stages hand every piece of letter-wise work to ``pipeline.parallel`` as a task over
+chunks (normalize's cleaning, segment's cutting, classify's prediction and attributes,
+dedupe's features and candidate scoring). The local engine runs those tasks in forked worker
+processes; the Spark engine runs the very same tasks as ``mapInPandas`` jobs, one Spark task
+per chunk, so both engines call the same functions and write the same run directory, index
+and archive. What is not letter-wise (reading and writing the run directory, candidate
+blocking, cases) stays on the driver, as in the local engine.
+
+* ``on_configured_engine`` wraps a stage's ``run_stage``: under ``engine.name: spark`` its
+  chunk tasks go to Spark (``parallel.distributed``).
+* ``spark_session(master)``: the one SparkSession of the process (Arrow on, WARN logs, the
+  workers running this Python), made on first use; a later stage of the same command reuses it.
+* ``SparkMapper``: ``imap_chunks(task, chunks)`` on Spark. The task (a closure with its
+  loaded models and settings) is pickled once per job; each executor's Python worker unpickles
+  it once and keeps it while the same task comes again, so state a task loads on first use (a
+  segmenter's dictionaries) is loaded once per worker, not per chunk.
+"""
+import functools
+import hashlib
+import os
+import pickle
+import sys
+import warnings
+
+from pipeline import parallel
+
+# how many pickled tasks a Spark Python worker keeps (a stage's batches send the same one again)
+_KEPT_TASKS = 4
+_tasks = {}
+
+
+def spark_session(master="local[*]", app_name="petition"):
+    """The process's SparkSession (made on first call, reused after; ``master`` counts only
+    then): Arrow transfers on, Spark's log at WARN, workers running ``sys.executable``."""
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
+    from pyspark.sql import SparkSession  # the JVM's library: loaded only for the Spark engine
+    session = (SparkSession.builder.master(master).appName(app_name)
+               .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+               .config("spark.python.worker.reuse", "true")
+               .config("spark.ui.showConsoleProgress", "false")
+               .getOrCreate())
+    session.sparkContext.setLogLevel("WARN")
+    return session
+
+
+def _worker_task(key, payload):
+    """The task of ``payload`` (pickled, named by ``key``), unpickled once per Python worker."""
+    if key not in _tasks:
+        while len(_tasks) >= _KEPT_TASKS:
+            _tasks.pop(next(iter(_tasks)))
+        _tasks[key] = pickle.loads(payload)
+    return _tasks[key]
+
+
+def _run_chunks(key, payload, frames):
+    """mapInPandas body: ``task(chunk)`` for each (position, pickled chunk) row of ``frames``."""
+    import pandas as pd
+    task = _worker_task(key, payload.value)
+    for frame in frames:
+        results = [pickle.dumps(task(pickle.loads(chunk)), protocol=5) for chunk in frame["chunk"]]
+        yield pd.DataFrame({"position": frame["position"].to_numpy(), "result": results})
+
+
+class SparkMapper:
+    """``imap_chunks`` on Spark: each chunk is one Spark task, run by ``mapInPandas``.
+
+    Parameters
+    ----------
+    master : str
+        Spark master URL: ``local[*]``, ``local[2]``, ``spark://host:7077``, ``yarn``.
+    chunks_per_job : int, optional
+        Chunks sent per Spark job (default: 4 per core of the cluster): the driver holds
+        that many chunks and their results at once, whatever the length of the stream.
+    """
+
+    def __init__(self, master="local[*]", chunks_per_job=None):
+        self.master, self.chunks_per_job = master, chunks_per_job
+
+    def imap_chunks(self, task, chunks):
+        """Yield ``task(chunk)`` for each chunk of ``chunks``, in order."""
+        import cloudpickle  # PySpark's own pickler: closures and lambdas travel by value
+        session = spark_session(self.master)
+        context = session.sparkContext
+        per_job = self.chunks_per_job or 4 * context.defaultParallelism
+        payload = cloudpickle.dumps(task)
+        key = hashlib.blake2b(payload, digest_size=16).hexdigest()
+        shipped = context.broadcast(payload)
+        try:
+            job = []
+            for chunk in chunks:
+                job.append(chunk)
+                if len(job) == per_job:
+                    yield from self._job(session, key, shipped, job)
+                    job = []
+            if job:
+                yield from self._job(session, key, shipped, job)
+        finally:
+            shipped.destroy()
+
+    @staticmethod
+    def _job(session, key, shipped, chunks):
+        rows = [(position, pickle.dumps(chunk, protocol=5)) for position, chunk in enumerate(chunks)]
+        frame = session.sparkContext.parallelize(rows, len(rows)).toDF("position long, chunk binary")
+        done = frame.mapInPandas(functools.partial(_run_chunks, key, shipped), "position long, result binary")
+        results = done.toPandas().sort_values("position")
+        return [pickle.loads(result) for result in results["result"]]
+
+
+def mapper_for(settings):
+    """The distributed mapper of the ``engine`` settings (``config.engine``), or None for
+    the local engine."""
+    return SparkMapper(settings.master) if settings.name == "spark" else None
+
+
+def on_configured_engine(run_stage):
+    """Decorate a stage's ``run_stage(run, config, ...)``: its chunk tasks run on the engine
+    of ``config.engine`` (``parallel.distributed``)."""
+    @functools.wraps(run_stage)
+    def on_engine(run, config, **options):
+        with parallel.distributed(mapper_for(config.engine)):
+            return run_stage(run, config, **options)
+    return on_engine

@@ -36,6 +36,8 @@ def spark_session(master="local[*]", app_name="petition"):
     then): Arrow transfers on, Spark's log at WARN, workers running ``sys.executable``."""
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    if master.startswith("local"):  # one machine: Spark listens on the loopback only
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
     from pyspark.sql import SparkSession  # the JVM's library: loaded only for the Spark engine
     session = (SparkSession.builder.master(master).appName(app_name)

@@ -38,7 +38,9 @@ def spark_session(master="local[*]", app_name="petition"):
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     if master.startswith("local"):  # one machine: Spark listens on the loopback only
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    # PySpark 4.3 and pandas 3 warn about each other; the results are checked equal (tests/test_spark.py)
     warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
+    warnings.filterwarnings("ignore", message="The copy keyword is deprecated", module=r"pyspark\.")
     from pyspark.sql import SparkSession  # the JVM's library: loaded only for the Spark engine
     session = (SparkSession.builder.master(master).appName(app_name)
                .config("spark.sql.execution.arrow.pyspark.enabled", "true")
@@ -84,7 +86,7 @@ class SparkMapper:
 
     def imap_chunks(self, task, chunks):
         """Yield ``task(chunk)`` for each chunk of ``chunks``, in order."""
-        import cloudpickle  # PySpark's own pickler: closures and lambdas travel by value
+        from pyspark import cloudpickle  # PySpark's pickler: closures and lambdas travel by value
         session = spark_session(self.master)
         context = session.sparkContext
         per_job = self.chunks_per_job or 4 * context.defaultParallelism

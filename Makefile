@@ -9,7 +9,7 @@ DUMP ?= corpora/sample/letters.csv
 HOME_DIR ?= runs
 BENCH_DIR ?= bench
 
-.PHONY: help install browser java test nightly review dedupe bench bench-dedupe sample train matcher taxonomy clean
+.PHONY: help install browser java test nightly review dedupe bench bench-dedupe bench-spark sample train matcher taxonomy clean
 
 help:
 	@echo "make nightly [DUMP=path] [HOME_DIR=runs]  run the pipeline on a dump (default: bundled sample)"
@@ -18,6 +18,7 @@ help:
 	@echo "make dedupe DUMP=path [INDEX=dir]    ingest, normalize, segment and dedupe a dump against the index"
 	@echo "make bench                           run the benchmarks, figures in $(BENCH_DIR)/"
 	@echo "make bench-dedupe [N=1000000]        dedupe N synthetic letters, then a 10,000-letter increment"
+	@echo "make bench-spark [DUMP=path] [MASTER=local[2]]  nightly on the local and the Spark engine, Spark task costs"
 	@echo "make matcher                         retrain the default match model (models/matcher)"
 	@echo "make sample                          regenerate the bundled sample dump"
 	@echo "make train                           retrain the default model (models/default) on generated letters"
@@ -127,6 +128,12 @@ matcher: $(VENV)/.installed
 N ?= 1000000
 bench-dedupe: $(VENV)/.installed
 	$(PY) benchmarks/bench_dedupe.py scale --n $(N) --out $(BENCH_DIR)/dedupe_scale.json
+
+# The Spark engine beside the local one on DUMP: stage seconds and each Spark task's seconds per
+# chunk (README: Spark, what a cluster buys).
+MASTER ?= local[2]
+bench-spark: $(VENV)/.installed java
+	$(PY) benchmarks/bench_spark.py --dump $(DUMP) --master '$(MASTER)' --out $(BENCH_DIR)/spark.json
 
 # The default taxonomy (corpora/taxonomy.yaml) from the national classification's three-level table.
 XLSX ?= $(BOARD)/taxonomy_3level.xlsx

@@ -19,9 +19,11 @@ blocking, cases) stays on the driver, as in the local engine.
 """
 import functools
 import hashlib
+import itertools
 import os
 import pickle
 import sys
+import time
 import warnings
 
 from pipeline import parallel
@@ -60,12 +62,20 @@ def _worker_task(key, payload):
     return _tasks[key]
 
 
+def _timed(task, chunk):
+    """(``task(chunk)``, the seconds it took), pickled."""
+    start = time.perf_counter()
+    result = task(pickle.loads(chunk))
+    return pickle.dumps((result, time.perf_counter() - start), protocol=5)
+
+
 def _run_chunks(key, payload, frames):
-    """mapInPandas body: ``task(chunk)`` for each (position, pickled chunk) row of ``frames``."""
+    """mapInPandas body: ``task(chunk)`` and its seconds for each (position, pickled chunk)
+    row of ``frames``."""
     import pandas as pd
     task = _worker_task(key, payload.value)
     for frame in frames:
-        results = [pickle.dumps(task(pickle.loads(chunk)), protocol=5) for chunk in frame["chunk"]]
+        results = [_timed(task, chunk) for chunk in frame["chunk"]]
         yield pd.DataFrame({"position": frame["position"].to_numpy(), "result": results})
 
 
@@ -84,6 +94,8 @@ class SparkMapper:
     def __init__(self, master="local[*]", chunks_per_job=None):
         self.master, self.chunks_per_job = master, chunks_per_job
 
+    costs_ = None  # per task name: the seconds of each chunk on its worker (benchmarks/bench_spark.py)
+
     def imap_chunks(self, task, chunks):
         """Yield ``task(chunk)`` for each chunk of ``chunks``, in order."""
         from pyspark import cloudpickle  # PySpark's pickler: closures and lambdas travel by value
@@ -93,31 +105,42 @@ class SparkMapper:
         payload = cloudpickle.dumps(task)
         key = hashlib.blake2b(payload, digest_size=16).hexdigest()
         shipped = context.broadcast(payload)
+        name = getattr(task, "__qualname__", type(task).__qualname__)
+        seconds = self.costs_.setdefault(name, []) if self.costs_ is not None else []
+        chunks = iter(chunks)
         try:
-            job = []
-            for chunk in chunks:
-                job.append(chunk)
-                if len(job) == per_job:
-                    yield from self._job(session, key, shipped, job)
-                    job = []
-            if job:
-                yield from self._job(session, key, shipped, job)
+            while job := list(itertools.islice(chunks, per_job)):
+                results = self._job(session, key, shipped, job)
+                seconds.extend(cost for _, cost in results)
+                yield from (result for result, _ in results)
         finally:
             shipped.destroy()
 
     @staticmethod
     def _job(session, key, shipped, chunks):
+        """[(result, seconds)] of one Spark job over ``chunks``, in order."""
         rows = [(position, pickle.dumps(chunk, protocol=5)) for position, chunk in enumerate(chunks)]
         frame = session.sparkContext.parallelize(rows, len(rows)).toDF("position long, chunk binary")
         done = frame.mapInPandas(functools.partial(_run_chunks, key, shipped), "position long, result binary")
         results = done.toPandas().sort_values("position")
         return [pickle.loads(result) for result in results["result"]]
 
+    def record_costs(self):
+        """From now on keep each chunk's seconds per task in ``costs_``; returns self."""
+        self.costs_ = {}
+        return self
+
+
+@functools.cache
+def spark_mapper(master):
+    """The process's ``SparkMapper`` for ``master`` (its ``costs_`` gathered across stages)."""
+    return SparkMapper(master)
+
 
 def mapper_for(settings):
     """The distributed mapper of the ``engine`` settings (``config.engine``), or None for
     the local engine."""
-    return SparkMapper(settings.master) if settings.name == "spark" else None
+    return spark_mapper(settings.master) if settings.name == "spark" else None
 
 
 def on_configured_engine(run_stage):

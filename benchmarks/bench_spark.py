@@ -29,9 +29,11 @@ from pipeline.config import PROJECT_ROOT, load_config
 from pipeline.rundir import RunDir
 
 
-def task_costs(seconds, letters):
-    """Figures of one task's chunk seconds: count, mean, median, largest, total, per 1,000 letters."""
-    return {"chunks": len(seconds), "mean_seconds": round(statistics.mean(seconds), 3),
+def task_costs(costs, letters):
+    """Figures of one task: its pickled size (sent to every worker), its chunks' count, mean,
+    median, largest and total seconds, and seconds per 1,000 letters of the dump."""
+    seconds = costs["seconds"]
+    return {"payload_megabytes": round(costs["payload_bytes"] / 2**20, 1), "chunks": len(seconds), "mean_seconds": round(statistics.mean(seconds), 3),
             "median_seconds": round(statistics.median(seconds), 3), "max_seconds": round(max(seconds), 3),
             "total_seconds": round(sum(seconds), 2),
             "seconds_per_1000_letters": round(sum(seconds) / letters * 1000, 3)}
@@ -62,8 +64,8 @@ def main(argv=None):
         results[f"{name}_stage_seconds"] = stage_seconds(runs[name])
     letters = RunDir(runs["local"]).manifest()[schema.MANIFEST_STAGES]["normalize"]["rows_out"]
     results["letters"] = letters
-    results["spark_task_costs"] = {task: task_costs(seconds, letters) for task, seconds in mapper.costs_.items()
-                                   if seconds}
+    results["spark_task_costs"] = {task: task_costs(costs, letters) for task, costs in mapper.costs_.items()
+                                   if costs["seconds"]}
     results["differences_local_vs_spark"] = differences(runs["local"], runs["spark"])
     save(results, args.out)
     return 1 if results["differences_local_vs_spark"] else 0

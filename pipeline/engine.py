@@ -94,7 +94,7 @@ class SparkMapper:
     def __init__(self, master="local[*]", chunks_per_job=None):
         self.master, self.chunks_per_job = master, chunks_per_job
 
-    costs_ = None  # per task name: the seconds of each chunk on its worker (benchmarks/bench_spark.py)
+    costs_ = None  # per task name: its pickled size and each chunk's seconds on its worker (bench_spark.py)
 
     def imap_chunks(self, task, chunks):
         """Yield ``task(chunk)`` for each chunk of ``chunks``, in order."""
@@ -106,12 +106,13 @@ class SparkMapper:
         key = hashlib.blake2b(payload, digest_size=16).hexdigest()
         shipped = context.broadcast(payload)
         name = getattr(task, "__qualname__", type(task).__qualname__)
-        seconds = self.costs_.setdefault(name, []) if self.costs_ is not None else []
+        costs = self.costs_.setdefault(name, {"seconds": []}) if self.costs_ is not None else {"seconds": []}
+        costs["payload_bytes"] = len(payload)
         chunks = iter(chunks)
         try:
             while job := list(itertools.islice(chunks, per_job)):
                 results = self._job(session, key, shipped, job)
-                seconds.extend(cost for _, cost in results)
+                costs["seconds"].extend(cost for _, cost in results)
                 yield from (result for result, _ in results)
         finally:
             shipped.destroy()
@@ -126,7 +127,8 @@ class SparkMapper:
         return [pickle.loads(result) for result in results["result"]]
 
     def record_costs(self):
-        """From now on keep each chunk's seconds per task in ``costs_``; returns self."""
+        """From now on keep, per task name, the bytes of the pickled task and each chunk's seconds
+        in ``costs_``; returns self."""
         self.costs_ = {}
         return self
 

@@ -251,8 +251,9 @@ class DedupeIndex:
         return len(self.letters)
 
     def __getstate__(self):
-        # a copy sent to a Spark worker reads the index; the lock stays with this process
-        return self.__dict__ | {"_lock": None}
+        # a copy sent to a Spark worker reads the shards' features; the lock and the letters
+        # and links tables (candidates' pool has the letters) stay with this process
+        return self.__dict__ | {"_lock": None, "letters": None, "links": None}
 
     def __enter__(self):
         return self

@@ -247,8 +247,10 @@ def find_links(pool, settings, matcher, workers=1):
         release_memory()
         return scored
     chunks = candidates.chunks(settings.chunk_pairs)
-    if is_distributed():  # the Spark engine: each chunk of pairs is scored by an executor
-        return pd.concat(list(imap_chunks(links, chunks)), ignore_index=True)
+    if is_distributed():  # the Spark engine: pairs listed here, each chunk scored by an executor
+        pairs = (candidates.pairs(*bounds) for bounds in chunks)
+        return pd.concat(list(imap_chunks(lambda chunk: score_pairs(pool, *chunk, settings, matcher), pairs)),
+                         ignore_index=True)
     # the threads are the parallelism: OpenMP threads of the trees' predict inside each would
     # only compete with them
     with threadpool_limits(1), ThreadPoolExecutor(max(1, workers)) as executor:

@@ -19,14 +19,17 @@ blocking, cases) stays on the driver, as in the local engine.
 """
 import functools
 import hashlib
+import importlib.util
 import itertools
 import os
 import pickle
+import shutil
 import sys
 import time
 import warnings
 
 from pipeline import parallel
+from pipeline.errors import PetitionError
 
 # how many pickled tasks a Spark Python worker keeps (a stage's batches send the same one again)
 _KEPT_TASKS = 4
@@ -36,6 +39,11 @@ _tasks = {}
 def spark_session(master="local[*]", app_name="petition"):
     """The process's SparkSession (made on first call, reused after; ``master`` counts only
     then): Arrow transfers on, Spark's log at WARN, workers running ``sys.executable``."""
+    if importlib.util.find_spec("pyspark") is None:
+        raise PetitionError("the Spark engine needs PySpark: pip install -e '.[spark]' (or use --engine local)")
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        raise PetitionError("the Spark engine needs Java 17: make java, or install openjdk-17-jre-headless "
+                            "(or use --engine local)")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     if master.startswith("local"):  # one machine: Spark listens on the loopback only
@@ -150,6 +158,9 @@ def on_configured_engine(run_stage):
     of ``config.engine`` (``parallel.distributed``)."""
     @functools.wraps(run_stage)
     def on_engine(run, config, **options):
-        with parallel.distributed(mapper_for(config.engine)):
+        mapper = mapper_for(config.engine)
+        if mapper is not None:  # started (or refused) before the stage begins
+            spark_session(mapper.master)
+        with parallel.distributed(mapper):
             return run_stage(run, config, **options)
     return on_engine

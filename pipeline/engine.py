@@ -31,9 +31,8 @@ import warnings
 from pipeline import parallel
 from pipeline.errors import PetitionError
 
-# how many pickled tasks a Spark Python worker keeps (a stage's batches send the same one again)
-_KEPT_TASKS = 4
-_tasks = {}
+# the last task a Spark Python worker unpickled, by key: a stage's batches send the same one again
+_kept = (None, None)
 
 
 def spark_session(master="local[*]", app_name="petition"):
@@ -62,12 +61,13 @@ def spark_session(master="local[*]", app_name="petition"):
 
 
 def _worker_task(key, payload):
-    """The task of ``payload`` (pickled, named by ``key``), unpickled once per Python worker."""
-    if key not in _tasks:
-        while len(_tasks) >= _KEPT_TASKS:
-            _tasks.pop(next(iter(_tasks)))
-        _tasks[key] = pickle.loads(payload)
-    return _tasks[key]
+    """The task of ``payload`` (pickled, named by ``key``), unpickled once per Python worker
+    while the same task comes; the one before is let go first (a model, a pool of letters)."""
+    global _kept
+    if _kept[0] != key:
+        _kept = (None, None)
+        _kept = (key, pickle.loads(payload))
+    return _kept[1]
 
 
 def _timed(task, chunk):

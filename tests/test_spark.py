@@ -1,11 +1,12 @@
-"""The Spark engine gives the local engine's results: the same links, cases, topics and report
-on the bundled sample (through the CLI, `petition nightly ... --engine spark`) and, as a second
+"""The Spark engine gives the local engine's results: the same links, cases, topics, report and
+index on the bundled sample (through the CLI, `petition nightly ... --engine spark`) and, as a second
 night against that index, on the real message board (../shared), whose matching then reads the
 first night's index shards on the Spark workers."""
 import dataclasses
 import importlib.util
 import pickle
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -70,6 +71,18 @@ def test_the_board_night_against_the_sample_index_is_the_same_on_spark(homes, bo
     assert compare_runs().differences(local, spark) == []
     links = pd.read_csv(spark / "links.csv", dtype=str, encoding="utf-8-sig")
     assert len(links) > 100
+
+
+def test_the_index_is_the_same_on_spark(homes):
+    runs, _ = homes
+    local, spark = (runs[engine][0].parent / "index" for engine in ENGINES)
+    files = sorted(path.relative_to(local) for path in local.glob("*/*.*"))
+    assert files == sorted(path.relative_to(spark) for path in spark.glob("*/*.*")) and len(files) > 20
+    for name in files:
+        if name.suffix == ".npy":
+            np.testing.assert_array_equal(np.load(local / name), np.load(spark / name))
+        else:
+            pd.testing.assert_frame_equal(pd.read_parquet(local / name), pd.read_parquet(spark / name))
 
 
 class RecordingMapper:

@@ -9,7 +9,7 @@ DUMP ?= corpora/sample/letters.csv
 HOME_DIR ?= runs
 BENCH_DIR ?= bench
 
-.PHONY: help install browser test nightly review dedupe bench bench-dedupe bench-scale sample train matcher taxonomy clean
+.PHONY: help install browser java test nightly review dedupe bench bench-dedupe bench-scale bench-spark sample train matcher taxonomy clean
 
 help:
 	@echo "make nightly [DUMP=path] [HOME_DIR=runs]  run the pipeline on a dump (default: bundled sample)"
@@ -18,7 +18,8 @@ help:
 	@echo "make dedupe DUMP=path [INDEX=dir]    ingest, normalize, segment and dedupe a dump against the index"
 	@echo "make bench                           run the benchmarks, figures in $(BENCH_DIR)/"
 	@echo "make bench-dedupe [N=1000000]        dedupe N synthetic letters, then a 10,000-letter increment"
-	@echo "make bench-scale [N=1000000]         the whole nightly over N synthetic letters, then a 10,000-letter night"
+	@echo "make bench-scale [N=1000000] [ENGINE=spark]  the whole nightly over N synthetic letters, then a 10,000-letter night"
+	@echo "make bench-spark [DUMP=path] [MASTER=local[2]]  nightly on the local and the Spark engine, Spark task costs"
 	@echo "make matcher                         retrain the default match model (models/matcher)"
 	@echo "make sample                          regenerate the bundled sample dump"
 	@echo "make train                           retrain the default model (models/default) on generated letters"
@@ -41,7 +42,16 @@ browser:
 	else echo "warning: chromium, chromium-driver or a CJK font is missing and cannot be installed here (needs root" \
 		"and apt-get): the browser tests will be skipped; install the Debian packages chromium, chromium-driver and fonts-noto-cjk"; fi
 
-test: $(VENV)/.installed browser
+# Java for the Spark engine (engine.name: spark; README: Spark): Debian's headless JRE 17
+# (needs root). PySpark itself comes with the package's dev extra.
+java:
+	@if command -v java >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; \
+	else echo "warning: java is missing and cannot be installed here (needs root and apt-get): the Spark" \
+		"engine's tests will be skipped; install the Debian package openjdk-17-jre-headless"; fi
+
+test: $(VENV)/.installed browser java
 	$(PY) -m pytest -q
 
 nightly: $(VENV)/.installed
@@ -122,10 +132,19 @@ bench-dedupe: $(VENV)/.installed
 
 # The whole nightly over N synthetic letters into an empty home, then a 10,000-letter night
 # against them, every stage timed with its peak memory (not part of `make test`). Targets for a
-# million letters on 2 cores: 15 minutes and 6 GB; the night 60 s.
+# million letters on 2 cores: 15 minutes and 6 GB; the night 60 s. ENGINE=spark runs the same on
+# the Spark engine (MASTER, default local[2]) into bench/scale-spark.json.
+ENGINE ?= local
 bench-scale: $(VENV)/.installed
 	$(PY) benchmarks/bench_nightly.py --history $(N) --target-history 900 --target-tonight 60 --target-gb 6 \
-		--out $(BENCH_DIR)/scale.json $(if $(SCALE_WORK),--work $(SCALE_WORK))
+		--engine $(ENGINE) $(if $(filter spark,$(ENGINE)),--master '$(MASTER)') \
+		--out $(BENCH_DIR)/scale$(if $(filter spark,$(ENGINE)),-spark).json $(if $(SCALE_WORK),--work $(SCALE_WORK))
+
+# The Spark engine beside the local one on DUMP: stage seconds and each Spark task's seconds per
+# chunk (README: Spark, what a cluster buys).
+MASTER ?= local[2]
+bench-spark: $(VENV)/.installed java
+	$(PY) benchmarks/bench_spark.py --dump $(DUMP) --master '$(MASTER)' --out $(BENCH_DIR)/spark.json
 
 # The default taxonomy (corpora/taxonomy.yaml) from the national classification's three-level table.
 XLSX ?= $(BOARD)/taxonomy_3level.xlsx

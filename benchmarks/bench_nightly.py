@@ -50,6 +50,7 @@ def main(argv=None):
     parser.add_argument("--tonight", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=5, help="the generator's seed")
     parser.add_argument("--engine", choices=("local", "spark"), default="local")
+    parser.add_argument("--master", help="Spark master (with --engine spark; default: the configuration's)")
     parser.add_argument("--target-tonight", type=float, default=120, help="seconds for tonight's nightly")
     parser.add_argument("--target-history", type=float, help="seconds for the history's nightly")
     parser.add_argument("--target-gb", type=float, help="peak memory (GB, process tree) of either nightly")
@@ -68,6 +69,7 @@ def main(argv=None):
     if home.exists():
         sys.exit(f"[bench] {home} exists: the history must go into an empty home; remove it first")
     engine = ["--engine", args.engine] if args.engine != "local" else []
+    engine += ["--master", args.master] if args.master and args.engine == "spark" else []
     history = timed(petition("nightly", work / "history.parquet", "--home", home, *engine),
                     "history nightly", log, phase_end=STAGE_END)
     tonight = timed(petition("nightly", work / "tonight.parquet", "--home", home, *engine),

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from pipeline import schema
 from pipeline.classifier import predict, textmodel
 from pipeline.classifier.attributes import AttributeRules
+from pipeline.engine import on_configured_engine
 from pipeline.rundir import stage
 
 
@@ -46,6 +47,7 @@ def recorded_notice(run):
     return (stage_result.get("notes") or {}).get(GENERATED_NOTE)
 
 
+@on_configured_engine
 def run_stage(run, config, *, model=None, processes=None):
     """Classify the segmented letters of ``run`` (a ``RunDir``) into ``classified.parquet``.
 

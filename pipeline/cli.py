@@ -7,6 +7,7 @@ Errors meant for users (``PetitionError``, a bad configuration among them) are p
 line and exit with status 2; anything else is a bug and keeps its traceback.
 """
 import argparse
+import dataclasses
 import datetime as dt
 import importlib
 import sys
@@ -49,6 +50,24 @@ def add_processes(parser):
     parser.add_argument("--processes", type=count, help="worker processes (default: configuration)")
 
 
+def add_engine(parser):
+    parser.add_argument("--engine", choices=("local", "spark"),
+                        help="where the letter-wise work runs: local worker processes or Spark "
+                             "(default: configuration engine.name)")
+    parser.add_argument("--master", metavar="URL",
+                        help="Spark master: local[*], local[N], spark://HOST:7077, yarn (default: engine.master)")
+
+
+def with_engine(args, config):
+    """``config`` with the engine the command's ``--engine`` and ``--master`` chose (a Spark
+    master alone means the Spark engine)."""
+    name, master = getattr(args, "engine", None), getattr(args, "master", None)
+    if name is None and master is None:
+        return config
+    engine = dataclasses.replace(config.engine, name=name or "spark", master=master or config.engine.master)
+    return dataclasses.replace(config, engine=engine)
+
+
 def add_ingest(subparsers):
     parser = stage_parser(
         subparsers, "ingest", "run directory (created if missing)", help="read letter dumps into a new run directory",
@@ -65,6 +84,7 @@ def add_normalize(subparsers):
     parser = stage_parser(
         subparsers, "normalize", help="clean text, mask identifiers, pseudonymise petitioners",
         description="Read ingested.parquet, write normalized.parquet.")
+    add_engine(parser)
     parser.set_defaults(func=lambda args, config: command("normalize").run_stage(RunDir(args.run), config))
 
 
@@ -76,6 +96,7 @@ def add_segment(subparsers):
                         help="extra jieba user dictionary (repeatable), e.g. place names")
     add_processes(parser)
     parser.add_argument("--no-cache", action="store_true", help="segment every letter again")
+    add_engine(parser)
     parser.set_defaults(func=lambda args, config: command("segment").run_stage(
         RunDir(args.run), config, dicts=args.dict, processes=args.processes, cache=not args.no_cache))
 
@@ -87,6 +108,7 @@ def add_classify(subparsers):
         description="Read segmented.parquet, write classified.parquet.")
     parser.add_argument("--model", metavar="DIR", help="model directory (default: classify.model_dir)")
     add_processes(parser)
+    add_engine(parser)
     parser.set_defaults(func=lambda args, config: command("classify").run_stage(
         RunDir(args.run), config, model=args.model, processes=args.processes))
 
@@ -101,6 +123,7 @@ def add_dedupe(subparsers):
                         help="start an empty index when the existing one is damaged or was built "
                              "with other settings (the old one is moved aside)")
     add_processes(parser)
+    add_engine(parser)
     parser.set_defaults(func=lambda args, config: command("dedupe").run_stage(
         RunDir(args.run), config, index=args.index, rebuild=args.rebuild, processes=args.processes))
 
@@ -147,6 +170,7 @@ def add_nightly(subparsers):
     parser.add_argument("--model", help="passed to classify: model directory")
     parser.add_argument("--period", choices=PERIODS,
                         help="passed to report: month, quarter, half or year (default: configuration report.period)")
+    add_engine(parser)
     parser.set_defaults(func=run_nightly)
 
 
@@ -319,7 +343,7 @@ def main(argv=None):
     """Run ``petition ARGV``; returns the exit status (0, 2 for a user error, 130 interrupted)."""
     args = build_parser().parse_args(argv)
     try:
-        args.func(args, load_config(args.config))
+        args.func(args, with_engine(args, load_config(args.config)))
     except PetitionError as exc:
         print(f"petition {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -298,8 +298,15 @@ class ReportConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class EngineConfig:
+    name: str = setting(one_of("local", "spark"))
+    master: str = setting(WORD)
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     paths: PathsConfig
+    engine: EngineConfig
     ingest: IngestConfig
     status: StatusConfig
     normalize: NormalizeConfig

@@ -20,6 +20,7 @@ from pipeline import schema
 from pipeline.dedup.arrays import text_hashes
 from pipeline.dedup.candidates import Pool
 from pipeline.decisions import DecisionStore
+from pipeline.engine import on_configured_engine
 from pipeline.dedup.cases import (SAME_NOT_APPLIED, Labeler, assign_cases, case_table, decision_counts,
                                   raw_names, reopened_letters)
 from pipeline.dedup.features import Featurizer, comparison_texts, featurize
@@ -272,6 +273,7 @@ def summarize(letters, run_cases, new_links, table, added, index, config):
     }
 
 
+@on_configured_engine
 def run_stage(run, config, *, index=None, rebuild=False, processes=None, progress=True):
     """Dedupe the letters of ``run`` (a ``RunDir``) against the index at ``index`` (default:
     ``DATA_DIR/index``), adding them to it; ``rebuild`` starts an empty index when the one

@@ -42,6 +42,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from pipeline import parallel, privacy, schema, segment
+from pipeline.engine import on_configured_engine
 from pipeline.errors import PetitionError
 from pipeline.rundir import stage
 
@@ -104,6 +105,10 @@ class NameEvidence:
             self._cutter = segment.JiebaCutter(self.user_dicts, self.hmm)
         return self
 
+    def __getstate__(self):
+        # the loaded dictionaries are not pickled: a Spark worker loads its own on first use
+        return self.__dict__ | {"_cutter": None}
+
     def words(self, text, start, end):
         """The counted words (see the class docstring) over the name ``text[start:end]``."""
         return [word for _, word in self._cut_over(text, start, end) if self.counts(word)]
@@ -157,6 +162,13 @@ class TextCleaner:
                    names=privacy.NameMasker.from_config(config), evidence=NameEvidence.from_config(config),
                    bank_mask=c.bank_mask,
                    landline_mask=c.landline_mask, email_mask=c.email_mask)
+
+    def __getstate__(self):
+        # OpenCC's converter cannot be pickled: a Spark worker makes its own
+        return {key: value for key, value in self.__dict__.items() if key != "_t2s"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state, _t2s=opencc.OpenCC("t2s"))
 
     def to_simplified(self, text):
         return self._t2s.convert(text)
@@ -365,6 +377,7 @@ def normalize(letters, cleaner, keys, processes=1, chunk_size=2000, progress=Non
     return out[~empty].reset_index(drop=True), quarantine
 
 
+@on_configured_engine
 def run_stage(run, config, *, processes=None):
     """Normalize the ingested letters of ``run`` (a ``RunDir``) batch by batch into
     ``normalized.parquet`` in ``processes`` workers (default: ``normalize.processes``).

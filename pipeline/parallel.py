@@ -12,8 +12,12 @@ Two entry points over one pool:
   chunk by chunk is never in memory at once.
 * ``map_chunks(task, items)``: cuts items (a list or any iterable) into chunks, runs them
   through ``imap_chunks`` and returns the per-item results concatenated in order.
+
+Inside ``with distributed(mapper)`` both run their chunks on ``mapper`` instead (the Spark
+engine, ``pipeline.engine``), which pickles the task once and ships it to its workers.
 """
 import collections
+import contextlib
 import ctypes
 import ctypes.util
 import gc
@@ -21,6 +25,25 @@ import itertools
 import multiprocessing
 
 _task = None
+_distributed = None
+
+
+@contextlib.contextmanager
+def distributed(mapper):
+    """Run the chunks of ``imap_chunks`` and ``map_chunks`` on ``mapper`` (an object with
+    ``imap_chunks(task, chunks)``, e.g. ``engine.SparkMapper``) inside the block; None keeps
+    them on this machine."""
+    global _distributed
+    before, _distributed = _distributed, mapper
+    try:
+        yield mapper
+    finally:
+        _distributed = before
+
+
+def is_distributed():
+    """True inside ``distributed`` with a mapper: chunk tasks leave this machine."""
+    return _distributed is not None
 
 
 def _run(chunk):
@@ -38,12 +61,15 @@ def imap_chunks(task, chunks, processes=1, window=None):
         Chunks, read only as workers need them.
     processes : int
         Worker processes; 1 runs in this process, and so does a single chunk (forking would
-        only copy memory).
+        only copy memory). Ignored inside ``distributed``.
     window : int, optional
         Most chunks submitted and not yet yielded (default: 2 x ``processes``): chunks and
         results held at once, whatever the length of ``chunks``.
     """
     global _task
+    if _distributed is not None:
+        yield from _distributed.imap_chunks(task, chunks)
+        return
     chunks = iter(chunks)
     head = list(itertools.islice(chunks, 2))
     if processes <= 1 or len(head) <= 1:

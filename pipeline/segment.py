@@ -28,6 +28,7 @@ import rjieba
 from tqdm import tqdm
 
 from pipeline import parallel, schema
+from pipeline.engine import on_configured_engine
 from pipeline.errors import PetitionError
 from pipeline.rundir import stage, write_parquet
 
@@ -207,6 +208,10 @@ class Segmenter:
             self._kept = _Kept(self._cutter, keep)
         return self
 
+    def __getstate__(self):
+        # the loaded dictionaries are not pickled: a Spark worker loads its own on first use
+        return self.__dict__ | {"_cutter": None, "_kept": None}
+
     def cut_joined(self, texts):
         """Segment each text; return the kept words joined by spaces (list of str)."""
         self.load()
@@ -289,6 +294,7 @@ def segment(letters, segmenter, cache=None, processes=1, chunk_size=2000, progre
                  "characters": sum(map(len, todo.values()))}
 
 
+@on_configured_engine
 def run_stage(run, config, *, dicts=(), processes=None, cache=True):
     """Segment the normalized letters of ``run`` (a ``RunDir``) batch by batch into
     ``segmented.parquet``.

@@ -1,5 +1,7 @@
 """Shared fixtures: configuration, the real message-board corpus, CLI runner."""
+import importlib.util
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -36,6 +38,20 @@ def board():
     if not SHARED_BOARD.is_dir():
         pytest.skip(f"real message-board corpus not found at {SHARED_BOARD}")
     return SHARED_BOARD
+
+
+@pytest.fixture(scope="session")
+def spark(isolated_environment):
+    """One local[2] SparkSession for the test run (the Spark engine's stages reuse it); skipped
+    without Java or PySpark (`make test` installs both)."""
+    if shutil.which("java") is None:
+        pytest.skip("java not found: the Spark engine needs it (make java installs openjdk-17-jre-headless)")
+    if importlib.util.find_spec("pyspark") is None:
+        pytest.skip("pyspark not installed (pip install -e '.[dev]')")
+    from pipeline.engine import spark_session
+    session = spark_session("local[2]")
+    yield session
+    session.stop()
 
 
 @pytest.fixture

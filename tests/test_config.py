@@ -73,6 +73,7 @@ def test_data_dir_environment_variable_overrides(tmp_path, monkeypatch):
     ("dedupe", "money_units", {"元": 0}, ["dedupe.money_units", "> 0"]),
     ("classify", "char_ngrams", [], ["classify.char_ngrams", "non-empty list"]),
     ("dedupe", "name_suffixes", "村", ["dedupe.name_suffixes", "list"]),
+    ("engine", "name", "hadoop", ["engine.name", "'hadoop'", "'local'", "'spark'"]),
 ])
 def test_a_wrong_value_names_key_value_and_what_is_allowed(tmp_path, cli, section, key, value, words):
     one_line_error(cli, write_config(tmp_path, set_value(section, key, value)), *words)

@@ -188,7 +188,15 @@ class Batch:
     def load(cls, directory):
         letters = pd.read_parquet(directory / "letters.parquet")
         arrays = {name: np.load(directory / f"{name}.npy", mmap_mode="r") for name in ARRAYS}
-        return cls(letters, arrays)
+        batch = cls(letters, arrays)
+        batch.directory = Path(directory).resolve()
+        return batch
+
+    def __reduce__(self):
+        # a shard travels to a Spark worker as its folder, memory-mapped there, not copied
+        if getattr(self, "directory", None) is not None:
+            return Batch.load, (self.directory,)
+        return Batch, (self.letters, self.arrays)
 
 
 def shard_problem(directory, entry):
@@ -241,6 +249,11 @@ class DedupeIndex:
 
     def __len__(self):
         return len(self.letters)
+
+    def __getstate__(self):
+        # a copy sent to a Spark worker reads the shards' features; the lock and the letters
+        # and links tables (candidates' pool has the letters) stay with this process
+        return self.__dict__ | {"_lock": None, "letters": None, "links": None}
 
     def __enter__(self):
         return self

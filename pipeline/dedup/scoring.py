@@ -44,7 +44,7 @@ from pipeline.dedup.evidence import pair_evidence, shared_counts, tfidf_cosine
 from pipeline.dedup.matter import load_tags
 from pipeline.errors import PetitionError
 from pipeline.normalize import CJK
-from pipeline.parallel import release_memory
+from pipeline.parallel import imap_chunks, is_distributed, release_memory
 
 NO_LINK = ""
 # a keyed hash of a masked person's name after its surname (normalize's masked_names: 张:3f9a…)
@@ -246,10 +246,15 @@ def find_links(pool, settings, matcher, workers=1):
         scored = score_pairs(pool, *candidates.pairs(*bounds), settings, matcher)
         release_memory()
         return scored
+    chunks = candidates.chunks(settings.chunk_pairs)
+    if is_distributed():  # the Spark engine: pairs listed here, each chunk scored by an executor
+        pairs = (candidates.pairs(*bounds) for bounds in chunks)
+        return pd.concat(list(imap_chunks(lambda chunk: score_pairs(pool, *chunk, settings, matcher), pairs)),
+                         ignore_index=True)
     # the threads are the parallelism: OpenMP threads of the trees' predict inside each would
     # only compete with them
     with threadpool_limits(1), ThreadPoolExecutor(max(1, workers)) as executor:
-        frames = list(executor.map(links, candidates.chunks(settings.chunk_pairs)))
+        frames = list(executor.map(links, chunks))
     return pd.concat(frames, ignore_index=True)
 
 

@@ -204,12 +204,14 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
     everything = index.letters if len(index) else batch.letters  # the latter has the columns
     del batch  # the index holds its features now, memory-mapped
     all_links = index.links if len(index.links) else links
-    cases = assign_cases(everything, all_links, decisions, settings.case_probability, settings.case_pairs_max_letters)
     run_ids = letters[schema.LETTER_ID].astype(str)
     bad = run_ids.isin({q[schema.RAW] for q in quarantine}).to_numpy()
     position = pd.Index(everything[schema.LETTER_ID]).get_indexer(run_ids)
     in_run = np.zeros(len(everything), dtype=bool)
     in_run[position[~bad]] = True
+    # the run's cases only: those of earlier letters no link of tonight reaches stay as they were
+    cases = assign_cases(everything, all_links, decisions, settings.case_probability, settings.case_pairs_max_letters,
+                         reach=in_run)
     before = np.arange(len(everything)) < history_size
     titles = run.read(stage_name, columns=[schema.LETTER_ID, schema.TITLE, schema.PETITIONER_NAME])
     labeler = Labeler.from_config(config)

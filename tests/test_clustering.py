@@ -134,3 +134,53 @@ def test_cut_components_keep_decisions_and_do_not_depend_on_order(seed):
     order = rng.permutation(len(a))
     swapped = average_linkage(n, b[order], a[order], weight[order], 0.35, cannot=cannot, must=must, dense_max=10)
     assert (together(swapped) == together(base)).all()
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_cases_a_night_reaches_are_those_of_clustering_everything(seed):
+    """``assign_cases(..., reach=tonight)`` clusters only the components tonight's letters and
+    the decided letters belong to: their cases, duplicates and relations are those clustering
+    every letter gives; the other letters get none."""
+    import pandas as pd
+
+    from pipeline import schema
+    from pipeline.decisions import Effective
+    from pipeline.dedup.cases import assign_cases
+    rng = np.random.default_rng(seed)
+    n = 300
+    a, b, weight = random_graph(rng, n)
+    keep = rng.random(len(a)) < 0.4  # a sparse graph: many components, some large
+    a, b, weight = a[keep], b[keep], weight[keep]
+    ids = np.array([f"L{i:04d}" for i in range(n)])
+    letters = pd.DataFrame({schema.LETTER_ID: ids,
+                            schema.RECEIVED_AT: pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 90, n), "D")})
+    relation = rng.choice([schema.SAME_MATTER, schema.REPEAT_PETITION, schema.EXACT_COPY, schema.POSSIBLE], len(a),
+                          p=[0.6, 0.2, 0.05, 0.15])
+    links = pd.DataFrame({schema.LETTER_A: ids[a], schema.LETTER_B: ids[b], schema.RELATION: relation,
+                          schema.LINK_SCORE: np.where(relation == schema.EXACT_COPY, 1.0, weight)})
+    decided = Effective(must_link={(ids[3], ids[200])}, cannot_link={(ids[a[0]], ids[b[0]])},
+                        detached={ids[7]: "2024-03-01T09:00:00"})
+    whole = assign_cases(letters, links, decided, 0.35, max_letters=20)
+    tonight = rng.random(n) < 0.05
+    part = assign_cases(letters, links, decided, 0.35, max_letters=20, reach=tonight)
+    reached = (part[schema.CASE_ID] != "").to_numpy()
+    assert reached[tonight].all() and reached[[3, 200, 7, a[0], b[0]]].all() and not reached.all()
+    pd.testing.assert_frame_equal(part[reached], whole[reached])
+    assert (part.loc[~reached, [schema.DUPLICATE_OF, schema.RELATION]] == "").all().all()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_reach_clusters_only_its_parts_as_clustering_everything_does(seed):
+    """With ``reach``, the parts of a cut component that hold no reach item are left out (-1)
+    and the others keep the groups clustering every item gives them."""
+    rng = np.random.default_rng(seed)
+    n, a, b, weight = cliques([6, 7, 6, 5, 6], 0.9, 0.5)
+    extra_a, extra_b, extra_w = random_graph(rng, n)
+    a, b, weight = np.concatenate((a, extra_a)), np.concatenate((b, extra_b)), np.concatenate((weight, extra_w / 2))
+    everything = average_linkage(n, a, b, weight, 0.35, dense_max=8)
+    reach = np.zeros(n, dtype=bool)
+    reach[rng.choice(n, 2, replace=False)] = True
+    part = average_linkage(n, a, b, weight, 0.35, dense_max=8, reach=reach)
+    clustered = part >= 0
+    assert clustered[reach].all() and not clustered.all()
+    assert (together(part[clustered]) == together(everything[clustered])).all()

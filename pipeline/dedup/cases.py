@@ -143,7 +143,7 @@ def raw_names(names, min_chars=3):
     return frozenset(n for n in values if len(n) >= min_chars and re.fullmatch(r"[\u3400-\u9fff]+", n) and "某" not in n)
 
 
-def assign_cases(letters, links, decisions=None, threshold=0.35, max_letters=200):
+def assign_cases(letters, links, decisions=None, threshold=0.35, max_letters=200, reach=None):
     """Cases of ``letters`` (every indexed letter) from ``links`` (every link, and the other
     pairs the index keeps: ``POSSIBLE``, ``IN_CASE``) and the analyst ``decisions`` in force (a
     ``decisions.Effective``, or None: the links alone).
@@ -168,6 +168,11 @@ def assign_cases(letters, links, decisions=None, threshold=0.35, max_letters=200
     case's mean joined them; '' for the case's first letter) and ``relation``. Ids are matched and sorted with arrow (millions of links: no Python string
     per link); the case ids depend only on the letters, links and decisions, not on the order
     of the nightly runs that indexed them.
+
+    ``reach`` (a boolean mask over ``letters``, e.g. a night's letters): only the cases of these
+    letters are wanted. Only the parts of the clustering that hold them, or a decided letter,
+    are clustered (``average_linkage(..., reach=...)``), giving them the cases clustering every
+    letter gives; the letters of the other parts get '' in every column.
     """
     ids = arrow_strings(letters[schema.LETTER_ID])
     days = pd.to_datetime(letters[schema.RECEIVED_AT]).to_numpy(dtype="datetime64[ns]").astype(np.int64)
@@ -193,18 +198,26 @@ def assign_cases(letters, links, decisions=None, threshold=0.35, max_letters=200
     # different decision keeps them apart
     copies = followed & (relations == schema.EXACT_COPY).to_numpy()
     joined = np.concatenate((must, np.column_stack((a[copies], b[copies]))))
+    # the decided letters and the copies joined to them are clustered whatever the reach
+    seeds = None if reach is None else np.asarray(reach, dtype=bool) | decided.named(len(ids))
+    if seeds is not None and len(joined):
+        seeds[joined[seeds[joined[:, 0]] | seeds[joined[:, 1]]].ravel()] = True
     component = average_linkage(len(ids), a[weighed], b[weighed], scores[weighed], threshold, rank=rank,
-                                must=joined, cannot=decided.cannot)
-    first_rank = np.full(component.max() + 1 if len(ids) else 0, np.iinfo(np.int64).max)
-    np.minimum.at(first_rank, component, rank)
-    first = order[first_rank[component]]
+                                must=joined, cannot=decided.cannot, reach=seeds)
+    clustered = component >= 0
+    chosen = np.flatnonzero(clustered)
+    pairs = weighed & clustered[a] & clustered[b]
+    first_rank = np.full(component.max() + 1 if len(chosen) else 0, np.iinfo(np.int64).max)
+    np.minimum.at(first_rank, component[chosen], rank[chosen])
+    first = np.full(len(ids), -1, dtype=np.int64)
+    first[chosen] = order[first_rank[component[chosen]]]
     # every link inside a case seen from both ends, then the same decisions, then the other
     # scored pairs (the case's mean made the letter one matter with them); keep each letter's
     # earliest neighbour, a link before a decision before a scored pair
     codes, names = pd.factorize(relations.where(linked, schema.SAME_MATTER))
-    inside = weighed & (component[a] == component[b])
+    inside = pairs & (component[a] == component[b])
     names = np.append(np.asarray(names, dtype=object), schema.DECIDED_SAME)
-    must = must[component[must[:, 0]] == component[must[:, 1]]]
+    must = must[(component[must[:, 0]] == component[must[:, 1]]) & (component[must[:, 0]] >= 0)]
     tier = np.concatenate((np.where(linked[inside], 0, 2), np.ones(len(must), dtype=np.int64)))
     a, b, codes, same = a[inside], b[inside], codes[inside], np.full(len(must), len(names) - 1)
     me = np.concatenate((a, must[:, 0], b, must[:, 1]))
@@ -221,7 +234,8 @@ def assign_cases(letters, links, decisions=None, threshold=0.35, max_letters=200
     is_first = first == np.arange(len(ids))
     duplicate_of[is_first], kind[is_first] = -1, ""
     duplicate_ids = pc.if_else(pa.array(duplicate_of >= 0), ids.take(np.maximum(duplicate_of, 0)), "")
-    return pd.DataFrame({schema.CASE_ID: pd.array(ids.take(first), dtype="str"),
+    case_ids = pc.if_else(pa.array(clustered), ids.take(np.maximum(first, 0)), "")
+    return pd.DataFrame({schema.CASE_ID: pd.array(case_ids, dtype="str"),
                          schema.DUPLICATE_OF: pd.array(duplicate_ids, dtype="str"),
                          schema.RELATION: pd.array(kind, dtype="str")}, index=letters.index)
 
@@ -260,6 +274,14 @@ class Decided:
         waiting += int((located < 0).sum())
         return cls(pairs["must"], pairs["cannot"], detached if detached.any() else np.zeros(0, dtype=bool), waiting)
 
+    def named(self, n):
+        """A boolean mask over ``n`` letters: those a decision in force names."""
+        mask = np.zeros(n, dtype=bool)
+        mask[self.must.ravel()] = mask[self.cannot.ravel()] = True
+        if len(self.detached):
+            mask |= self.detached
+        return mask
+
 
 SAME_NOT_APPLIED = "same not applied: contradicted by a different decision"  # a summary key dedupe warns on
 
@@ -269,10 +291,12 @@ def decision_counts(letters, links, cases, decisions):
     decisions)``), for the summary: how many of each kind hold among indexed letters, how many
     ``same`` decisions could not be applied (a ``different`` decision contradicts them), how
     many wait for letters not indexed yet, and how many links join letters of different cases
-    (kept apart by a decision or by the case threshold)."""
+    (kept apart by a decision or by the case threshold), among the links of a letter ``cases``
+    gives a case (with ``assign_cases(..., reach=...)``: of the run's cases)."""
     ids = arrow_strings(letters[schema.LETTER_ID])
     decided = Decided.of(decisions, ids)
     case = pd.factorize(cases[schema.CASE_ID])[0]
+    known = (cases[schema.CASE_ID] != "").to_numpy()
     a, b = link_ends(links[links[schema.RELATION].isin(schema.RELATIONS)] if len(links) else links, ids)
     joined = case[decided.must[:, 0]] == case[decided.must[:, 1]]
     return {"same (one matter)": len(decided.must),
@@ -280,7 +304,7 @@ def decision_counts(letters, links, cases, decisions):
             "different (not one matter)": len(decided.cannot),
             "detached letters": int(decided.detached.sum()),
             "waiting for a letter not indexed yet": decided.waiting,
-            "links between letters of different cases": int((case[a] != case[b]).sum())}
+            "links between letters of different cases": int(((case[a] != case[b]) & (known[a] | known[b])).sum())}
 
 
 def reopened_letters(letters, cases, closed_at):

@@ -24,7 +24,8 @@ def link_components(n, a, b):
     return component, np.bincount(component, minlength=1)
 
 
-def average_linkage(n, a, b, weight, threshold, *, rank=None, must=None, cannot=None, dense_max=DENSE_MAX):
+def average_linkage(n, a, b, weight, threshold, *, rank=None, must=None, cannot=None, dense_max=DENSE_MAX,
+                    reach=None):
     """Group items ``0..n-1`` scored by pairs (``a[i]``, ``b[i]``) of ``weight[i]`` (0-1, each
     pair listed once).
 
@@ -43,6 +44,11 @@ def average_linkage(n, a, b, weight, threshold, *, rank=None, must=None, cannot=
     is first cut into the components of its pairs ``SPLIT_STEP`` heavier, again until each
     part fits (its cases may then be split more than the exact method would split them).
 
+    ``reach`` (a boolean mask): only the groups of these items are wanted. The parts clustered
+    are then those holding one of them (each part is clustered alone, so its groups are those
+    clustering every part gives); the items of the other parts get -1. The items of ``must``
+    and ``cannot`` pairs must be in ``reach`` (a join reaches across parts).
+
     Returns an int64 array: the group of each item (numbered from 0, in no set order).
     """
     a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
@@ -51,24 +57,30 @@ def average_linkage(n, a, b, weight, threshold, *, rank=None, must=None, cannot=
     rank = np.arange(n) if rank is None else np.asarray(rank)
     must = np.zeros((0, 2), dtype=np.int64) if must is None else np.asarray(must, dtype=np.int64).reshape(-1, 2)
     cannot = np.zeros((0, 2), dtype=np.int64) if cannot is None else np.asarray(cannot, dtype=np.int64).reshape(-1, 2)
-    labels = _linkage(n, a, b, weight, cannot, threshold, threshold, rank, dense_max)
-    return _join(np.unique(labels, return_inverse=True)[1].astype(np.int64), must, cannot, rank)
+    reach = np.ones(n, dtype=bool) if reach is None else np.asarray(reach, dtype=bool)
+    labels, reached = _linkage(n, a, b, weight, cannot, threshold, threshold, rank, dense_max, reach)
+    labels = _join(np.unique(labels, return_inverse=True)[1].astype(np.int64), must, cannot, rank)
+    return np.where(reached, labels, -1)
 
 
-def _linkage(n, a, b, weight, apart, threshold, level, rank, dense_max):
+def _linkage(n, a, b, weight, apart, threshold, level, rank, dense_max, reach):
     """Average linkage of items ``0..n-1`` (weights and ``threshold`` in thousandths), within
-    the components of the pairs of at least ``level``. Returns, for each item, an item of its
-    group."""
+    the components of the pairs of at least ``level``, for the components holding an item of
+    ``reach``. Returns, for each item, an item of its group, and whether it was clustered."""
     strong = weight >= level
     component, size = link_components(n, a[strong], b[strong])
     kept = component[a] == component[b]
     a, b, weight = a[kept], b[kept], weight[kept]
     inside = apart[component[apart[:, 0]] == component[apart[:, 1]]]  # the others are apart already
     labels = np.arange(n, dtype=np.int64)
+    seeded = np.zeros(len(size), dtype=bool)
+    seeded[component[reach]] = True
+    reached = seeded[component]
     # components of two items and no cannot pair (most of them): their one pair decides
     hard = (size > 2) | np.isin(np.arange(len(size)), component[inside.ravel()])
-    pair = ~hard[component[a]] & (weight >= threshold)
+    pair = ~hard[component[a]] & seeded[component[a]] & (weight >= threshold)
     labels[a[pair]] = labels[b[pair]] = np.minimum(a[pair], b[pair])
+    hard &= seeded
     # the pairs and cannot pairs of each hard component, as slices of arrays sorted by component
     chosen = np.flatnonzero(hard[component[a]])
     chosen = chosen[np.argsort(component[a[chosen]], kind="stable")]
@@ -88,8 +100,10 @@ def _linkage(n, a, b, weight, apart, threshold, level, rank, dense_max):
         if len(items) <= dense_max:
             labels[items] = items[_dense(*local, threshold)]
         else:  # each cut drops the weakest pairs; none is left past 1000, so the cuts end
-            labels[items] = items[_linkage(*local, threshold, level + SPLIT_STEP, np.arange(len(items)), dense_max)]
-    return labels
+            parts, reached[items] = _linkage(*local, threshold, level + SPLIT_STEP, np.arange(len(items)), dense_max,
+                                             reach[items])
+            labels[items] = items[parts]
+    return labels, reached
 
 
 def _dense(m, a, b, weight, apart, threshold):

@@ -450,11 +450,6 @@ def _is_number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def warm_up(model):
-    """Load the tokenizer and converter now, before forking workers that then share them."""
-    model.predict_proba([""])
-
-
 def _text_step_key(model):
     """What decides the output of a model's text step: its settings and the dictionaries it
     carries (not where they were read from when it was trained)."""
@@ -472,8 +467,6 @@ def predict_probas(models, texts, processes=1, chunk_size=1000, progress=None, n
     ``normalized``: the texts are a run's ``clean_text`` from normalize with these settings
     (``config.normalize``); a model whose text step cleans alike does not clean them again.
     """
-    for model in models:
-        warm_up(model)
     keys = [_text_step_key(model) for model in models]
     cleaned = [normalized is not None and model[0].cleans_like(normalized) for model in models]
 
@@ -484,6 +477,9 @@ def predict_probas(models, texts, processes=1, chunk_size=1000, progress=None, n
                 prepared[key] = model[0].prepare(chunk, cleaned=clean)
             outputs.append(model[1:].predict_proba(prepared[key]))
         return list(zip(*outputs))  # per text, one row per model
+    # load the tokenizers (one per kind of text step) and lookup tables now, before forking
+    # workers that then share them
+    task([""])
     rows = parallel.map_chunks(task, texts, processes, chunk_size, progress)
     return [np.vstack([row[i] for row in rows]) if rows else np.zeros((0, len(model.classes_)))
             for i, model in enumerate(models)]

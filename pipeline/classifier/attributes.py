@@ -27,6 +27,7 @@ import yaml
 from pipeline import parallel, schema
 from pipeline.errors import PetitionError
 
+_KEPT_PLACES = 100_000  # place words whose level home_level keeps
 _DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 
 
@@ -47,7 +48,17 @@ def parse_number(text):
 
 
 def _compile(patterns):
-    return re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
+    """One regular expression matching where any of ``patterns`` matches (tried in order), or None.
+
+    Each pattern is checked alone, as a group; they are joined bare: the same alternatives in
+    the same order, but when every one starts with a literal character ``re`` skips, quickly,
+    the positions where none can start (it does not look inside groups for those characters).
+    """
+    if not patterns:
+        return None
+    for pattern in patterns:
+        re.compile(f"(?:{pattern})")
+    return re.compile("|".join(patterns))
 
 
 class AttributeRules:
@@ -87,6 +98,7 @@ class AttributeRules:
             self.suffix_level = dict(suffixes)
             self.place = re.compile(rf"[\u4e00-\u9fff]{{1,8}}?(?:{'|'.join(map(re.escape, self.suffix_level))})")
             self.not_places = tuple(skip["not_places"])
+            self._word_levels = {}
         except (KeyError, TypeError, re.error) as exc:
             raise PetitionError(f"attribute rules: missing or invalid entry ({exc!r})") from exc
 
@@ -134,12 +146,18 @@ class AttributeRules:
 
     def home_level(self, text):
         """The lowest level of the places the text names, or ''."""
-        found = set()
-        for match in self.place.finditer(text):
-            word = match.group(0)
-            if not word.endswith(self.not_places):
-                found.add(next(level for suffix, level in self.suffix_level.items() if word.endswith(suffix)))
+        found = {self._place_level(match.group(0)) for match in self.place.finditer(text)} - {None}
         return min(found, key=self.levels.index) if found else ""
+
+    def _place_level(self, word):
+        """The level of a place name found in a text (by its longest suffix), None for a
+        word of ``not_places``; place names repeat, so their levels are kept (a bounded number)."""
+        if word not in self._word_levels:
+            if len(self._word_levels) >= _KEPT_PLACES:
+                self._word_levels.clear()
+            self._word_levels[word] = None if word.endswith(self.not_places) else next(
+                level for suffix, level in self.suffix_level.items() if word.endswith(suffix))
+        return self._word_levels[word]
 
     def skip_level(self, addressee_level, home_level):
         if addressee_level not in self.levels:

@@ -117,8 +117,10 @@ class LetterText(TransformerMixin, BaseEstimator):
         cleaner, segmenter = self._tools()
         clean_one = cleaner.reclean if cleaned else cleaner.clean
         clean = [clean_one(text)[:self.max_chars or None] for text in texts]
+        # object columns: the feature steps read the str objects as they are (pandas' default
+        # string columns would make new ones for each step reading them)
         return pd.DataFrame({schema.CLEAN_TEXT: clean, schema.TOKENS: segmenter.cut_joined(clean),
-                             HEAD: [text[:self.head_chars] for text in clean]})
+                             HEAD: [text[:self.head_chars] for text in clean]}, dtype=object)
 
     def cleans_like(self, normalize_settings):
         """Whether normalize with ``normalize_settings`` (``config.normalize``) cleans texts as

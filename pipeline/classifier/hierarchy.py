@@ -126,9 +126,8 @@ class TwoLevelClassifier(ClassifierMixin, BaseEstimator):
         return first, second
 
     def __getstate__(self):
-        state = super().__getstate__()
-        state.pop("_stacked", None)
-        return state
+        # a copy: object.__getstate__ gives the instance's own __dict__
+        return {name: value for name, value in super().__getstate__().items() if name != "_stacked"}
 
     def predict(self, X):
         proba = self.predict_proba(X)

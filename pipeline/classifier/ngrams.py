@@ -119,9 +119,8 @@ class CharNgramCounter(TransformerMixin, BaseEstimator):
         return index
 
     def __getstate__(self):
-        state = super().__getstate__()
-        state.pop("_index", None)
-        return state
+        # a copy: object.__getstate__ gives the instance's own __dict__
+        return {name: value for name, value in super().__getstate__().items() if name != "_index"}
 
     def get_feature_names_out(self, input_features=None):
         check_is_fitted(self, "vocabulary_keys_")

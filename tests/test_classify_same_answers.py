@@ -1,7 +1,7 @@
 """The faster computations of classify give, to the bit, the answers of those they replace, on
 the bundled sample with the default models: the calibrated linear models scored together
-(``linear``) against scikit-learn scoring each, attribute patterns joined bare against
-joined as groups, home levels kept per place word against found again each time."""
+(``linear``) against scikit-learn scoring each, attribute patterns joined bare or searched in
+parts against joined as groups, home levels kept per place word against found again each time."""
 import re
 
 import numpy as np
@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from pipeline.classifier import linear, predict, textmodel
-from pipeline.classifier.attributes import AttributeRules, _compile
+from pipeline.classifier.attributes import AnyPattern, AttributeRules, _compile
 from pipeline.config import PROJECT_ROOT
 from tests.conftest import sample_path
 
@@ -35,16 +35,20 @@ def test_default_models_score_as_scikit_learn_scores_each_model(config, sample_t
 
 
 def rule_pattern_lists(path):
+    """The pattern lists of the rules searched in letters' texts."""
     tables = yaml.safe_load(path.read_text(encoding="utf-8"))
     return [*tables["nature"]["patterns"].values(), tables["law_litigation"]["patterns"],
-            tables["anonymous"]["name_patterns"], tables["anonymous"]["text_markers"],
-            tables["joint"]["markers"], tables["collective"]["markers"]]
+            tables["anonymous"]["text_markers"], tables["joint"]["markers"], tables["collective"]["markers"]]
 
 
-def test_attribute_patterns_joined_bare_match_as_joined_in_groups(config, sample_texts):
+def test_attribute_patterns_match_as_joined_in_groups(config, sample_texts):
+    """Joined bare, the patterns match where joined in groups; searched in parts
+    (``AnyPattern``), they are found in the same letters."""
     for patterns in rule_pattern_lists(PROJECT_ROOT / config.classify.attributes):
         grouped = re.compile("|".join(f"(?:{pattern})" for pattern in patterns))
-        bare = _compile(patterns)
+        bare, parts = _compile(patterns), AnyPattern(patterns)
+        found = [bool(grouped.search(text)) for text in sample_texts]
+        assert 0 < sum(found) and [parts.search(text) for text in sample_texts] == found
         for text in sample_texts:
             assert [m.span() for m in bare.finditer(text)] == [m.span() for m in grouped.finditer(text)]
     with pytest.raises(re.error):

@@ -27,6 +27,7 @@ import yaml
 from pipeline import parallel, schema
 from pipeline.errors import PetitionError
 
+_REGEX_SYNTAX = set("\\()[]{}.^$*+?|")  # a pattern starting with none of these starts with a literal
 _KEPT_PLACES = 100_000  # place words whose level home_level keeps
 _DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 
@@ -51,14 +52,33 @@ def _compile(patterns):
     """One regular expression matching where any of ``patterns`` matches (tried in order), or None.
 
     Each pattern is checked alone, as a group; they are joined bare: the same alternatives in
-    the same order, but when every one starts with a literal character ``re`` skips, quickly,
-    the positions where none can start (it does not look inside groups for those characters).
+    the same order, but when each starts with a literal character ``re`` skips the positions
+    where none can start (it does not look for those characters inside groups).
     """
     if not patterns:
         return None
     for pattern in patterns:
         re.compile(f"(?:{pattern})")
     return re.compile("|".join(patterns))
+
+
+class AnyPattern:
+    """Whether any of ``patterns`` (regular expressions) matches somewhere in a text.
+
+    ``search(text)`` is ``bool(_compile(patterns).search(text))``, faster: the patterns that
+    start with a literal character are searched joined (``re`` skips to where one can start),
+    each of the others alone (alone, a pattern starting with a group of words is skipped
+    through as well; inside a longer alternation it would be tried at every position).
+    """
+
+    def __init__(self, patterns):
+        _compile(patterns)  # each pattern checked as before
+        literal = [pattern for pattern in patterns if pattern[:1] not in _REGEX_SYNTAX]
+        self.patterns = [*([re.compile("|".join(literal))] if literal else []),
+                         *(re.compile(pattern) for pattern in patterns if pattern[:1] in _REGEX_SYNTAX)]
+
+    def search(self, text):
+        return any(pattern.search(text) for pattern in self.patterns)
 
 
 class AttributeRules:
@@ -73,14 +93,14 @@ class AttributeRules:
     def __init__(self, tables):
         try:
             nature = tables["nature"]
-            self.nature_order = [(name, _compile(nature["patterns"][name])) for name in nature["order"]]
+            self.nature_order = [(name, AnyPattern(nature["patterns"][name])) for name in nature["order"]]
             self.nature_fallback = nature["fallback"]
-            self.law = _compile(tables["law_litigation"]["patterns"])
+            self.law = AnyPattern(tables["law_litigation"]["patterns"])
             anonymous = tables["anonymous"]
             self.identifying_bases = set(anonymous["identifying_bases"])
             self.anonymous_names = set(anonymous["name_values"])
-            self.anonymous_name = _compile(anonymous["name_patterns"])
-            self.anonymous_text = _compile(anonymous["text_markers"])
+            self.anonymous_name = AnyPattern(anonymous["name_patterns"])
+            self.anonymous_text = AnyPattern(anonymous["text_markers"])
             joint = tables["joint"]
             self.joint_marker = _compile(joint["markers"])
             self.name_separator = re.compile(joint["name_separators"])
@@ -90,7 +110,7 @@ class AttributeRules:
             collective = tables["collective"]
             self.min_visitors = collective["min_visitors"]
             self.visit_counts = [re.compile(p) for p in collective["count_patterns"]]
-            self.collective_marker = _compile(collective["markers"])
+            self.collective_marker = AnyPattern(collective["markers"])
             skip = tables["skip_level"]
             self.levels = list(skip["levels"])
             suffixes = sorted(((suffix, level) for level, words in skip["place_levels"].items() for suffix in words),
@@ -113,17 +133,17 @@ class AttributeRules:
             raise PetitionError(f"{path}: {exc}") from exc
 
     def nature(self, text):
-        return next((name for name, pattern in self.nature_order if pattern and pattern.search(text)),
+        return next((name for name, pattern in self.nature_order if pattern.search(text)),
                     self.nature_fallback)
 
     def law_litigation(self, text):
-        return bool(self.law.search(text))
+        return self.law.search(text)
 
     def anonymous(self, name, key_basis, text):
         name = name.strip()
-        unnamed = name in self.anonymous_names or bool(name and self.anonymous_name.search(name))
+        unnamed = name in self.anonymous_names or bool(name) and self.anonymous_name.search(name)
         return (key_basis == "none" or (unnamed and key_basis not in self.identifying_bases)
-                or bool(self.anonymous_text.search(text)))
+                or self.anonymous_text.search(text))
 
     def signatories_in_text(self, text):
         """Most signatories the text shows: names listed after a marker, or a stated count."""
@@ -205,5 +225,5 @@ def _attributes(record, rules):
     home = rules.home_level(text)
     return (rules.nature(text), rules.law_litigation(text), rules.anonymous(name, basis, text),
             signed >= rules.min_signatories, signed,
-            heads >= rules.min_visitors if heads else (channel == "visit" and bool(rules.collective_marker.search(text))),
+            heads >= rules.min_visitors if heads else (channel == "visit" and rules.collective_marker.search(text)),
             home, rules.skip_level(addressee_level, home))

@@ -186,6 +186,12 @@ class AttributeRules:
         return self.levels.index(addressee_level) > floor
 
 
+INPUTS = [schema.CLEAN_TEXT, schema.PETITIONER_NAME, schema.PETITIONER_KEY_BASIS, schema.SIGNATORIES,
+          schema.VISITORS, schema.CHANNEL, schema.ADDRESSEE_LEVEL]
+COLUMNS = [schema.NATURE, schema.LAW_LITIGATION, schema.ANONYMOUS, schema.JOINT, schema.SIGNATORY_COUNT,
+           schema.COLLECTIVE, schema.HOME_LEVEL, schema.SKIP_LEVEL]
+
+
 def letter_attributes(letters, rules, processes=1, chunk_size=1000):
     """Attributes of each letter.
 
@@ -193,30 +199,35 @@ def letter_attributes(letters, rules, processes=1, chunk_size=1000):
     ----------
     letters : DataFrame
         Normalize output columns: clean_text, petitioner_name, petitioner_key_basis,
-        signatories, visitors, channel, addressee_level.
+        signatories, visitors, channel, addressee_level (``INPUTS``).
     rules : AttributeRules
     processes, chunk_size : the letters are read in chunks by this many forked workers
 
     Returns
     -------
     DataFrame with NATURE, LAW_LITIGATION, ANONYMOUS, JOINT, SIGNATORY_COUNT, COLLECTIVE,
-    HOME_LEVEL, SKIP_LEVEL, on the index of ``letters``.
+    HOME_LEVEL, SKIP_LEVEL (``COLUMNS``), on the index of ``letters``.
     """
-    columns = [schema.CLEAN_TEXT, schema.PETITIONER_NAME, schema.PETITIONER_KEY_BASIS, schema.SIGNATORIES,
-               schema.VISITORS, schema.CHANNEL, schema.ADDRESSEE_LEVEL]
-    records = list(letters[columns].itertuples(index=False, name=None))
-    rows = parallel.map_chunks(lambda chunk: [_attributes(record, rules) for record in chunk], records,
-                               processes, chunk_size)
-    frame = pd.DataFrame(rows, index=letters.index, columns=[
-        schema.NATURE, schema.LAW_LITIGATION, schema.ANONYMOUS, schema.JOINT, schema.SIGNATORY_COUNT,
-        schema.COLLECTIVE, schema.HOME_LEVEL, schema.SKIP_LEVEL])
+    rows = parallel.map_chunks(lambda chunk: [record_attributes(record, rules) for record in chunk],
+                               attribute_records(letters), processes, chunk_size)
+    return attribute_frame(rows, letters.index)
+
+
+def attribute_records(letters):
+    """One tuple of the ``INPUTS`` per letter (list)."""
+    return list(letters[INPUTS].itertuples(index=False, name=None))
+
+
+def attribute_frame(rows, index):
+    """The attribute DataFrame (``COLUMNS``, their types) of rows of ``record_attributes``."""
+    frame = pd.DataFrame(rows, index=index, columns=COLUMNS)
     return frame.astype({schema.SIGNATORY_COUNT: "int64", schema.LAW_LITIGATION: bool, schema.ANONYMOUS: bool,
                          schema.JOINT: bool, schema.COLLECTIVE: bool, schema.SKIP_LEVEL: bool})
 
 
-def _attributes(record, rules):
-    """The attribute values of one letter's (text, name, basis, signatories, visitors, channel,
-    addressee level)."""
+def record_attributes(record, rules):
+    """The attribute values (``COLUMNS``) of one letter's record of ``INPUTS`` (text, name,
+    basis, signatories, visitors, channel, addressee level)."""
     text, name, basis, signatories, visitors, channel, addressee_level = record
     signed = int(signatories) if pd.notna(signatories) and signatories > 0 else (
         rules.signatories_in_text(text) if channel != "visit" else 0)

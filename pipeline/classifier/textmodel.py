@@ -460,29 +460,36 @@ def _text_step_key(model):
     return repr(sorted(settings.items())), tuple(step.dictionaries_), step.stopword_text_
 
 
-def predict_probas(models, texts, processes=1, chunk_size=1000, progress=None, normalized=None):
-    """Probabilities of each of ``models`` for ``texts`` (list of str), in ``processes`` forked
-    workers: a list of arrays (n_texts, n_labels of that model).
+def proba_task(models, normalized=None):
+    """A function giving, for a list of texts, the probabilities of each of ``models``: a list
+    of arrays (n_texts, n_labels of that model).
 
     Models whose text steps are alike (same parameters and dictionaries, as a topic and a
     nature model trained by one installation) clean and segment each text once between them.
     ``normalized``: the texts are a run's ``clean_text`` from normalize with these settings
     (``config.normalize``); a model whose text step cleans alike does not clean them again.
+    The tokenizers (one per kind of text step) and lookup tables are loaded now, so that
+    workers forked after share them.
     """
     keys = [_text_step_key(model) for model in models]
     cleaned = [normalized is not None and model[0].cleans_like(normalized) for model in models]
 
-    def task(chunk):
-        prepared, outputs = {}, []
+    def probas(texts):
+        prepared = {}
         for model, key, clean in zip(models, keys, cleaned):
             if key not in prepared:
-                prepared[key] = model[0].prepare(chunk, cleaned=clean)
-            outputs.append(model[1:].predict_proba(prepared[key]))
-        return list(zip(*outputs))  # per text, one row per model
-    # load the tokenizers (one per kind of text step) and lookup tables now, before forking
-    # workers that then share them
-    task([""])
-    rows = parallel.map_chunks(task, texts, processes, chunk_size, progress)
+                prepared[key] = model[0].prepare(texts, cleaned=clean)
+        return [model[1:].predict_proba(prepared[key]) for model, key in zip(models, keys)]
+    probas([""])
+    return probas
+
+
+def predict_probas(models, texts, processes=1, chunk_size=1000, progress=None, normalized=None):
+    """Probabilities of each of ``models`` for ``texts`` (list of str), in ``processes`` forked
+    workers: a list of arrays (n_texts, n_labels of that model); ``normalized``: see
+    ``proba_task``."""
+    probas = proba_task(models, normalized)
+    rows = parallel.map_chunks(lambda chunk: list(zip(*probas(chunk))), texts, processes, chunk_size, progress)
     return [np.vstack([row[i] for row in rows]) if rows else np.zeros((0, len(model.classes_)))
             for i, model in enumerate(models)]
 

@@ -211,6 +211,7 @@ def test_saved_pipeline_does_not_pickle_the_tokenizer(tiny_model):
     assert len(blob) < 2_000_000  # jieba's dictionary alone would be tens of megabytes
     again = pickle.loads(blob)
     assert getattr(again.named_steps["text"], "_loaded", None) is None
+    assert "_stacked" in model[-1].__dict__ and "_stacked" not in again[-1].__dict__  # nor stacked coefficients
     assert (again.predict_proba(["城关街道群众反映：征地补偿款至今未发放"]) == before).all()
 
 

@@ -1,8 +1,10 @@
 """Character n-gram counts: what scikit-learn's char TF-IDF gives, on the bundled sample."""
+import pickle
+
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.feature_extraction.text import TfidfTransformer, TfidfVectorizer
+from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer, TfidfVectorizer
 from sklearn.pipeline import make_pipeline
 
 from pipeline.classifier.ngrams import CharNgramCounter, key_strings, ngram_keys
@@ -29,6 +31,17 @@ def test_tfidf_equals_scikit_learn_char_tfidf(texts, ngram_range):
     columns = [reference.vocabulary_[name] for name in names]
     difference = ours.transform(texts) - reference.transform(texts)[:, columns]
     assert difference.nnz == 0 or abs(difference).max() < 1e-6
+
+
+def test_counts_are_scikit_learns_counts_in_canonical_form(texts):
+    reference = CountVectorizer(analyzer="char", ngram_range=(1, 2), min_df=2, dtype=np.float32).fit(texts[:1000])
+    counter = CharNgramCounter((1, 2), min_df=2).fit(texts[:1000])
+    columns = [reference.vocabulary_[name] for name in counter.get_feature_names_out()]
+    counts = counter.transform(texts)
+    assert counts.has_canonical_format and counts.dtype == np.float32
+    assert (counts != reference.transform(texts)[:, columns]).nnz == 0
+    again = pickle.loads(pickle.dumps(counter))  # the vocabulary's hash table is not pickled
+    assert "_index" not in again.__dict__ and (again.transform(texts[:50]) != counts[:50]).nnz == 0
 
 
 def test_max_features_keeps_the_most_frequent(texts):

@@ -27,6 +27,8 @@ import yaml
 from pipeline import parallel, schema
 from pipeline.errors import PetitionError
 
+_REGEX_SYNTAX = set("\\()[]{}.^$*+?|")  # a pattern starting with none of these starts with a literal
+_KEPT_PLACES = 100_000  # place words whose level home_level keeps
 _DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 
 
@@ -47,7 +49,36 @@ def parse_number(text):
 
 
 def _compile(patterns):
-    return re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
+    """One regular expression matching where any of ``patterns`` matches (tried in order), or None.
+
+    Each pattern is checked alone, as a group; they are joined bare: the same alternatives in
+    the same order, but when each starts with a literal character ``re`` skips the positions
+    where none can start (it does not look for those characters inside groups).
+    """
+    if not patterns:
+        return None
+    for pattern in patterns:
+        re.compile(f"(?:{pattern})")
+    return re.compile("|".join(patterns))
+
+
+class AnyPattern:
+    """Whether any of ``patterns`` (regular expressions) matches somewhere in a text.
+
+    ``search(text)`` is ``bool(_compile(patterns).search(text))``, faster: the patterns that
+    start with a literal character are searched joined (``re`` skips to where one can start),
+    each of the others alone (alone, a pattern starting with a group of words is skipped
+    through as well; inside a longer alternation it would be tried at every position).
+    """
+
+    def __init__(self, patterns):
+        _compile(patterns)  # each pattern checked as before
+        literal = [pattern for pattern in patterns if pattern[:1] not in _REGEX_SYNTAX]
+        self.patterns = [*([re.compile("|".join(literal))] if literal else []),
+                         *(re.compile(pattern) for pattern in patterns if pattern[:1] in _REGEX_SYNTAX)]
+
+    def search(self, text):
+        return any(pattern.search(text) for pattern in self.patterns)
 
 
 class AttributeRules:
@@ -62,14 +93,14 @@ class AttributeRules:
     def __init__(self, tables):
         try:
             nature = tables["nature"]
-            self.nature_order = [(name, _compile(nature["patterns"][name])) for name in nature["order"]]
+            self.nature_order = [(name, AnyPattern(nature["patterns"][name])) for name in nature["order"]]
             self.nature_fallback = nature["fallback"]
-            self.law = _compile(tables["law_litigation"]["patterns"])
+            self.law = AnyPattern(tables["law_litigation"]["patterns"])
             anonymous = tables["anonymous"]
             self.identifying_bases = set(anonymous["identifying_bases"])
             self.anonymous_names = set(anonymous["name_values"])
-            self.anonymous_name = _compile(anonymous["name_patterns"])
-            self.anonymous_text = _compile(anonymous["text_markers"])
+            self.anonymous_name = AnyPattern(anonymous["name_patterns"])
+            self.anonymous_text = AnyPattern(anonymous["text_markers"])
             joint = tables["joint"]
             self.joint_marker = _compile(joint["markers"])
             self.name_separator = re.compile(joint["name_separators"])
@@ -79,7 +110,7 @@ class AttributeRules:
             collective = tables["collective"]
             self.min_visitors = collective["min_visitors"]
             self.visit_counts = [re.compile(p) for p in collective["count_patterns"]]
-            self.collective_marker = _compile(collective["markers"])
+            self.collective_marker = AnyPattern(collective["markers"])
             skip = tables["skip_level"]
             self.levels = list(skip["levels"])
             suffixes = sorted(((suffix, level) for level, words in skip["place_levels"].items() for suffix in words),
@@ -87,6 +118,7 @@ class AttributeRules:
             self.suffix_level = dict(suffixes)
             self.place = re.compile(rf"[\u4e00-\u9fff]{{1,8}}?(?:{'|'.join(map(re.escape, self.suffix_level))})")
             self.not_places = tuple(skip["not_places"])
+            self._word_levels = {}
         except (KeyError, TypeError, re.error) as exc:
             raise PetitionError(f"attribute rules: missing or invalid entry ({exc!r})") from exc
 
@@ -101,17 +133,17 @@ class AttributeRules:
             raise PetitionError(f"{path}: {exc}") from exc
 
     def nature(self, text):
-        return next((name for name, pattern in self.nature_order if pattern and pattern.search(text)),
+        return next((name for name, pattern in self.nature_order if pattern.search(text)),
                     self.nature_fallback)
 
     def law_litigation(self, text):
-        return bool(self.law.search(text))
+        return self.law.search(text)
 
     def anonymous(self, name, key_basis, text):
         name = name.strip()
-        unnamed = name in self.anonymous_names or bool(name and self.anonymous_name.search(name))
+        unnamed = name in self.anonymous_names or bool(name) and self.anonymous_name.search(name)
         return (key_basis == "none" or (unnamed and key_basis not in self.identifying_bases)
-                or bool(self.anonymous_text.search(text)))
+                or self.anonymous_text.search(text))
 
     def signatories_in_text(self, text):
         """Most signatories the text shows: names listed after a marker, or a stated count."""
@@ -134,18 +166,30 @@ class AttributeRules:
 
     def home_level(self, text):
         """The lowest level of the places the text names, or ''."""
-        found = set()
-        for match in self.place.finditer(text):
-            word = match.group(0)
-            if not word.endswith(self.not_places):
-                found.add(next(level for suffix, level in self.suffix_level.items() if word.endswith(suffix)))
+        found = {self._place_level(match.group(0)) for match in self.place.finditer(text)} - {None}
         return min(found, key=self.levels.index) if found else ""
+
+    def _place_level(self, word):
+        """The level of a place name found in a text (by its longest suffix), None for a
+        word of ``not_places``; place names repeat, so their levels are kept (a bounded number)."""
+        if word not in self._word_levels:
+            if len(self._word_levels) >= _KEPT_PLACES:
+                self._word_levels.clear()
+            self._word_levels[word] = None if word.endswith(self.not_places) else next(
+                level for suffix, level in self.suffix_level.items() if word.endswith(suffix))
+        return self._word_levels[word]
 
     def skip_level(self, addressee_level, home_level):
         if addressee_level not in self.levels:
             return False
         floor = max(self.levels.index("county"), self.levels.index(home_level) if home_level else 0)
         return self.levels.index(addressee_level) > floor
+
+
+INPUTS = [schema.CLEAN_TEXT, schema.PETITIONER_NAME, schema.PETITIONER_KEY_BASIS, schema.SIGNATORIES,
+          schema.VISITORS, schema.CHANNEL, schema.ADDRESSEE_LEVEL]
+COLUMNS = [schema.NATURE, schema.LAW_LITIGATION, schema.ANONYMOUS, schema.JOINT, schema.SIGNATORY_COUNT,
+           schema.COLLECTIVE, schema.HOME_LEVEL, schema.SKIP_LEVEL]
 
 
 def letter_attributes(letters, rules, processes=1, chunk_size=1000):
@@ -155,30 +199,35 @@ def letter_attributes(letters, rules, processes=1, chunk_size=1000):
     ----------
     letters : DataFrame
         Normalize output columns: clean_text, petitioner_name, petitioner_key_basis,
-        signatories, visitors, channel, addressee_level.
+        signatories, visitors, channel, addressee_level (``INPUTS``).
     rules : AttributeRules
     processes, chunk_size : the letters are read in chunks by this many forked workers
 
     Returns
     -------
     DataFrame with NATURE, LAW_LITIGATION, ANONYMOUS, JOINT, SIGNATORY_COUNT, COLLECTIVE,
-    HOME_LEVEL, SKIP_LEVEL, on the index of ``letters``.
+    HOME_LEVEL, SKIP_LEVEL (``COLUMNS``), on the index of ``letters``.
     """
-    columns = [schema.CLEAN_TEXT, schema.PETITIONER_NAME, schema.PETITIONER_KEY_BASIS, schema.SIGNATORIES,
-               schema.VISITORS, schema.CHANNEL, schema.ADDRESSEE_LEVEL]
-    records = list(letters[columns].itertuples(index=False, name=None))
-    rows = parallel.map_chunks(lambda chunk: [_attributes(record, rules) for record in chunk], records,
-                               processes, chunk_size)
-    frame = pd.DataFrame(rows, index=letters.index, columns=[
-        schema.NATURE, schema.LAW_LITIGATION, schema.ANONYMOUS, schema.JOINT, schema.SIGNATORY_COUNT,
-        schema.COLLECTIVE, schema.HOME_LEVEL, schema.SKIP_LEVEL])
+    rows = parallel.map_chunks(lambda chunk: [record_attributes(record, rules) for record in chunk],
+                               attribute_records(letters), processes, chunk_size)
+    return attribute_frame(rows, letters.index)
+
+
+def attribute_records(letters):
+    """One tuple of the ``INPUTS`` per letter (list)."""
+    return list(letters[INPUTS].itertuples(index=False, name=None))
+
+
+def attribute_frame(rows, index):
+    """The attribute DataFrame (``COLUMNS``, their types) of rows of ``record_attributes``."""
+    frame = pd.DataFrame(rows, index=index, columns=COLUMNS)
     return frame.astype({schema.SIGNATORY_COUNT: "int64", schema.LAW_LITIGATION: bool, schema.ANONYMOUS: bool,
                          schema.JOINT: bool, schema.COLLECTIVE: bool, schema.SKIP_LEVEL: bool})
 
 
-def _attributes(record, rules):
-    """The attribute values of one letter's (text, name, basis, signatories, visitors, channel,
-    addressee level)."""
+def record_attributes(record, rules):
+    """The attribute values (``COLUMNS``) of one letter's record of ``INPUTS`` (text, name,
+    basis, signatories, visitors, channel, addressee level)."""
     text, name, basis, signatories, visitors, channel, addressee_level = record
     signed = int(signatories) if pd.notna(signatories) and signatories > 0 else (
         rules.signatories_in_text(text) if channel != "visit" else 0)
@@ -187,5 +236,5 @@ def _attributes(record, rules):
     home = rules.home_level(text)
     return (rules.nature(text), rules.law_litigation(text), rules.anonymous(name, basis, text),
             signed >= rules.min_signatories, signed,
-            heads >= rules.min_visitors if heads else (channel == "visit" and bool(rules.collective_marker.search(text))),
+            heads >= rules.min_visitors if heads else (channel == "visit" and rules.collective_marker.search(text)),
             home, rules.skip_level(addressee_level, home))

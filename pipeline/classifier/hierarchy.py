@@ -13,6 +13,7 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.preprocessing import MultiLabelBinarizer
 from sklearn.utils.validation import check_is_fitted
 
+from pipeline.classifier import linear
 from pipeline.classifier.taxonomy import LEVEL_SEP, level_label, level_sets
 
 
@@ -85,8 +86,8 @@ class TwoLevelClassifier(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X):
         check_is_fitted(self, "level1_")
-        first = self.level1_.predict_proba(X)
-        second = self.level2_.predict_proba(X) if self.level2_ is not None else np.ones((first.shape[0], 1))
+        first, second = self._level_probas(X)
+        second = second if second is not None else np.ones((first.shape[0], 1))
         columns = []
         for j, label in enumerate(self.level1_classes_):
             children = [k for k, path in enumerate(self.level2_classes_) if level_label(path, 1) == label]
@@ -98,6 +99,35 @@ class TwoLevelClassifier(ClassifierMixin, BaseEstimator):
             within = np.divide(within, total, out=np.full_like(within, 1 / len(children)), where=total > 0)
             columns.append(first[:, j:j + 1] * within)
         return np.hstack(columns)
+
+    def _level_probas(self, X):
+        """``level1_.predict_proba(X)`` and ``level2_.predict_proba(X)`` (None without a second
+        level). Calibrated linear models (``linear.calibrated_parts``) are scored together."""
+        ovr = self.multilabel  # level1_ is a OneVsRestClassifier
+        models = [*(self.level1_.estimators_ if ovr else [self.level1_]),
+                  *([self.level2_] if self.level2_ is not None else [])]
+        if linear.calibrated_parts(models) is None:
+            return self.level1_.predict_proba(X), self.level2_.predict_proba(X) if self.level2_ is not None else None
+        kept, weights = getattr(self, "_stacked", ((), None))
+        if len(kept) != len(models) or any(a is not b for a, b in zip(kept, models)):
+            weights = linear.stacked_weights(models)
+            self._stacked = (models, weights)  # built once after fit; not pickled
+        probas = linear.predict_probas(models, X, weights)
+        second = probas.pop() if self.level2_ is not None else None
+        if not ovr:
+            return probas[0], second
+        # what OneVsRestClassifier.predict_proba makes of its estimators' probabilities
+        first = np.array([proba[:, 1] for proba in probas]).T
+        if len(probas) == 1:
+            first = np.concatenate(((1 - first), first), axis=1)
+        if not self.level1_.multilabel_:
+            row_sums = np.sum(first, axis=1)[:, np.newaxis]
+            np.divide(first, row_sums, out=first, where=row_sums != 0)
+        return first, second
+
+    def __getstate__(self):
+        # a copy: object.__getstate__ gives the instance's own __dict__
+        return {name: value for name, value in super().__getstate__().items() if name != "_stacked"}
 
     def predict(self, X):
         proba = self.predict_proba(X)

@@ -3,13 +3,15 @@
 ``CharNgramCounter`` gives the counts ``CountVectorizer(analyzer="char")`` gives (same
 lowercasing, runs of whitespace read as one space, same ``min_df`` and ``max_features``
 rules), several times faster: scikit-learn looks every n-gram up in a dict in Python, here a
-batch's n-grams become integer keys (code points packed 21 bits each) matched against the
-sorted vocabulary with ``np.searchsorted``. Put ``TfidfTransformer`` after it for TF-IDF.
+batch's n-grams become integer keys (code points packed 21 bits each) looked up at once in a
+hash table of the vocabulary (a pandas ``Index``), and the counts are summed by two linear
+sparse conversions instead of sorting each row. Put ``TfidfTransformer`` after it for TF-IDF.
 """
 import re
 
 import numpy as np
-from scipy.sparse import csr_matrix
+import pandas as pd
+from scipy.sparse import coo_matrix
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
@@ -101,13 +103,24 @@ class CharNgramCounter(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "vocabulary_keys_")
         texts = _texts(X)
         keys, rows = ngram_keys(texts, tuple(self.ngram_range), self.lowercase)
-        vocabulary = self.vocabulary_keys_
-        columns = np.minimum(np.searchsorted(vocabulary, keys), len(vocabulary) - 1)
-        known = vocabulary[columns] == keys
-        counts = csr_matrix((np.ones(int(known.sum()), dtype=np.float32), (rows[known], columns[known])),
-                            shape=(len(texts), len(vocabulary)))
-        counts.sum_duplicates()
-        return counts
+        columns = self._vocabulary_index().get_indexer(keys)
+        known = columns >= 0
+        counts = coo_matrix((np.ones(int(known.sum()), dtype=np.float32), (rows[known], columns[known])),
+                            shape=(len(texts), len(self.vocabulary_keys_)))
+        # to CSC and back: each a counting sort, leaving every row's columns sorted and summed
+        return counts.tocsc().tocsr()
+
+    def _vocabulary_index(self):
+        """The vocabulary as a hash table (built on first use after ``fit``, never pickled)."""
+        vocabulary, index = getattr(self, "_index", (None, None))
+        if vocabulary is not self.vocabulary_keys_:
+            index = pd.Index(self.vocabulary_keys_)
+            self._index = (self.vocabulary_keys_, index)
+        return index
+
+    def __getstate__(self):
+        # a copy: object.__getstate__ gives the instance's own __dict__
+        return {name: value for name, value in super().__getstate__().items() if name != "_index"}
 
     def get_feature_names_out(self, input_features=None):
         check_is_fitted(self, "vocabulary_keys_")

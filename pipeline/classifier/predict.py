@@ -1,26 +1,29 @@
 """Apply a topic model, an optional nature model and the attribute rules to letters.
 
 ``classify_letters`` takes the segment output and returns it with the topic columns
-(``topic_columns``) and the attribute columns (``attributes.letter_attributes``) added. When the
-model directory holds a ``nature/`` model (trained on nature labels), its answer replaces the
-rule's wherever its confidence reaches that model's review threshold.
+(``topic_columns``) and the attribute columns (``attributes``) added, computed a chunk of letters
+at a time in forked workers: models and rules in one pass. When the model directory holds a
+``nature/`` model (trained on nature labels), its answer replaces the rule's wherever its
+confidence reaches that model's review threshold.
 
 The models read ``clean_text`` and segment it themselves, with the dictionaries they were
 trained with: a run's ``tokens`` may come from other dictionaries (``segment --dict``), and words
 a model never saw would be lost on it. The topic and nature models clean and segment each letter
-once between them when their text steps are alike (``textmodel.predict_probas``).
+once between them when their text steps are alike (``textmodel.proba_task``).
 """
 import json
 from pathlib import Path
 
 import numpy as np
 
-from pipeline import schema
+from pipeline import parallel, schema
 from pipeline.classifier import textmodel
-from pipeline.classifier.attributes import letter_attributes
+from pipeline.classifier.attributes import attribute_frame, attribute_records, record_attributes
 from pipeline.errors import PetitionError
 
 NATURE_MODEL = "nature"
+TOPIC_COLUMNS = [schema.TOPIC, schema.TOPIC_CONFIDENCE, schema.TOPICS, schema.TOP3, schema.NEEDS_REVIEW,
+                 schema.RESPONSIBLE_BODY]
 
 
 def load_nature_model(model_dir):
@@ -32,7 +35,7 @@ def load_nature_model(model_dir):
 
 def topic_columns(proba, card):
     """The topic columns from probabilities (n_letters, n_labels) in the card's label order:
-    {column: values}, one value per letter."""
+    {column: values} in ``TOPIC_COLUMNS`` order, one value per letter."""
     labels = card["labels"]
     if proba.shape[1] != len(labels):
         raise PetitionError(f"model and card disagree: {proba.shape[1]} outputs, {len(labels)} labels in the card")
@@ -66,16 +69,29 @@ def classify_letters(letters, model, card, rules, nature=None, processes=1, chun
         Called with the number of letters done.
     normalized : config.NormalizeConfig, optional
         The settings ``clean_text`` was cleaned with: models that clean alike skip cleaning
-        it again (``textmodel.predict_probas``).
+        it again (``textmodel.proba_task``).
     """
-    texts = letters[schema.CLEAN_TEXT].tolist()
-    models = [model, nature[0]] if nature else [model]
-    probas = textmodel.predict_probas(models, texts, processes, chunk_size, progress, normalized)
-    out = letters.assign(**topic_columns(probas[0], card))
-    attributes = letter_attributes(letters, rules, processes, chunk_size)
-    if nature:
-        nature_proba, nature_card = probas[1], nature[1]
-        confident = nature_proba.max(axis=1) >= nature_card["review"]["threshold"]
-        predicted = np.array(nature_card["labels"], dtype=object)[nature_proba.argmax(axis=1)]
-        attributes[schema.NATURE] = np.where(confident, predicted, attributes[schema.NATURE])
-    return out.assign(**{column: attributes[column] for column in attributes.columns})
+    probas_of = textmodel.proba_task([model, nature[0]] if nature else [model], normalized)
+
+    def classify_chunk(records):
+        """Per letter of ``records`` (``attributes.INPUTS``): its ``TOPIC_COLUMNS``, then its attributes."""
+        probas = probas_of([record[0] for record in records])
+        rows = [record_attributes(record, rules) for record in records]
+        if nature:
+            rows = [(answer, *row[1:]) for answer, row in zip(nature_answers(probas[1], nature[1], rows), rows)]
+        return [(*topic, *row) for topic, row in zip(zip(*topic_columns(probas[0], card).values()), rows)]
+    rows = parallel.map_chunks(classify_chunk, attribute_records(letters), processes, chunk_size, progress)
+    topics = {name: list(values) for name, values in zip(TOPIC_COLUMNS, zip(*rows))} if rows else dict.fromkeys(
+        TOPIC_COLUMNS, [])
+    topics[schema.TOPIC_CONFIDENCE] = np.array(topics[schema.TOPIC_CONFIDENCE], dtype=float)
+    topics[schema.NEEDS_REVIEW] = np.array(topics[schema.NEEDS_REVIEW], dtype=bool)
+    attributes = attribute_frame([row[len(TOPIC_COLUMNS):] for row in rows], letters.index)
+    return letters.assign(**topics).assign(**{column: attributes[column] for column in attributes.columns})
+
+
+def nature_answers(proba, card, rule_rows):
+    """The nature of each letter: the nature model's answer where its confidence reaches its
+    card's review threshold, else the rules' (the first value of each of ``rule_rows``)."""
+    confident = proba.max(axis=1) >= card["review"]["threshold"]
+    predicted = np.array(card["labels"], dtype=object)[proba.argmax(axis=1)]
+    return np.where(confident, predicted, [row[0] for row in rule_rows]).tolist()

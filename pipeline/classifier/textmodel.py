@@ -117,8 +117,10 @@ class LetterText(TransformerMixin, BaseEstimator):
         cleaner, segmenter = self._tools()
         clean_one = cleaner.reclean if cleaned else cleaner.clean
         clean = [clean_one(text)[:self.max_chars or None] for text in texts]
+        # object columns: the feature steps read the str objects as they are (pandas' default
+        # string columns would make new ones for each step reading them)
         return pd.DataFrame({schema.CLEAN_TEXT: clean, schema.TOKENS: segmenter.cut_joined(clean),
-                             HEAD: [text[:self.head_chars] for text in clean]})
+                             HEAD: [text[:self.head_chars] for text in clean]}, dtype=object)
 
     def cleans_like(self, normalize_settings):
         """Whether normalize with ``normalize_settings`` (``config.normalize``) cleans texts as
@@ -450,11 +452,6 @@ def _is_number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def warm_up(model):
-    """Load the tokenizer and converter now, before forking workers that then share them."""
-    model.predict_proba([""])
-
-
 def _text_step_key(model):
     """What decides the output of a model's text step: its settings and the dictionaries it
     carries (not where they were read from when it was trained)."""
@@ -463,28 +460,36 @@ def _text_step_key(model):
     return repr(sorted(settings.items())), tuple(step.dictionaries_), step.stopword_text_
 
 
-def predict_probas(models, texts, processes=1, chunk_size=1000, progress=None, normalized=None):
-    """Probabilities of each of ``models`` for ``texts`` (list of str), in ``processes`` forked
-    workers: a list of arrays (n_texts, n_labels of that model).
+def proba_task(models, normalized=None):
+    """A function giving, for a list of texts, the probabilities of each of ``models``: a list
+    of arrays (n_texts, n_labels of that model).
 
     Models whose text steps are alike (same parameters and dictionaries, as a topic and a
     nature model trained by one installation) clean and segment each text once between them.
     ``normalized``: the texts are a run's ``clean_text`` from normalize with these settings
     (``config.normalize``); a model whose text step cleans alike does not clean them again.
+    The tokenizers (one per kind of text step) and lookup tables are loaded now, so that
+    workers forked after share them.
     """
-    for model in models:
-        warm_up(model)
     keys = [_text_step_key(model) for model in models]
     cleaned = [normalized is not None and model[0].cleans_like(normalized) for model in models]
 
-    def task(chunk):
-        prepared, outputs = {}, []
+    def probas(texts):
+        prepared = {}
         for model, key, clean in zip(models, keys, cleaned):
             if key not in prepared:
-                prepared[key] = model[0].prepare(chunk, cleaned=clean)
-            outputs.append(model[1:].predict_proba(prepared[key]))
-        return list(zip(*outputs))  # per text, one row per model
-    rows = parallel.map_chunks(task, texts, processes, chunk_size, progress)
+                prepared[key] = model[0].prepare(texts, cleaned=clean)
+        return [model[1:].predict_proba(prepared[key]) for model, key in zip(models, keys)]
+    probas([""])
+    return probas
+
+
+def predict_probas(models, texts, processes=1, chunk_size=1000, progress=None, normalized=None):
+    """Probabilities of each of ``models`` for ``texts`` (list of str), in ``processes`` forked
+    workers: a list of arrays (n_texts, n_labels of that model); ``normalized``: see
+    ``proba_task``."""
+    probas = proba_task(models, normalized)
+    rows = parallel.map_chunks(lambda chunk: list(zip(*probas(chunk))), texts, processes, chunk_size, progress)
     return [np.vstack([row[i] for row in rows]) if rows else np.zeros((0, len(model.classes_)))
             for i, model in enumerate(models)]
 

@@ -1,0 +1,65 @@
+"""The faster computations of classify give, to the bit, the answers of those they replace, on
+the bundled sample with the default models: the calibrated linear models scored together
+(``linear``) against scikit-learn scoring each, attribute patterns joined bare or searched in
+parts against joined as groups, home levels kept per place word against found again each time."""
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from pipeline.classifier import linear, predict, textmodel
+from pipeline.classifier.attributes import AnyPattern, AttributeRules, _compile
+from pipeline.config import PROJECT_ROOT
+from tests.conftest import sample_path
+
+
+@pytest.fixture(scope="module")
+def sample_texts():
+    sample = pd.read_csv(sample_path(), dtype=str, encoding="utf-8-sig", keep_default_na=False)
+    return (sample["标题"] + "\n" + sample["内容"]).tolist()
+
+
+def test_default_models_score_as_scikit_learn_scores_each_model(config, sample_texts, monkeypatch):
+    model_dir = PROJECT_ROOT / config.classify.model_dir
+    topic, _ = textmodel.load_model(model_dir)
+    nature, _ = predict.load_nature_model(model_dir)
+    texts = sample_texts[:2000]
+    two_level = topic[-1]  # one-vs-rest at the first level, then the second level: all stacked
+    assert linear.calibrated_parts([*two_level.level1_.estimators_, two_level.level2_]) is not None
+    stacked = textmodel.predict_probas([topic, nature], texts, processes=2, chunk_size=500)
+    monkeypatch.setattr(linear, "calibrated_parts", lambda models: None)  # each model its own predict_proba
+    for fast, reference in zip(stacked, textmodel.predict_probas([topic, nature], texts, chunk_size=500)):
+        assert fast.shape == reference.shape and np.array_equal(fast, reference)
+
+
+def rule_pattern_lists(path):
+    """The pattern lists of the rules searched in letters' texts."""
+    tables = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return [*tables["nature"]["patterns"].values(), tables["law_litigation"]["patterns"],
+            tables["anonymous"]["text_markers"], tables["joint"]["markers"], tables["collective"]["markers"]]
+
+
+def test_attribute_patterns_match_as_joined_in_groups(config, sample_texts):
+    """Joined bare, the patterns match where joined in groups; searched in parts
+    (``AnyPattern``), they are found in the same letters."""
+    for patterns in rule_pattern_lists(PROJECT_ROOT / config.classify.attributes):
+        grouped = re.compile("|".join(f"(?:{pattern})" for pattern in patterns))
+        bare, parts = _compile(patterns), AnyPattern(patterns)
+        found = [bool(grouped.search(text)) for text in sample_texts]
+        assert 0 < sum(found) and [parts.search(text) for text in sample_texts] == found
+        for text in sample_texts:
+            assert [m.span() for m in bare.finditer(text)] == [m.span() for m in grouped.finditer(text)]
+    with pytest.raises(re.error):
+        _compile(["(?i)a", "b"])  # a pattern valid only at the start of the whole is refused, as before
+
+
+def test_home_levels_kept_per_word_are_those_found_each_time(config, sample_texts):
+    rules = AttributeRules.load(PROJECT_ROOT / config.classify.attributes)
+
+    def found_again(text):
+        levels = {next(level for suffix, level in rules.suffix_level.items() if word.endswith(suffix))
+                  for word in (m.group(0) for m in rules.place.finditer(text)) if not word.endswith(rules.not_places)}
+        return min(levels, key=rules.levels.index) if levels else ""
+    assert [rules.home_level(text) for text in sample_texts * 2] == [found_again(text) for text in sample_texts * 2]

@@ -3,6 +3,7 @@ waits for the lock), and a dedupe stopped dead at any point (as by a power cut o
 cleanup runs) resumes to the outputs an uninterrupted run gives."""
 import json
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -63,6 +64,18 @@ def dedupe_process(run, index, patch=""):
                       f"sys.exit(main(['dedupe', '--run', {str(run)!r}, '--index', {str(index)!r}]))"])
     return subprocess.Popen([sys.executable, "-c", code], cwd=PROJECT_ROOT, env=dict(os.environ),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def printed_line(process, text, timeout=300):
+    """The first line of ``process``'s output holding ``text``, read as it comes; '' when the
+    output ends or ``timeout`` seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if select.select([process.stdout], [], [], 1)[0]:
+            line = process.stdout.readline()
+            if not line or text in line:
+                return line
+    return ""
 
 
 @pytest.fixture(scope="module")
@@ -130,11 +143,11 @@ def test_a_waiting_dedupe_goes_on_when_the_index_is_free(runs, tmp_path):
     (run_a,) = fresh(runs, tmp_path, "A")
     holder = DedupeIndex.open(tmp_path / "index", _hash())
     process = dedupe_process(run_a, tmp_path / "index")
-    time.sleep(8)  # time to start and reach the lock, on a busy machine too
+    told = printed_line(process, "waiting for the index")  # however long a busy machine takes to start it
     assert process.poll() is None  # still waiting
     holder.close()
     code, out, err = process.wait(timeout=120), *process.communicate()
-    assert code == 0 and "waiting for the index" in out, err
+    assert code == 0 and told, err
     assert sorted(index_letters(tmp_path / "index")) == sorted(row[0] for row in LETTERS[:5])
 
 

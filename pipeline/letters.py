@@ -10,11 +10,11 @@ topic labels as a list). :func:`topic_names` reads the topic labels from the tax
 from pathlib import Path
 
 import pandas as pd
-import pyarrow.parquet as pq
 
 from pipeline import schema
 from pipeline.classifier.taxonomy import Taxonomy
 from pipeline.errors import PetitionError
+from pipeline.rundir import read_parquet
 from pipeline.status import StatusHistory, with_handling, with_latest
 
 FLAG_COLUMNS = (schema.ANONYMOUS, schema.JOINT, schema.COLLECTIVE, schema.SKIP_LEVEL,
@@ -49,7 +49,7 @@ def read_parquet_tree(path, leave_out=(), skip=None):
     frames = []
     for file in files:
         try:
-            frames.append(read_parquet(file, leave_out))
+            frames.append(read_parquet(file, leave_out=leave_out))
         except Exception as exc:  # pyarrow raises several types for damaged files
             raise PetitionError(f"{file}: unreadable Parquet ({exc})") from exc
     return frames
@@ -97,11 +97,6 @@ def prepare(letters):
     letters[schema.CASE_ID] = letters[schema.CASE_ID].where(letters[schema.CASE_ID] != "",
                                                             "letter:" + letters[schema.LETTER_ID])
     return letters
-
-
-def read_parquet(path, leave_out=()):
-    """A Parquet file without the columns ``leave_out``."""
-    return pd.read_parquet(path, columns=[c for c in pq.read_schema(path).names if c not in leave_out])
 
 
 def load_letters(run, history=None, leave_out=()):

@@ -66,6 +66,13 @@ def parquet_batches(path, batch_rows, columns=None):
                                                                                    columns=columns)
 
 
+def read_parquet(path, columns=None, leave_out=()):
+    """A Parquet file as a DataFrame: only ``columns`` if given, without those of ``leave_out``."""
+    if leave_out:
+        columns = [c for c in columns or pq.read_schema(path).names if c not in leave_out]
+    return pd.read_parquet(path, columns=columns)
+
+
 def write_parquet(df, path):
     """Write ``df`` to Parquet atomically."""
     with atomic_path(path) as tmp:
@@ -175,9 +182,7 @@ class RunDir:
         ``leave_out``); a clear error if that stage has not run."""
         path = self._output(stage)
         try:
-            if leave_out:
-                columns = [c for c in columns or pq.read_schema(path).names if c not in leave_out]
-            return pd.read_parquet(path, columns=columns)
+            return read_parquet(path, columns, leave_out)
         except Exception as exc:  # pyarrow raises several types for damaged files
             raise PetitionError(f"{path}: unreadable Parquet ({exc}); re-run `petition {stage}`") from exc
 

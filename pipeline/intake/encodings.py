@@ -16,11 +16,13 @@ for about 40% of characters; in simplified GB2312 text it never does (GBK uses t
 for rare and traditional characters, whose first bytes 0x81-0xA0 Big5 does not have).
 """
 import codecs
+import functools
 import re
 
 BIG5_CODECS = ("cp950", "big5hkscs")  # Windows Big5 first, then the Hong Kong extension
 BIG5_LOW_TRAIL_SHARE = 0.15   # share of double-byte pairs whose second byte is 0x40-0x7E
 BIG5_LINE_SHARE = 0.9         # share of the legacy lines that must decode as Big5
+LEGACY_NAMES = {"gb18030": "GB18030", "big5": "Big5"}  # as messages and notes name them
 DELIMITERS = (",", ";", "\t", "|")  # candidates, in order of preference on a tie
 _DOUBLE_BYTE = re.compile(rb"[\x81-\xfe][\x30-\xfe]")
 # Control characters removed from text (they break spreadsheets): C0 but TAB, LF and CR, DEL, C1.
@@ -33,9 +35,10 @@ class LineStream:
     Iterating yields ``(line, encoding)``: the line with its ``\\n`` ending (the last line
     keeps none if the file has none; a CR-only file is split on CR, its lines ending in
     ``\\n``), and None for a line read as UTF-8 or UTF-16, else 'gb18030' | 'big5' |
-    'undecodable' (an undecodable line holds replacement characters). A first pass over the bytes decides the legacy encoding of the
-    lines that are not UTF-8, as a whole; a UTF-16 file, or one without a line feed, is
-    decoded whole.
+    'undecodable' (an undecodable line holds replacement characters). The legacy encoding of
+    the lines that are not UTF-8 is decided on all of them at once, by a pass over the bytes
+    made when the first such line is met (a UTF-8 file is read once). A UTF-16 file, or one
+    without a line feed, is decoded whole.
 
     Raises UnicodeDecodeError, on iterating, only for a UTF-16 file that is not valid UTF-16
     (the caller refuses the file).
@@ -43,7 +46,7 @@ class LineStream:
     Attributes
     ----------
     encoding : str
-        'utf-8', 'utf-16', or the legacy encoding of the non-UTF-8 lines.
+        'utf-8', 'utf-16', or the legacy encoding of the non-UTF-8 lines (found when asked).
     legacy_lines : dict
         {encoding: number of lines read in it}, filled as lines are read.
     """
@@ -54,7 +57,10 @@ class LineStream:
             head = handle.read(4096)
         self._utf16 = utf16_codec(head)
         self.legacy_lines = {}
-        self.encoding = "utf-16" if self._utf16 else self._legacy_encoding()
+
+    @functools.cached_property
+    def encoding(self):
+        return "utf-16" if self._utf16 else self._legacy_encoding()
 
     def _raw_lines(self):
         """The file's lines as bytes (UTF-8 BOM removed), each with its ending."""
@@ -94,14 +100,13 @@ class LineStream:
                 text = handle.read().decode(self._utf16).removeprefix("\ufeff")
             yield from ((line, None) for line in split_lines(text))
             return
-        codecs_tried = BIG5_CODECS if self.encoding == "big5" else ("gb18030",)
         for raw in self._raw_lines():
             try:
                 yield raw.decode("utf-8"), None
                 continue
             except UnicodeDecodeError:
                 pass
-            text = _decode_first(raw, codecs_tried)
+            text = _decode_first(raw, BIG5_CODECS if self.encoding == "big5" else ("gb18030",))
             encoding = self.encoding if text is not None else "undecodable"
             self.legacy_lines[encoding] = self.legacy_lines.get(encoding, 0) + 1
             yield (text if text is not None else raw.decode("utf-8", errors="replace")), encoding
@@ -109,10 +114,10 @@ class LineStream:
     def notes(self):
         """Lines for the stage's notes: how many lines were read in a legacy encoding (after
         iterating)."""
-        if self.encoding == "utf-16":
+        if self._utf16:
             return ["read as UTF-16"]
-        names = {"gb18030": "GB18030", "big5": "Big5"}
-        return [f"lines read as {names[key]}: {self.legacy_lines[key]}" for key in names if key in self.legacy_lines]
+        return [f"lines read as {name}: {self.legacy_lines[key]}" for key, name in LEGACY_NAMES.items()
+                if key in self.legacy_lines]
 
 
 def utf16_codec(head):

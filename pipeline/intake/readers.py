@@ -203,11 +203,10 @@ def read_csv(path, sheet=None, max_xlsx_bytes=None, chunk_rows=CHUNK_ROWS):
     except csv.Error as exc:
         raise PetitionError(f"{path}: header line is not CSV ({exc})") from exc
     counts = {"records": 0, "multi": 0, "record_lines": 0}
-    legacy = {"big5": "Big5"}.get(stream.encoding, "GB18030")
     limit = csv.field_size_limit()
     csv.field_size_limit(sys.maxsize)  # long fields are judged by ingest.max_text_chars
     try:
-        chunks = _parse_records(path, lines, delimiter, len(header), chunk_rows, counts, legacy)
+        chunks = _parse_records(path, lines, delimiter, len(header), chunk_rows, counts, stream)
         chunk = next(chunks)
         while chunk is not None:
             upcoming = next(chunks, None)
@@ -233,11 +232,11 @@ def _csv_notes(stream, delimiter, line_count, counts):
         + (f" + {blank} blank" if blank > 0 else "")]
 
 
-def _parse_records(path, lines, delimiter, width, chunk_rows, counts, legacy):
+def _parse_records(path, lines, delimiter, width, chunk_rows, counts, stream):
     """Records of a ``_Window`` after its header line, in chunks of (rows, their line
     numbers, quarantine records); the last chunk may be empty. Counts the records, those over
-    several lines and the lines they take in ``counts``; ``legacy`` names the file's legacy
-    encoding in messages."""
+    several lines and the lines they take in ``counts``; ``stream`` (the ``LineStream``) names
+    the file's legacy encoding in messages."""
     rows, numbers, failed = [], [], []
     begin = 2  # line number of the next record
     while lines.get(begin) is not None:
@@ -263,7 +262,7 @@ def _parse_records(path, lines, delimiter, width, chunk_rows, counts, legacy):
             swallowed = _swallowed_line(lines, first, span, width, delimiter) if span > 1 else None
             if bad_lines:
                 failed.append(failure(path, first, "", f"undecodable bytes on line {bad_lines[0]} "
-                                      f"(neither UTF-8 nor {legacy})", raw))
+                                      f"(neither UTF-8 nor {encodings.LEGACY_NAMES[stream.encoding]})", raw))
             elif span > 1 and (len(record) != width or swallowed):
                 reason = (f"broken quoting: unclosed quote (expected {width} fields)" if len(record) != width else
                           f"broken quoting: unclosed quote; the quoted field runs on over line {swallowed}, "

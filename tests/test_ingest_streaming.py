@@ -85,3 +85,13 @@ def test_memory_holds_a_batch_not_the_dump(tmp_path, config):
     assert pd.read_parquet(tmp_path / "batched" / "ingested.parquet").equals(
         pd.read_parquet(tmp_path / "whole" / "ingested.parquet"))
     assert batched < whole / 3, (batched, whole)
+
+
+@pytest.mark.parametrize("rows", [0, 8])
+def test_a_dump_ending_on_a_batch_edge_or_holding_no_row(tmp_path, config, rows):
+    """8 rows in batches of 4 end on an empty last batch; a header alone is a batch of none (an
+    export without a date column: its dates are parsed from nothing)."""
+    path = write_lines(tmp_path / "edge.csv", ["编号,信访人,内容"] + [f"E{i},张三,路灯坏了{i}" for i in range(rows)])
+    letters, quarantine, _, notes = ingested(in_batches(config, 4), path)
+    assert letters[schema.LETTER_ID].tolist() == [f"E{i}" for i in range(rows)] and not quarantine
+    assert f"{rows + 1} lines: header + {rows} records" in notes[0]

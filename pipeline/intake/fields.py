@@ -59,11 +59,12 @@ def parse_dates(series, excel_epoch="1899-12-30"):
         True where a non-empty value could not be read.
     """
     dates = pd.Series(pd.NaT, index=series.index, dtype="datetime64[ns]")
-    is_datetime = series.map(lambda v: isinstance(v, (pd.Timestamp, np.datetime64)) or hasattr(v, "year"))
+    # boolean whatever the values (an empty Series maps to text, which ~ and & refuse)
+    is_datetime = series.map(lambda v: isinstance(v, (pd.Timestamp, np.datetime64)) or hasattr(v, "year")).astype(bool)
     if is_datetime.any():
         dates[is_datetime] = pd.to_datetime(series[is_datetime], errors="coerce")
     is_number = series.map(lambda v: isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
-                           and not (isinstance(v, float) and np.isnan(v)))
+                           and not (isinstance(v, float) and np.isnan(v))).astype(bool)
     if is_number.any():
         serial = pd.to_numeric(series[is_number]).astype(float)
         ok = serial.between(1, 2958465)  # Excel's last day, 9999-12-31

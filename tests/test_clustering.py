@@ -184,3 +184,27 @@ def test_a_reach_clusters_only_its_parts_as_clustering_everything_does(seed):
     clustered = part >= 0
     assert clustered[reach].all() and not clustered.all()
     assert (together(part[clustered]) == together(everything[clustered])).all()
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_each_item_is_clustered_in_its_lightest_component_that_fits(seed):
+    """A part is the item's component of the pairs of at least threshold + k x SPLIT_STEP for
+    the least k at which that component holds at most ``dense_max`` items: found level by level
+    with plain connected components, as the definition reads."""
+    from pipeline.dedup.clustering import SPLIT_STEP, _parts, link_components
+    rng = np.random.default_rng(seed)
+    n = 120
+    a, b, weight = random_graph(rng, n)
+    weight = np.round(np.maximum(weight, rng.choice([0.0, 0.6], len(weight))) * 1000)
+    dense_max = int(rng.choice([3, 8, 30]))
+    expected = np.full(n, -1)
+    level, numbered = 350, 0
+    while (expected < 0).any():
+        strong = weight >= level
+        component, size = link_components(n, a[strong], b[strong])
+        fits = (expected < 0) & (size[component] <= dense_max)
+        expected[fits] = numbered + component[fits]
+        numbered, level = numbered + len(size), level + SPLIT_STEP
+    parts = _parts(n, a, b, weight, 350, dense_max)
+    assert (together(parts) == together(expected)).all()
+    assert np.bincount(parts).max() <= dense_max

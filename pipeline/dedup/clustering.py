@@ -58,52 +58,72 @@ def average_linkage(n, a, b, weight, threshold, *, rank=None, must=None, cannot=
     must = np.zeros((0, 2), dtype=np.int64) if must is None else np.asarray(must, dtype=np.int64).reshape(-1, 2)
     cannot = np.zeros((0, 2), dtype=np.int64) if cannot is None else np.asarray(cannot, dtype=np.int64).reshape(-1, 2)
     reach = np.ones(n, dtype=bool) if reach is None else np.asarray(reach, dtype=bool)
-    labels, reached = _linkage(n, a, b, weight, cannot, threshold, threshold, rank, dense_max, reach)
+    labels, reached = _linkage(n, a, b, weight, cannot, threshold, rank, dense_max, reach)
     labels = _join(np.unique(labels, return_inverse=True)[1].astype(np.int64), must, cannot, rank)
     return np.where(reached, labels, -1)
 
 
-def _linkage(n, a, b, weight, apart, threshold, level, rank, dense_max, reach):
+def _linkage(n, a, b, weight, apart, threshold, rank, dense_max, reach):
     """Average linkage of items ``0..n-1`` (weights and ``threshold`` in thousandths), within
-    the components of the pairs of at least ``level``, for the components holding an item of
-    ``reach``. Returns, for each item, an item of its group, and whether it was clustered."""
-    strong = weight >= level
-    component, size = link_components(n, a[strong], b[strong])
-    kept = component[a] == component[b]
+    their parts (:func:`_parts`), for the parts holding an item of ``reach``. Returns, for
+    each item, an item of its group (the first in ``rank`` order), and whether it was clustered."""
+    part = _parts(n, a, b, weight, threshold, dense_max)
+    kept = part[a] == part[b]
     a, b, weight = a[kept], b[kept], weight[kept]
-    inside = apart[component[apart[:, 0]] == component[apart[:, 1]]]  # the others are apart already
+    inside = apart[part[apart[:, 0]] == part[apart[:, 1]]]  # the others are apart already
+    size = np.bincount(part, minlength=1)
     labels = np.arange(n, dtype=np.int64)
     seeded = np.zeros(len(size), dtype=bool)
-    seeded[component[reach]] = True
-    reached = seeded[component]
-    # components of two items and no cannot pair (most of them): their one pair decides
-    hard = (size > 2) | np.isin(np.arange(len(size)), component[inside.ravel()])
-    pair = ~hard[component[a]] & seeded[component[a]] & (weight >= threshold)
-    labels[a[pair]] = labels[b[pair]] = np.minimum(a[pair], b[pair])
+    seeded[part[reach]] = True
+    reached = seeded[part]
+    # parts of two items and no cannot pair (most of them): their one pair decides
+    hard = (size > 2) | np.isin(np.arange(len(size)), part[inside.ravel()])
+    pair = ~hard[part[a]] & seeded[part[a]] & (weight >= threshold)
+    labels[a[pair]] = labels[b[pair]] = np.where(rank[a[pair]] <= rank[b[pair]], a[pair], b[pair])
     hard &= seeded
-    # the pairs and cannot pairs of each hard component, as slices of arrays sorted by component
-    chosen = np.flatnonzero(hard[component[a]])
-    chosen = chosen[np.argsort(component[a[chosen]], kind="stable")]
+    # the pairs and cannot pairs of each hard part, as slices of arrays sorted by part
+    chosen = np.flatnonzero(hard[part[a]])
+    chosen = chosen[np.argsort(part[a[chosen]], kind="stable")]
     a, b, weight = a[chosen], b[chosen], weight[chosen]
-    inside = inside[np.argsort(component[inside[:, 0]], kind="stable")]
-    order = np.argsort(component, kind="stable")
+    inside = inside[np.argsort(part[inside[:, 0]], kind="stable")]
+    order = np.lexsort((rank, part))
     groups = np.arange(len(size) + 1)
-    item_bounds = np.searchsorted(component[order], groups)
-    pair_bounds, apart_bounds = np.searchsorted(component[a], groups), np.searchsorted(component[inside[:, 0]], groups)
+    item_bounds = np.searchsorted(part[order], groups)
+    pair_bounds, apart_bounds = np.searchsorted(part[a], groups), np.searchsorted(part[inside[:, 0]], groups)
     position = np.zeros(n, dtype=np.int64)
     for group in np.flatnonzero(hard).tolist():
         items = order[item_bounds[group]:item_bounds[group + 1]]
-        items = items[np.argsort(rank[items], kind="stable")]
         position[items] = np.arange(len(items))
         pairs, held = slice(pair_bounds[group], pair_bounds[group + 1]), inside[apart_bounds[group]:apart_bounds[group + 1]]
-        local = (len(items), position[a[pairs]], position[b[pairs]], weight[pairs], position[held])
-        if len(items) <= dense_max:
-            labels[items] = items[_dense(*local, threshold)]
-        else:  # each cut drops the weakest pairs; none is left past 1000, so the cuts end
-            parts, reached[items] = _linkage(*local, threshold, level + SPLIT_STEP, np.arange(len(items)), dense_max,
-                                             reach[items])
-            labels[items] = items[parts]
+        labels[items] = items[_dense(len(items), position[a[pairs]], position[b[pairs]], weight[pairs],
+                                     position[held], threshold)]
     return labels, reached
+
+
+def _parts(n, a, b, weight, threshold, dense_max):
+    """The part of each of items ``0..n-1`` clustered alone: its component of the pairs of at
+    least ``threshold`` (thousandths) if that has at most ``dense_max`` items, else its
+    component of the pairs ``SPLIT_STEP`` heavier, and so on (a merge needs a pair at least
+    as heavy as the threshold, so no group reaches across a component). Components are
+    nested, so all levels are found from the heaviest down, each contracting the one above
+    by its own pairs only: every pair is looked at once, not once per level.
+
+    Returns an int64 array: the part of each item, numbered from 0."""
+    step = np.where(weight >= threshold, (weight - threshold) // SPLIT_STEP, -1).astype(np.int64)
+    by_step = np.argsort(-step, kind="stable")
+    bounds = np.searchsorted(-step[by_step], -np.arange(int(step.max(initial=-1)), -2, -1))  # each step's pairs
+    component = np.arange(n, dtype=np.int64)  # above the heaviest pair: every item alone
+    part = component.copy()
+    parts = n
+    for start, end in zip(bounds[:-1].tolist(), bounds[1:].tolist()):  # one level lighter each time
+        pairs = by_step[start:end]
+        merged, _ = link_components(int(component.max(initial=-1)) + 1, component[a[pairs]], component[b[pairs]])
+        component = merged[component].astype(np.int64)
+        size = np.bincount(component, minlength=1)
+        fits = size[component] <= dense_max  # the lightest level that fits wins: sizes only grow
+        part[fits] = parts + component[fits]
+        parts += len(size)
+    return np.unique(part, return_inverse=True)[1].astype(np.int64)
 
 
 def _dense(m, a, b, weight, apart, threshold):

@@ -193,8 +193,8 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
         from pipeline.dedup.matcher import Matcher  # scikit-learn: imported once the index is ours
         pool, matcher = Pool(index, batch, settings.tfidf_features), Matcher.load(settings.matcher)
         links = find_links(pool, settings, matcher, workers=processes)
-        links = pd.concat([links, within_pairs(pool, [index.links, links], settings, matcher, processes)],
-                          ignore_index=True)
+        links = pd.concat([links, within_pairs(pool, [index.links, links], settings, matcher, processes,
+                                               ends=[index.link_ends(), None])], ignore_index=True)
         del pool
         index.add(batch, links, source)
     else:
@@ -203,7 +203,7 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
     history_size, added = len(index) - len(batch), len(batch)
     everything = index.letters if len(index) else batch.letters  # the latter has the columns
     del batch  # the index holds its features now, memory-mapped
-    all_links = index.links if len(index.links) else links
+    all_links, ends = (index.links, index.link_ends()) if len(index.links) else (links, None)
     run_ids = letters[schema.LETTER_ID].astype(str)
     bad = run_ids.isin({q[schema.RAW] for q in quarantine}).to_numpy()
     position = pd.Index(everything[schema.LETTER_ID]).get_indexer(run_ids)
@@ -211,7 +211,7 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
     in_run[position[~bad]] = True
     # the run's cases only: those of earlier letters no link of tonight reaches stay as they were
     cases = assign_cases(everything, all_links, decisions, settings.case_probability, settings.case_pairs_max_letters,
-                         reach=in_run)
+                         reach=in_run, ends=ends)
     before = np.arange(len(everything)) < history_size
     titles = run.read(stage_name, columns=[schema.LETTER_ID, schema.TITLE, schema.PETITIONER_NAME])
     labeler = Labeler.from_config(config)
@@ -239,7 +239,7 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
                           & (all_links[schema.LETTER_A].isin(kept_ids) | all_links[schema.LETTER_B].isin(kept_ids))]
     write_csv(run_links.reset_index(drop=True), run.path / "links.csv")
     summary = summarize(letters[~bad], run_cases[~bad], links, table, added, index, config)
-    summary["analyst decisions"] = decided = decision_counts(everything, all_links, cases, decisions)
+    summary["analyst decisions"] = decided = decision_counts(everything, all_links, cases, decisions, ends)
     if decided[SAME_NOT_APPLIED]:
         print(f"dedupe: warning: {decided[SAME_NOT_APPLIED]} `same` "
               "decisions not applied: they would join letters decided different (`petition decide list`)")

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from pipeline import schema
 from pipeline.dedup.arrays import arrow_strings
 from pipeline.dedup.clustering import average_linkage, link_components
-from pipeline.dedup.scoring import link_ends
+from pipeline.dedup.index import link_ends
 from pipeline.errors import PetitionError
 from pipeline.privacy import mask_identifiers
 
@@ -143,7 +143,7 @@ def raw_names(names, min_chars=3):
     return frozenset(n for n in values if len(n) >= min_chars and re.fullmatch(r"[\u3400-\u9fff]+", n) and "某" not in n)
 
 
-def assign_cases(letters, links, decisions=None, threshold=0.35, max_letters=200, reach=None):
+def assign_cases(letters, links, decisions=None, threshold=0.35, max_letters=200, reach=None, ends=None):
     """Cases of ``letters`` (every indexed letter) from ``links`` (every link, and the other
     pairs the index keeps: ``POSSIBLE``, ``IN_CASE``) and the analyst ``decisions`` in force (a
     ``decisions.Effective``, or None: the links alone).
@@ -182,7 +182,7 @@ def assign_cases(letters, links, decisions=None, threshold=0.35, max_letters=200
     rank = np.empty(len(ids), dtype=np.int64)
     rank[order] = np.arange(len(ids))
 
-    a, b = link_ends(links, ids)
+    a, b = ends or link_ends(links, ids)
     decided = Decided.of(decisions, ids)
     followed = ~(decided.detached[a] | decided.detached[b]) if len(decided.detached) else np.ones(len(a), dtype=bool)
     must = decided.must
@@ -286,18 +286,20 @@ class Decided:
 SAME_NOT_APPLIED = "same not applied: contradicted by a different decision"  # a summary key dedupe warns on
 
 
-def decision_counts(letters, links, cases, decisions):
+def decision_counts(letters, links, cases, decisions, ends=None):
     """What the ``decisions`` in force did to the cases (``assign_cases(letters, links,
     decisions)``), for the summary: how many of each kind hold among indexed letters, how many
     ``same`` decisions could not be applied (a ``different`` decision contradicts them), how
     many wait for letters not indexed yet, and how many links join letters of different cases
     (kept apart by a decision or by the case threshold), among the links of a letter ``cases``
-    gives a case (with ``assign_cases(..., reach=...)``: of the run's cases)."""
+    gives a case (with ``assign_cases(..., reach=...)``: of the run's cases). ``ends``: as
+    ``assign_cases`` takes them."""
     ids = arrow_strings(letters[schema.LETTER_ID])
     decided = Decided.of(decisions, ids)
     case = pd.factorize(cases[schema.CASE_ID])[0]
     known = (cases[schema.CASE_ID] != "").to_numpy()
-    a, b = link_ends(links[links[schema.RELATION].isin(schema.RELATIONS)] if len(links) else links, ids)
+    linked = links[schema.RELATION].isin(schema.RELATIONS).to_numpy() if len(links) else np.zeros(0, dtype=bool)
+    a, b = (end[linked] for end in (ends or link_ends(links, ids)))
     joined = case[decided.must[:, 0]] == case[decided.must[:, 1]]
     return {"same (one matter)": len(decided.must),
             SAME_NOT_APPLIED: int((~joined).sum()),

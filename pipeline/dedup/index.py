@@ -43,8 +43,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import scipy.sparse as sp
 
+from pipeline import schema
+from pipeline.dedup.arrays import arrow_strings
 from pipeline.errors import PetitionError
 from pipeline.rundir import write_json
 
@@ -223,6 +227,18 @@ def shard_problem(directory, entry):
     return None
 
 
+def link_ends(links, ids):
+    """Positions in ``ids`` (arrow strings) of each link's two letters: (a, b) int64 arrays."""
+    if not len(links):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    both = pa.concat_arrays([arrow_strings(links[schema.LETTER_A]), arrow_strings(links[schema.LETTER_B])])
+    ends = pc.index_in(both, value_set=ids)
+    if ends.null_count:
+        raise PetitionError("the dedupe index holds links to letters it does not hold; rebuild it with --rebuild")
+    ends = ends.to_numpy().astype(np.int64)
+    return ends[:len(links)], ends[len(links):]
+
+
 class DedupeIndex:
     """The letters seen so far (see the module docstring). Open it with ``open``, which locks
     it until ``close`` (or the end of a ``with`` block).
@@ -239,7 +255,7 @@ class DedupeIndex:
         self.directory, self.config_hash = Path(directory), config_hash
         self.shards, self.links = [], pd.DataFrame()
         self.letters = pd.DataFrame()
-        self._link_counts, self._lock = [], None
+        self._link_counts, self._lock, self._ends = [], None, None
         self._manifest = {"format": FORMAT, "version": FORMAT_VERSION, "config_hash": config_hash,
                           "shards": []}
 
@@ -253,7 +269,7 @@ class DedupeIndex:
     def __getstate__(self):
         # a copy sent to a Spark worker reads the shards' features; the lock and the letters
         # and links tables (candidates' pool has the letters) stay with this process
-        return self.__dict__ | {"_lock": None, "letters": None, "links": None}
+        return self.__dict__ | {"_lock": None, "letters": None, "links": None, "_ends": None}
 
     def __enter__(self):
         return self
@@ -382,7 +398,18 @@ class DedupeIndex:
         if view.shards:
             view.letters = self.letters.iloc[:sum(len(s) for s in view.shards)]
             view.links = self.links.iloc[:sum(view._link_counts)]
+            view._ends = self._ends and tuple(end[:len(view.links)] for end in self._ends)
         return view
+
+    def link_ends(self):
+        """Positions in ``letters`` of each link's two letters (:func:`link_ends`): (a, b) int64
+        arrays like ``links``. Found once per process (for millions of links, finding ids
+        takes seconds): links added later are located on their own."""
+        known = 0 if self._ends is None else len(self._ends[0])
+        if known < len(self.links):
+            a, b = link_ends(self.links.iloc[known:], arrow_strings(self.letters[schema.LETTER_ID]))
+            self._ends = (a, b) if self._ends is None else tuple(np.concatenate(pair) for pair in zip(self._ends, (a, b)))
+        return self._ends or (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
 
     def shard_links(self, position):
         """The links found when shard ``position`` was added."""

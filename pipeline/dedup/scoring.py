@@ -41,6 +41,7 @@ from pipeline.dedup.arrays import arrow_strings, csr_rows, unique
 from pipeline.dedup.candidates import Candidates
 from pipeline.dedup.clustering import link_components
 from pipeline.dedup.evidence import pair_evidence, shared_counts, tfidf_cosine
+from pipeline.dedup.index import link_ends
 from pipeline.dedup.matter import load_tags
 from pipeline.errors import PetitionError
 from pipeline.normalize import CJK
@@ -260,32 +261,23 @@ def find_links(pool, settings, matcher, workers=1):
 
 # --- pairs inside a case -----------------------------------------------------------------------
 
-def link_ends(links, ids):
-    """Positions in ``ids`` (arrow strings) of each link's two letters: (a, b) int64 arrays."""
-    if not len(links):
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    both = pa.concat_arrays([arrow_strings(links[schema.LETTER_A]), arrow_strings(links[schema.LETTER_B])])
-    ends = pc.index_in(both, value_set=ids)
-    if ends.null_count:
-        raise PetitionError("the dedupe index holds links to letters it does not hold; rebuild it with --rebuild")
-    ends = ends.to_numpy().astype(np.int64)
-    return ends[:len(links)], ends[len(links):]
-
-
-
-def within_pairs(pool, scored, settings, matcher, workers=1, chunk=200_000):
+def within_pairs(pool, scored, settings, matcher, workers=1, chunk=200_000, ends=None):
     """P(same matter) of the pairs of letters that the links and possible pairs put in one
     component of 3 to ``case_pairs_max_letters`` letters and that ``scored`` (links frames of
     every pair scored so far: the index's and the night's) lacks. Cases weigh every pair of their letters
     (``clustering``): these are the pairs no candidate block listed, or listed under
     ``possible_probability``.
 
+    ``ends``: for each frame of ``scored``, the pool positions of its letters when known
+    (``DedupeIndex.link_ends``), else None (found from the ids).
+
     Returns a links-shaped frame with relation ``IN_CASE`` (a scored pair, not a link).
     """
     ids = arrow_strings(pool.letters[schema.LETTER_ID])
     total = len(ids)
+    ends = [known or link_ends(frame, ids) for frame, known in zip(scored, ends or [None] * len(scored))]
+    ends = [end for frame, end in zip(scored, ends) if len(frame)]
     scored = [frame for frame in scored if len(frame)]
-    ends = [link_ends(frame, ids) for frame in scored]
     a, b = (np.concatenate([end[side] for end in ends] + [np.zeros(0, dtype=np.int64)]) for side in (0, 1))
     listed = np.concatenate([(frame[schema.RELATION] != schema.IN_CASE).to_numpy() for frame in scored]
                             + [np.zeros(0, dtype=bool)])

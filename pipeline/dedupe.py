@@ -27,6 +27,7 @@ from pipeline.dedup.features import Featurizer, comparison_texts, featurize
 from pipeline.dedup.index import DedupeIndex, IndexProblem, config_hash, file_digest
 from pipeline.dedup.scoring import find_links, within_pairs
 from pipeline.errors import PetitionError
+from pipeline.lookup import is_in
 from pipeline.reporting.tonight import FILE_NAME as TONIGHT, tonight_table, write_tonight
 from pipeline.rundir import atomic_path, parquet_batches, stage, write_csv, write_json
 from pipeline.status import StatusHistory, known_closed_at, with_handling
@@ -147,7 +148,7 @@ def written_shard(run, path, letters, index):
         history = index.before(position)
         indexed = pd.Index(history.letters[schema.LETTER_ID]) if len(history) else pd.Index([])
         ids = letters[schema.LETTER_ID].astype(str)
-        if ids[~ids.isin(indexed)].tolist() != index.shards[position].letters[schema.LETTER_ID].astype(str).tolist():
+        if ids[~is_in(ids, indexed)].tolist() != index.shards[position].letters[schema.LETTER_ID].astype(str).tolist():
             raise IndexProblem(index.directory, f"shard {position + 1:06d} was added by {run.path} but does not "
                                                 "hold its letters")
         print(f"dedupe: {run.path}'s letters were added to the index by an earlier attempt (shard "
@@ -172,7 +173,7 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
     source, written = written_shard(run, path, letters, index)
     full, index = index, (index.before(written) if written is not None else index)
     indexed = pd.Index(index.letters[schema.LETTER_ID]) if len(index) else pd.Index([])
-    known = letters[schema.LETTER_ID].astype(str).isin(indexed).to_numpy()
+    known = is_in(letters[schema.LETTER_ID].astype(str), indexed)
     if written is None:
         batch = featurize(letters[~known], text_chunks(path, ~known, settings.chunk_size),
                           Featurizer.from_config(config), processes, progress)
@@ -231,7 +232,7 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
         **{schema.CASE_ID: cases[schema.CASE_ID].to_numpy()[touched]})
     # tonight's letters: those an earlier run indexed (re-exported, e.g. with a new status) are no repeat
     run_letters = pd.concat([letters, run_cases], axis=1)[~bad & ~before[np.maximum(position, 0)]]
-    clerk = tonight_table(run_letters, case_letters, statuses.titles(),
+    clerk = tonight_table(run_letters, case_letters, statuses.titles(case_letters[schema.LETTER_ID]),
                           dict(zip(table[schema.CASE_ID], table[schema.CASE_LABEL])))
     write_tonight(clerk, run.path / TONIGHT)
     kept_ids = run_ids[~bad]

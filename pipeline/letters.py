@@ -63,6 +63,8 @@ def _as_bool(series):
 
 
 def _as_text(series):
+    if isinstance(series.dtype, pd.StringDtype):  # Arrow strings: filled and trimmed in C, no Python str per row
+        return series.fillna("").str.strip()
     return series.astype(object).where(series.notna(), "").astype(str).str.strip()
 
 

@@ -56,6 +56,7 @@ from pipeline.reporting.figures import compute_figures
 from pipeline.reporting.handling import handling_figures
 from pipeline.reporting.narrative import model_paragraphs, narrative
 from pipeline.reporting.periods import report_period
+from pipeline.lookup import is_in
 from pipeline.reporting.places import dictionary_townships
 from pipeline.reporting.render import Report, write_report
 from pipeline.reporting.tables import build_tables
@@ -100,7 +101,7 @@ def run_stage(run, config, *, history=None, period=None, end=None, dicts=()):
         figures = compute_figures(letters, chosen, settings, topic_names(settings.taxonomy), labeler, source, known)
         figures["handling"] = handling_figures(
             letters, chosen, config.status,
-            lambda case_ids: labeler.labels(letters[letters[schema.CASE_ID].isin(set(case_ids))], everyone))
+            lambda case_ids: labeler.labels(letters[is_in(letters[schema.CASE_ID], set(case_ids))], everyone))
         report = Report(chosen, build_tables(figures),
                         narrative(figures) + model_paragraphs(classify.recorded_notice(run)))
         paths = write_report(report, run.path, settings)

@@ -24,6 +24,7 @@ import pandas as pd
 
 from pipeline import schema
 from pipeline.errors import PetitionError
+from pipeline.lookup import is_in
 from pipeline.rundir import write_parquet
 
 TEXT_COLUMNS = (schema.HANDLING_BODY, schema.STATUS, schema.REPLY, schema.SATISFACTION)
@@ -115,9 +116,12 @@ class StatusHistory:
             rows = rows[rows[schema.STATUS_RUN] != excluding_run]
         return rows.drop_duplicates(schema.LETTER_ID, keep="last").set_index(schema.LETTER_ID)
 
-    def titles(self):
-        """{letter id: title} as each letter's first row holds it (masked when recorded)."""
-        rows = self.rows().drop_duplicates(schema.LETTER_ID, keep="first")
+    def titles(self, ids=None):
+        """{letter id: title} of the letters ``ids`` (default: every letter) as each letter's
+        first row holds it (masked when recorded)."""
+        rows = self.rows()
+        rows = (rows if ids is None else rows[is_in(rows[schema.LETTER_ID], ids)]).drop_duplicates(
+            schema.LETTER_ID, keep="first")
         return dict(zip(rows[schema.LETTER_ID].astype(str), rows[schema.TITLE]))
 
     def record(self, letters, reopened, run_name, recorded_at=None):
@@ -129,7 +133,7 @@ class StatusHistory:
         rows = self.rows()
         latest = rows.drop_duplicates(schema.LETTER_ID, keep="last").set_index(schema.LETTER_ID)
         ids = letters[schema.LETTER_ID].astype(str)
-        known = ids.isin(latest.index)
+        known = pd.Series(is_in(ids, latest.index), index=ids.index)
         before = latest.reindex(ids)
         changed = pd.Series(False, index=letters.index)
         for column in COMPARED:
@@ -154,7 +158,7 @@ def with_latest(letters, latest):
     if latest is None or not len(latest):
         return letters
     ids = letters[schema.LETTER_ID].astype(str)
-    found = ids.isin(latest.index).to_numpy()
+    found = is_in(ids, latest.index)
     if not found.any():
         return letters
     newest = latest.reindex(ids[found])

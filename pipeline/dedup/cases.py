@@ -214,12 +214,12 @@ def assign_cases(letters, links, decisions=None, threshold=0.35, max_letters=200
     # every link inside a case seen from both ends, then the same decisions, then the other
     # scored pairs (the case's mean made the letter one matter with them); keep each letter's
     # earliest neighbour, a link before a decision before a scored pair
-    codes, names = pd.factorize(relations.where(linked, schema.SAME_MATTER))
     inside = pairs & (component[a] == component[b])
+    codes, names = pd.factorize(relations[inside].where(linked[inside], schema.SAME_MATTER))
     names = np.append(np.asarray(names, dtype=object), schema.DECIDED_SAME)
     must = must[(component[must[:, 0]] == component[must[:, 1]]) & (component[must[:, 0]] >= 0)]
     tier = np.concatenate((np.where(linked[inside], 0, 2), np.ones(len(must), dtype=np.int64)))
-    a, b, codes, same = a[inside], b[inside], codes[inside], np.full(len(must), len(names) - 1)
+    a, b, same = a[inside], b[inside], np.full(len(must), len(names) - 1)
     me = np.concatenate((a, must[:, 0], b, must[:, 1]))
     other = np.concatenate((b, must[:, 1], a, must[:, 0]))
     relation = np.concatenate((codes, same, codes, same))

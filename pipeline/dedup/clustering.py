@@ -145,7 +145,9 @@ def _join(labels, must, cannot, rank):
     that would put a ``cannot`` pair in one group skipped."""
     if not len(must):
         return labels
-    groups, apart = DisjointSet(np.unique(labels).tolist()), {}
+    # only the groups of decided items take part: a million groups need not be Python objects
+    involved = np.unique(labels[np.concatenate((must.ravel(), cannot.ravel()))])
+    groups, apart = DisjointSet(involved.tolist()), {}
     for x, y in cannot.tolist():
         apart.setdefault(labels[x], set()).add(labels[y])
         apart.setdefault(labels[y], set()).add(labels[x])
@@ -155,4 +157,6 @@ def _join(labels, must, cannot, rank):
         if gx == gy or any(groups[z] == gy for member in groups.subset(gx) for z in apart.get(member, ())):
             continue
         groups.merge(gx, gy)
-    return np.unique([groups[label] for label in labels.tolist()], return_inverse=True)[1].astype(np.int64)
+    joined = np.arange(int(labels.max()) + 1)
+    joined[involved] = [groups[label] for label in involved.tolist()]
+    return np.unique(joined[labels], return_inverse=True)[1].astype(np.int64)

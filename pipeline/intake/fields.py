@@ -19,6 +19,7 @@ from pipeline import schema
 from pipeline.errors import PetitionError
 from pipeline.intake.encodings import CONTROL
 from pipeline.intake.readers import failure
+from pipeline.lookup import is_in
 from pipeline.privacy import mask_identifiers
 
 LINE_BREAK = re.compile(r"\r\n?")
@@ -291,7 +292,7 @@ class FirstIds:
         row keeps the id.
         """
         ids = letters[schema.LETTER_ID]
-        repeated = ids.duplicated(keep="first") | ids.isin(self._first.keys())
+        repeated = ids.duplicated(keep="first") | is_in(ids, self._first.keys())
         text_hash = record_hash(letters, schema.TEXT_COLUMNS)
         first = letters[~repeated]
         self._first.update(zip(first[schema.LETTER_ID], zip(first[schema.SOURCE_FILE], first[schema.SOURCE_ROW],

@@ -34,6 +34,7 @@ import pandas as pd
 from pipeline import __version__, schema
 from pipeline.classifier.taxonomy import LEVEL_SEP, level_label
 from pipeline.dedup.cases import raw_names
+from pipeline.lookup import is_in
 from pipeline.reporting.places import FROM_ADDRESS, FROM_TEXT, UNKNOWN_TOWNSHIP, find_townships
 
 NATURES = ("申诉", "举报控告", "求决", "咨询", "意见建议")
@@ -107,7 +108,7 @@ class _Counter:
 
     def labels(self, case_ids):
         """{case id: label} of ``case_ids`` from all their letters."""
-        letters = self.letters[self.letters[schema.CASE_ID].isin(set(case_ids))]
+        letters = self.letters[is_in(self.letters[schema.CASE_ID], set(case_ids))]
         return self.labeler.labels(letters, self.everyone)
 
     def excerpt(self, row):
@@ -250,10 +251,11 @@ class _Counter:
         count = max(self.settings.trend_months, self.period.months)
         first = self.period.end - pd.DateOffset(months=count)
         month = self.letters[schema.RECEIVED_AT].dt.to_period("M")
+        counted = self.letters[[schema.CASE_ID, schema.CHANNEL, schema.PERSONS]]  # rows taken a month at a time
         rows = []
         for i in range(count):
             start = first + pd.DateOffset(months=i)
-            this = self.letters[month == pd.Period(start, "M")]
+            this = counted[month == pd.Period(start, "M")]
             before = int((month == pd.Period(start - pd.DateOffset(years=1), "M")).sum())
             rows.append({"month": f"{start:%Y-%m}", "items": len(this), "matters": this[schema.CASE_ID].nunique(),
                          "visit_persons": int(_visits(this)[schema.PERSONS].sum()), "year_ago": before,
@@ -263,7 +265,7 @@ class _Counter:
 
     def cases(self):
         top = self.settings.top_cases
-        letters = self.letters[self.letters[schema.CASE_ID].isin(self.now[schema.CASE_ID].unique())]
+        letters = self.letters[is_in(self.letters[schema.CASE_ID], self.now[schema.CASE_ID])]
         grouped = letters.groupby(schema.CASE_ID)
         size = grouped.size()
         size = size[size >= 2]

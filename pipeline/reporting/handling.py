@@ -83,8 +83,7 @@ def handling_figures(letters, period, settings, labels=None):
     """
     end = period.end
     dates = letters[schema.RECEIVED_AT]
-    seen = letters[dates.notna() & (dates < end)]
-    tracked = seen[is_tracked(seen)]
+    tracked = letters[dates.notna() & (dates < end) & is_tracked(letters)]  # one copy of a million letters, not two
     now = tracked[period.mask(tracked[schema.RECEIVED_AT])]
     open_letters = tracked[~closed_by(tracked, end) & (tracked[schema.STATUS] != schema.NOT_ACCEPTED)]
     bodies = []

@@ -13,6 +13,7 @@ stored as text (``render.add_table_sheet``): a title beginning with ``=`` is no 
 import pandas as pd
 
 from pipeline import schema
+from pipeline.lookup import is_in
 from pipeline.reporting.render import add_table_sheet
 from pipeline.reporting.tables import Table
 from pipeline.rundir import atomic_path
@@ -74,7 +75,7 @@ def tonight_table(letters, case_letters, titles, labels, max_shown=10):
     joining = letters[letters[schema.DUPLICATE_OF].astype(str) != ""]
     sizes = case_letters.groupby(schema.CASE_ID).size()
     first = case_letters.groupby(schema.CASE_ID)[schema.RECEIVED_AT].min()
-    before = earlier_lines(case_letters[case_letters[schema.CASE_ID].isin(set(joining[schema.CASE_ID]))],
+    before = earlier_lines(case_letters[is_in(case_letters[schema.CASE_ID], joining[schema.CASE_ID])],
                            titles, max_shown)
     ids = joining[schema.LETTER_ID].astype(str)
     cases = joining[schema.CASE_ID].astype(str)

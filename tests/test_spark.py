@@ -1,7 +1,8 @@
 """The Spark engine gives the local engine's results: the same links, cases, topics, report and
 index on the bundled sample (through the CLI, `petition nightly ... --engine spark`) and, as a second
 night against that index, on the real message board (../shared), whose matching then reads the
-first night's index shards on the Spark workers."""
+first night's index shards on the Spark workers; and night by night, the candidate pairs Spark
+joins on the blocking keys are the local engine's."""
 import dataclasses
 import importlib.util
 

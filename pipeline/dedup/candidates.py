@@ -10,7 +10,8 @@ at least one of the night's letters.
 A blocking key (band, petitioner, same-matter key) held by more letters than its ``max_``
 setting is skipped as too generic. Candidates are listed by ranges of their later letter
 (``Blocks``, ``Candidates``), so memory grows with the letters, not with their pairs.
-Letters without a date pair with every letter of their blocks whatever the windows.
+Letters without a date pair with every letter of their blocks whatever the windows. The keys
+come from ``blocking_keys``, which the Spark engine joins on too (``spark_blocking``).
 """
 import numpy as np
 import pandas as pd

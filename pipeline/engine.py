@@ -2,21 +2,24 @@
 
 The stages hand every piece of letter-wise work to ``pipeline.parallel`` as a task over
 chunks (normalize's cleaning, segment's cutting, classify's prediction and attributes,
-dedupe's features and candidate scoring). The local engine runs those tasks in forked worker
-processes; the Spark engine runs the very same tasks as ``mapInPandas`` jobs, one Spark task
-per chunk, so both engines call the same functions and write the same run directory, index
-and archive. What is not letter-wise (reading and writing the run directory, candidate
-blocking, cases) stays on the driver, as in the local engine.
+dedupe's features). The local engine runs those tasks in forked worker processes; the Spark
+engine runs the very same tasks as ``mapInPandas`` jobs, one Spark task per chunk, so both
+engines call the same functions and write the same run directory, index and archive.
+Dedupe's candidate pairs are joined and scored in Spark (``pipeline.dedup.spark_blocking``,
+through ``SparkMapper.shipped``). What is not letter-wise (reading and writing the run
+directory, cases) stays on the driver, as in the local engine.
 
 * ``on_configured_engine`` wraps a stage's ``run_stage``: under ``engine.name: spark`` its
   chunk tasks go to Spark (``parallel.distributed``).
 * ``spark_session(master)``: the one SparkSession of the process (Arrow on, WARN logs, the
   workers running this Python), made on first use; a later stage of the same command reuses it.
 * ``SparkMapper``: ``imap_chunks(task, chunks)`` on Spark. The task (a closure with its
-  loaded models and settings) is pickled once per job; each executor's Python worker unpickles
-  it once and keeps it while the same task comes again, so state a task loads on first use (a
-  segmenter's dictionaries) is loaded once per worker, not per chunk.
+  loaded models and settings) is pickled once (a ``Shipment``); each executor's Python worker
+  unpickles it once and keeps it while the same task comes again, so state a task loads on
+  first use (a segmenter's dictionaries) is loaded once per worker, not per chunk.
+  ``shipped(value)`` does the same for any value read by ``mapInPandas`` functions of one's own.
 """
+import contextlib
 import functools
 import hashlib
 import importlib.util
@@ -70,6 +73,11 @@ def _worker_task(key, payload):
     return _kept[1]
 
 
+def _on_worker(key, shipped, function, frames):
+    """mapInPandas body: ``function(value, frames)``, ``value`` the shipped one (``Shipment``)."""
+    yield from function(_worker_task(key, shipped.value), frames)
+
+
 def _timed(task, chunk):
     """(``task(chunk)``, the seconds it took), pickled."""
     start = time.perf_counter()
@@ -77,14 +85,31 @@ def _timed(task, chunk):
     return pickle.dumps((result, time.perf_counter() - start), protocol=5)
 
 
-def _run_chunks(key, payload, frames):
-    """mapInPandas body: ``task(chunk)`` and its seconds for each (position, pickled chunk)
-    row of ``frames``."""
+def _run_chunks(task, frames):
+    """``task(chunk)`` and its seconds for each (position, pickled chunk) row of ``frames``."""
     import pandas as pd
-    task = _worker_task(key, payload.value)
     for frame in frames:
         results = [_timed(task, chunk) for chunk in frame["chunk"]]
         yield pd.DataFrame({"position": frame["position"].to_numpy(), "result": results})
+
+
+class Shipment:
+    """A value pickled once (PySpark's cloudpickle: closures travel by value) and broadcast to
+    the workers; ``shipment(function)`` is a ``mapInPandas`` function calling
+    ``function(value, frames)`` on a worker, whose Python unpickles ``value`` once while the
+    same value comes. ``close`` lets the broadcast go."""
+
+    def __init__(self, session, value):
+        from pyspark import cloudpickle
+        payload = cloudpickle.dumps(value)
+        self.bytes, self.key = len(payload), hashlib.blake2b(payload, digest_size=16).hexdigest()
+        self._broadcast = session.sparkContext.broadcast(payload)
+
+    def __call__(self, function):
+        return functools.partial(_on_worker, self.key, self._broadcast, function)
+
+    def close(self):
+        self._broadcast.destroy()
 
 
 class SparkMapper:
@@ -104,34 +129,40 @@ class SparkMapper:
 
     costs_ = None  # per task name: its pickled size and each chunk's seconds on its worker (bench_spark.py)
 
+    def session(self):
+        """The SparkSession on ``master``."""
+        return spark_session(self.master)
+
+    @contextlib.contextmanager
+    def shipped(self, value):
+        """``value`` on the workers inside the block: yields its ``Shipment``."""
+        shipment = Shipment(self.session(), value)
+        try:
+            yield shipment
+        finally:
+            shipment.close()
+
     def imap_chunks(self, task, chunks):
         """Yield ``task(chunk)`` for each chunk of ``chunks``, in order."""
-        from pyspark import cloudpickle  # PySpark's pickler: closures and lambdas travel by value
-        session = spark_session(self.master)
-        context = session.sparkContext
-        per_job = self.chunks_per_job or 4 * context.defaultParallelism
-        payload = cloudpickle.dumps(task)
-        key = hashlib.blake2b(payload, digest_size=16).hexdigest()
-        shipped = context.broadcast(payload)
+        session = self.session()
+        per_job = self.chunks_per_job or 4 * session.sparkContext.defaultParallelism
         name = getattr(task, "__qualname__", type(task).__qualname__)
         costs = self.costs_.setdefault(name, {"seconds": []}) if self.costs_ is not None else {"seconds": []}
-        costs["payload_bytes"] = len(payload)
         chunks = iter(chunks)
-        try:
+        with self.shipped(task) as shipment:
+            costs["payload_bytes"] = shipment.bytes
             while job := list(itertools.islice(chunks, per_job)):
-                results = self._job(session, key, shipped, job)
+                results = self._job(session, shipment(_run_chunks), job)
                 costs["seconds"].extend(cost for _, cost in results)
                 yield from (result for result, _ in results)
-        finally:
-            shipped.destroy()
 
     @staticmethod
-    def _job(session, key, shipped, chunks):
-        """[(result, seconds)] of one Spark job over ``chunks``, in order."""
+    def _job(session, run, chunks):
+        """[(result, seconds)] of one Spark job over ``chunks`` (``run``: the shipped task's
+        ``mapInPandas`` function), in order."""
         rows = [(position, pickle.dumps(chunk, protocol=5)) for position, chunk in enumerate(chunks)]
         frame = session.sparkContext.parallelize(rows, len(rows)).toDF("position long, chunk binary")
-        done = frame.mapInPandas(functools.partial(_run_chunks, key, shipped), "position long, result binary")
-        results = done.toPandas().sort_values("position")
+        results = frame.mapInPandas(run, "position long, result binary").toPandas().sort_values("position")
         return [pickle.loads(result) for result in results["result"]]
 
     def record_costs(self):

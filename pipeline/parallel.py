@@ -41,9 +41,10 @@ def distributed(mapper):
         _distributed = before
 
 
-def is_distributed():
-    """True inside ``distributed`` with a mapper: chunk tasks leave this machine."""
-    return _distributed is not None
+def distributed_mapper():
+    """The mapper of the enclosing ``distributed`` block (chunk tasks leave this machine), or
+    None."""
+    return _distributed
 
 
 def _run(chunk):

@@ -1,10 +1,10 @@
 """The Spark engine gives the local engine's results: the same links, cases, topics, report and
 index on the bundled sample (through the CLI, `petition nightly ... --engine spark`) and, as a second
 night against that index, on the real message board (../shared), whose matching then reads the
-first night's index shards on the Spark workers."""
+first night's index shards on the Spark workers; and night by night, the candidate pairs Spark
+joins on the blocking keys are the local engine's."""
 import dataclasses
 import importlib.util
-import pickle
 
 import numpy as np
 import pandas as pd
@@ -13,10 +13,12 @@ import pytest
 from pipeline import nightly, parallel
 from pipeline.cli import main
 from pipeline.config import PROJECT_ROOT, load_config
-from pipeline.dedup.candidates import Pool
+from pipeline.dedup.candidates import Candidates, Pool
 from pipeline.dedup.index import DedupeIndex, config_hash
 from pipeline.dedup.matcher import Matcher
 from pipeline.dedup.scoring import find_links
+from pipeline.dedup.spark_blocking import candidate_pairs
+from pipeline.engine import SparkMapper
 from tests.conftest import SHARED_BOARD, sample_path
 
 ENGINES = ("local", "spark")
@@ -85,30 +87,27 @@ def test_the_index_is_the_same_on_spark(homes):
             pd.testing.assert_frame_equal(pd.read_parquet(local / name), pd.read_parquet(spark / name))
 
 
-class RecordingMapper:
-    """A distributed mapper that records the tasks it was given and runs them here, pickled and
-    unpickled first as Spark ships them."""
-
-    def __init__(self):
-        self.tasks = []
-
-    def imap_chunks(self, task, chunks):
-        self.tasks.append(task)
-        from pyspark import cloudpickle
-        return map(pickle.loads(cloudpickle.dumps(task)), chunks)
-
-
-def test_scoring_goes_to_the_distributed_mapper_and_links_the_same(homes):
+def test_candidate_pairs_are_joined_in_spark_as_the_local_engine_lists_them(homes, spark):
+    """Each night of the local home's index (the sample's, then the board's against it): the
+    pairs Spark joins on the blocking keys are the pairs ``Candidates`` lists over its chunks,
+    and the last night's links scored over several ranges of pairs in Spark are the local ones."""
     runs, _ = homes
     home = runs["local"][0].parent
-    config = load_config()
-    with DedupeIndex.open(home / "index", config_hash(config.dedupe)) as index:
-        history = index.before(len(index.shards) - 1)  # the last night's letters: new again
-        pool = Pool(history, index.shards[-1], config.dedupe.tfidf_features)
-        matcher = Matcher.load(config.dedupe.matcher)
-        here = find_links(pool, config.dedupe, matcher)
-        mapper = RecordingMapper()
+    settings = dataclasses.replace(load_config().dedupe, chunk_pairs=10_000)  # several chunks
+    mapper, matcher = SparkMapper("local[2]"), Matcher.load(settings.matcher)
+    with DedupeIndex.open(home / "index", config_hash(load_config().dedupe)) as index:
+        assert len(index.shards) == len(runs["local"])
+        for position, shard in enumerate(index.shards):
+            pool = Pool(index.before(position), shard, settings.tfidf_features)
+            candidates = Candidates(pool, settings)
+            listed = [candidates.pairs(*bounds) for bounds in candidates.chunks(settings.chunk_pairs)]
+            here = np.sort(np.concatenate([b * len(pool.letters) + a for a, b in listed]))
+            with mapper.shipped((pool,)) as shipment, candidate_pairs(spark, shipment, pool, settings) as pairs:
+                there = pairs.toPandas()
+            assert len(listed) > 1 and len(here) > 10_000
+            np.testing.assert_array_equal(here, np.sort(there["b"].to_numpy() * len(pool.letters) + there["a"]))
         with parallel.distributed(mapper):
-            there = find_links(pool, config.dedupe, matcher)
-    assert len(mapper.tasks) == 1 and len(here) > 100
-    pd.testing.assert_frame_equal(here, there)
+            joined = find_links(pool, settings, matcher)
+    local = find_links(pool, settings, matcher)
+    assert len(local) > 100
+    pd.testing.assert_frame_equal(local, joined)

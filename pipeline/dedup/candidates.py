@@ -10,7 +10,8 @@ at least one of the night's letters.
 A blocking key (band, petitioner, same-matter key) held by more letters than its ``max_``
 setting is skipped as too generic. Candidates are listed by ranges of their later letter
 (``Blocks``, ``Candidates``), so memory grows with the letters, not with their pairs.
-Letters without a date pair with every letter of their blocks whatever the windows.
+Letters without a date pair with every letter of their blocks whatever the windows. The keys
+come from ``blocking_keys``, which the Spark engine joins on too (``spark_blocking``).
 """
 import numpy as np
 import pandas as pd
@@ -214,47 +215,71 @@ def same_text_pairs(pool):
     return a[order], b[order]
 
 
+# the kinds of blocking key, in the order ``blocking_keys`` yields them
+LSH, PETITIONER, NAME_TERM, TERM_PAIR, NAME_PAIR = range(5)
+MATTER_KINDS = (NAME_TERM, TERM_PAIR, NAME_PAIR)
+
+
+def kind_rules(settings):
+    """Per kind of blocking key: (most entries a usable key holds, window in days or None)."""
+    matter = (settings.max_block, settings.same_matter_window_days)
+    return {LSH: (settings.max_lsh_bucket, None), **dict.fromkeys(MATTER_KINDS, matter),
+            PETITIONER: (settings.max_petitioner_letters, settings.repeat_window_days)}
+
+
+def blocking_keys(pool, lo, hi):
+    """The blocking keys of the letters at positions ``lo..hi-1``, one kind at a time: yields
+    (kind, owner positions, keys as int64) for the LSH bands, the petitioner keys and the
+    three kinds of ``matter_keys``. Both engines block on these (``candidate_blocks`` here,
+    ``spark_blocking`` in Spark)."""
+    positions = np.arange(lo, hi)
+    bands = pool.bands(positions)
+    yield LSH, np.repeat(positions, bands.shape[1]), bands.ravel().view(np.int64)
+    del bands
+    known = positions[pool.keys[positions] >= 0]
+    yield PETITIONER, known, pool.keys[known]
+    for kind, (owner, keys) in zip(MATTER_KINDS, matter_keys(pool, lo, hi)):
+        yield kind, owner, keys
+
+
 def candidate_blocks(pool, settings):
     """The blocking sources of candidate pairs: LSH bands, petitioners, same-matter keys."""
-    total, new = len(pool.letters), pool.is_new
-    bands = pool.bands(np.arange(total))
-    labels, owner = bands.ravel().view(np.int64), np.repeat(np.arange(total), bands.shape[1])
-    del bands
-    lsh = Blocks(*usable_blocks(labels, owner, new, settings.max_lsh_bucket))
-    del labels, owner
-    known = np.flatnonzero(pool.keys >= 0)
-    block, owner = usable_blocks(pool.keys[known], known, new, settings.max_petitioner_letters)
-    petitioner = Blocks(block, owner, pool.days[owner], settings.repeat_window_days)
+    new, rules = pool.is_new, kind_rules(settings)
     # one kind of key at a time: tens of millions of keys are never held together
-    kinds = []
-    for owner, labels in matter_keys(pool):
-        kinds.append(usable_blocks(labels, owner, new, settings.max_block))
+    kinds = {}
+    for kind, owner, labels in blocking_keys(pool, 0, len(pool.letters)):
+        kinds[kind] = usable_blocks(labels, owner, new, rules[kind][0])
         del owner, labels
-    offsets = np.cumsum([0] + [int(numbers.max(initial=-1)) + 1 for numbers, _ in kinds[:-1]])
-    block = np.concatenate([numbers + offset for (numbers, _), offset in zip(kinds, offsets)])
-    owner = np.concatenate([positions for _, positions in kinds])
-    del kinds
-    matter = Blocks(block, owner, pool.days[owner], settings.same_matter_window_days)
+    lsh = Blocks(*kinds.pop(LSH))
+    block, owner = kinds.pop(PETITIONER)
+    petitioner = Blocks(block, owner, pool.days[owner], rules[PETITIONER][1])
+    matter = [kinds.pop(kind) for kind in MATTER_KINDS]
+    offsets = np.cumsum([0] + [int(numbers.max(initial=-1)) + 1 for numbers, _ in matter[:-1]])
+    block = np.concatenate([numbers + offset for (numbers, _), offset in zip(matter, offsets)])
+    owner = np.concatenate([positions for _, positions in matter])
+    del matter
+    matter = Blocks(block, owner, pool.days[owner], rules[NAME_TERM][1])
     return lsh, petitioner, matter
 
 
-def matter_keys(pool):
-    """Same-matter blocking keys of each letter: every (specific name, top TF-IDF term), every
-    pair of its top terms and every pair of its specific names, so a pair is a candidate
-    when the letters share a name and a distinctive word, two distinctive words or two
-    names (a village's letters about other matters stay apart). Yields (owner positions,
-    keys) for each of the three kinds; their hashes are salted apart. With history in the
-    pool, only keys made of a new letter's names and terms are made (the others could
-    not block a new letter)."""
+def matter_keys(pool, lo, hi):
+    """Same-matter blocking keys of the letters at positions ``lo..hi-1``: every (specific
+    name, top TF-IDF term), every pair of its top terms and every pair of its specific names,
+    so a pair is a candidate when the letters share a name and a distinctive word, two
+    distinctive words or two names (a village's letters about other matters stay apart).
+    Yields (owner positions, keys) for each of the three kinds; their hashes are salted apart.
+    With history in the pool, only keys made of a new letter's names and terms are made (the
+    others could not block a new letter)."""
     names, name_ptr = pool.csr("names")
     terms, term_ptr = pool.csr("terms")
-    total = len(pool.letters)
-    name_owner = np.repeat(np.arange(total), np.diff(name_ptr))
-    term_owner = np.repeat(np.arange(total), np.diff(term_ptr))
-    if not pool.is_new.all():  # a key a new letter holds is made of its names and terms only
-        kept = holding(names.view(np.int64), names[pool.is_new[name_owner]].view(np.int64))
+    new_names, new_terms = names[name_ptr[pool.history]:], terms[term_ptr[pool.history]:]  # new letters come last
+    names, terms = names[name_ptr[lo]:name_ptr[hi]], terms[term_ptr[lo]:term_ptr[hi]]
+    name_owner = np.repeat(np.arange(lo, hi), np.diff(name_ptr[lo:hi + 1]))
+    term_owner = np.repeat(np.arange(lo, hi), np.diff(term_ptr[lo:hi + 1]))
+    if pool.history:  # a key a new letter holds is made of its names and terms only
+        kept = holding(names.view(np.int64), new_names.view(np.int64))
         names, name_owner = names[kept], name_owner[kept]
-        kept = holding(terms.view(np.int64), terms[pool.is_new[term_owner]].view(np.int64))
+        kept = holding(terms.view(np.int64), new_terms.view(np.int64))
         terms, term_owner = terms[kept], term_owner[kept]
     i, j = join_pairs(name_owner, term_owner)
     yield name_owner[i], mix64(names[i] ^ mix64(terms[j] + np.uint64(1))).view(np.int64)

@@ -43,9 +43,10 @@ from pipeline.dedup.clustering import link_components
 from pipeline.dedup.evidence import pair_evidence, shared_counts, tfidf_cosine
 from pipeline.dedup.index import link_ends
 from pipeline.dedup.matter import load_tags
+from pipeline.dedup.spark_blocking import spark_links
 from pipeline.errors import PetitionError
 from pipeline.normalize import CJK
-from pipeline.parallel import imap_chunks, is_distributed, release_memory
+from pipeline.parallel import distributed_mapper, release_memory
 
 NO_LINK = ""
 # a keyed hash of a masked person's name after its surname (normalize's masked_names: 张:3f9a…)
@@ -237,10 +238,14 @@ def links_frame(pool, a, b, relation, probability, cosine, similarity=None, sett
 def find_links(pool, settings, matcher, workers=1):
     """Links of the pool's new letters. Candidate pairs are listed and scored chunk by chunk
     (``chunk_pairs`` at a time), ``workers`` chunks at once in threads (numpy, scipy and
-    rapidfuzz release the GIL), so memory holds a few chunks' pairs, not all of them."""
+    rapidfuzz release the GIL), so memory holds a few chunks' pairs, not all of them. On the
+    Spark engine (inside ``parallel.distributed``) the pairs are formed and scored in Spark
+    (``spark_blocking``)."""
     empty = np.zeros(0, dtype=np.int64)
     if pool.history == len(pool.letters):
         return score_pairs(pool, empty, empty, settings, matcher)
+    if (mapper := distributed_mapper()) is not None:
+        return spark_links(mapper, pool, settings, lambda a, b: score_pairs(pool, a, b, settings, matcher))
     candidates = Candidates(pool, settings)
 
     def links(bounds):
@@ -248,10 +253,6 @@ def find_links(pool, settings, matcher, workers=1):
         release_memory()
         return scored
     chunks = candidates.chunks(settings.chunk_pairs)
-    if is_distributed():  # the Spark engine: pairs listed here, each chunk scored by an executor
-        pairs = (candidates.pairs(*bounds) for bounds in chunks)
-        return pd.concat(list(imap_chunks(lambda chunk: score_pairs(pool, *chunk, settings, matcher), pairs)),
-                         ignore_index=True)
     # the threads are the parallelism: OpenMP threads of the trees' predict inside each would
     # only compete with them
     with threadpool_limits(1), ThreadPoolExecutor(max(1, workers)) as executor:

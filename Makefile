@@ -149,7 +149,7 @@ bench-spark: $(VENV)/.installed java
 
 # Variants of the topic model (NB-SVM, complement NB, self-training on messages.xlsx, taxonomy
 # lexicon, title words) against the committed one on bench_classify's folds of labeled.csv
-# (not part of `make bench`: about 10 minutes on an idle machine).
+# (not part of `make bench`: about 20 minutes on 2 cores shared with other work).
 bench-topic-variants: $(VENV)/.installed
 	$(PY) benchmarks/topic_variants.py --out $(BENCH_DIR)/topic_variants.json
 

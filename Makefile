@@ -9,7 +9,7 @@ DUMP ?= corpora/sample/letters.csv
 HOME_DIR ?= runs
 BENCH_DIR ?= bench
 
-.PHONY: help install browser java test nightly review dedupe bench bench-dedupe bench-scale bench-spark sample train matcher taxonomy clean
+.PHONY: help install browser java test nightly review dedupe bench bench-dedupe bench-scale bench-spark bench-topic-variants sample train matcher taxonomy clean
 
 help:
 	@echo "make nightly [DUMP=path] [HOME_DIR=runs]  run the pipeline on a dump (default: bundled sample)"
@@ -20,6 +20,7 @@ help:
 	@echo "make bench-dedupe [N=1000000]        dedupe N synthetic letters, then a 10,000-letter increment"
 	@echo "make bench-scale [N=1000000] [ENGINE=spark]  the whole nightly over N synthetic letters, then a 10,000-letter night"
 	@echo "make bench-spark [DUMP=path] [MASTER=local[2]]  nightly on the local and the Spark engine, Spark task costs"
+	@echo "make bench-topic-variants            topic model variants against the committed one, CV on labeled.csv"
 	@echo "make matcher                         retrain the default match model (models/matcher)"
 	@echo "make sample                          regenerate the bundled sample dump"
 	@echo "make train                           retrain the default model (models/default) on generated letters"
@@ -145,6 +146,12 @@ bench-scale: $(VENV)/.installed
 MASTER ?= local[2]
 bench-spark: $(VENV)/.installed java
 	$(PY) benchmarks/bench_spark.py --dump $(DUMP) --master '$(MASTER)' --out $(BENCH_DIR)/spark.json
+
+# Variants of the topic model (NB-SVM, complement NB, self-training on messages.xlsx, taxonomy
+# lexicon, title words) against the committed one on bench_classify's folds of labeled.csv
+# (not part of `make bench`: about 20 minutes on 2 cores shared with other work).
+bench-topic-variants: $(VENV)/.installed
+	$(PY) benchmarks/topic_variants.py --out $(BENCH_DIR)/topic_variants.json
 
 # The default taxonomy (corpora/taxonomy.yaml) from the national classification's three-level table.
 XLSX ?= $(BOARD)/taxonomy_3level.xlsx

@@ -146,7 +146,7 @@ def written_shard(run, path, letters, index):
     position = index.shard_from(source)
     if position is not None:
         history = index.before(position)
-        indexed = pd.Index(history.letters[schema.LETTER_ID]) if len(history) else pd.Index([])
+        indexed = history.letters[schema.LETTER_ID] if len(history) else []
         ids = letters[schema.LETTER_ID].astype(str)
         if ids[~is_in(ids, indexed)].tolist() != index.shards[position].letters[schema.LETTER_ID].astype(str).tolist():
             raise IndexProblem(index.directory, f"shard {position + 1:06d} was added by {run.path} but does not "
@@ -172,7 +172,7 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
     letters = letters.reset_index(drop=True)
     source, written = written_shard(run, path, letters, index)
     full, index = index, (index.before(written) if written is not None else index)
-    indexed = pd.Index(index.letters[schema.LETTER_ID]) if len(index) else pd.Index([])
+    indexed = index.letters[schema.LETTER_ID] if len(index) else []
     known = is_in(letters[schema.LETTER_ID].astype(str), indexed)
     if written is None:
         batch = featurize(letters[~known], text_chunks(path, ~known, settings.chunk_size),

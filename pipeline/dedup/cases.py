@@ -21,7 +21,6 @@ from pipeline import schema
 from pipeline.dedup.arrays import arrow_strings
 from pipeline.dedup.clustering import average_linkage, link_components
 from pipeline.dedup.index import link_ends
-from pipeline.errors import PetitionError
 from pipeline.privacy import mask_identifiers
 
 # working columns, never written

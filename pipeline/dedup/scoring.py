@@ -37,14 +37,13 @@ from rapidfuzz.process import cpdist
 from threadpoolctl import threadpool_limits
 
 from pipeline import schema
-from pipeline.dedup.arrays import arrow_strings, csr_rows, unique
+from pipeline.dedup.arrays import arrow_strings, unique
 from pipeline.dedup.candidates import Candidates
 from pipeline.dedup.clustering import link_components
 from pipeline.dedup.evidence import pair_evidence, shared_counts, tfidf_cosine
 from pipeline.dedup.index import link_ends
 from pipeline.dedup.matter import load_tags
 from pipeline.dedup.spark_blocking import spark_links
-from pipeline.errors import PetitionError
 from pipeline.normalize import CJK
 from pipeline.parallel import distributed_mapper, release_memory
 
@@ -276,9 +275,9 @@ def within_pairs(pool, scored, settings, matcher, workers=1, chunk=200_000, ends
     """
     ids = arrow_strings(pool.letters[schema.LETTER_ID])
     total = len(ids)
-    ends = [known or link_ends(frame, ids) for frame, known in zip(scored, ends or [None] * len(scored))]
-    ends = [end for frame, end in zip(scored, ends) if len(frame)]
-    scored = [frame for frame in scored if len(frame)]
+    kept = [(frame, known or link_ends(frame, ids)) for frame, known in zip(scored, ends or [None] * len(scored))
+            if len(frame)]
+    scored, ends = [frame for frame, _ in kept], [end for _, end in kept]
     a, b = (np.concatenate([end[side] for end in ends] + [np.zeros(0, dtype=np.int64)]) for side in (0, 1))
     listed = np.concatenate([(frame[schema.RELATION] != schema.IN_CASE).to_numpy() for frame in scored]
                             + [np.zeros(0, dtype=bool)])

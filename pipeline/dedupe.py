@@ -17,14 +17,14 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from pipeline import schema
-from pipeline.dedup.arrays import text_hashes
+from pipeline.dedup.arrays import arrow_strings, text_hashes
 from pipeline.dedup.candidates import Pool
 from pipeline.decisions import DecisionStore
 from pipeline.engine import on_configured_engine
 from pipeline.dedup.cases import (SAME_NOT_APPLIED, Labeler, assign_cases, case_table, decision_counts,
                                   raw_names, reopened_letters)
 from pipeline.dedup.features import Featurizer, comparison_texts, featurize
-from pipeline.dedup.index import DedupeIndex, IndexProblem, config_hash, file_digest
+from pipeline.dedup.index import DedupeIndex, IndexProblem, config_hash, file_digest, link_ends
 from pipeline.dedup.scoring import find_links, within_pairs
 from pipeline.errors import PetitionError
 from pipeline.lookup import is_in
@@ -235,9 +235,9 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
     clerk = tonight_table(run_letters, case_letters, statuses.titles(case_letters[schema.LETTER_ID]),
                           dict(zip(table[schema.CASE_ID], table[schema.CASE_LABEL])))
     write_tonight(clerk, run.path / TONIGHT)
-    kept_ids = run_ids[~bad]
-    run_links = all_links[all_links[schema.RELATION].isin(schema.RELATIONS)
-                          & (all_links[schema.LETTER_A].isin(kept_ids) | all_links[schema.LETTER_B].isin(kept_ids))]
+    ends = ends or link_ends(all_links, arrow_strings(everything[schema.LETTER_ID]))
+    touching = in_run[ends[0]] | in_run[ends[1]]  # located, not looked up: millions of links
+    run_links = all_links[all_links[schema.RELATION].isin(schema.RELATIONS).to_numpy() & touching]
     write_csv(run_links.reset_index(drop=True), run.path / "links.csv")
     summary = summarize(letters[~bad], run_cases[~bad], links, table, added, index, config)
     summary["analyst decisions"] = decided = decision_counts(everything, all_links, cases, decisions, ends)

@@ -14,7 +14,7 @@ import pandas as pd
 from pipeline import schema
 from pipeline.classifier.taxonomy import Taxonomy
 from pipeline.errors import PetitionError
-from pipeline.rundir import read_parquet
+from pipeline.rundir import concat_frames, read_parquet
 from pipeline.status import StatusHistory, with_handling, with_latest
 
 FLAG_COLUMNS = (schema.ANONYMOUS, schema.JOINT, schema.COLLECTIVE, schema.SKIP_LEVEL,
@@ -133,7 +133,7 @@ def load_letters(run, history=None, leave_out=()):
     frames.append(run.read("dedupe", leave_out=leave_out))
     sources.append(str(run.output_path("dedupe")))
     frames = [f for f in frames if len(f.columns)]
-    letters = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    letters = concat_frames(frames)
     if schema.LETTER_ID in letters.columns:
         letters = letters.drop_duplicates(schema.LETTER_ID, keep="last").reset_index(drop=True)
     statuses = StatusHistory.of_home(run.path.parent)

@@ -73,6 +73,21 @@ def read_parquet(path, columns=None, leave_out=()):
     return pd.read_parquet(path, columns=columns)
 
 
+def concat_frames(frames):
+    """``pd.concat`` of ``frames`` (a new index) with each Arrow-backed column in one piece.
+    Frames read from several files and row groups leave their string columns in many chunks,
+    and pandas takes selected rows chunk by chunk: a boolean selection of a million letters
+    costs about ten times more than on one chunk."""
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
+    for column in frame.columns:
+        dtype = frame[column].dtype
+        if getattr(dtype, "storage", None) == "pyarrow" or isinstance(dtype, pd.ArrowDtype):
+            pieces = pa.array(frame[column])
+            if isinstance(pieces, pa.ChunkedArray) and pieces.num_chunks > 1:
+                frame[column] = pd.array(pieces.combine_chunks(), dtype=dtype)
+    return frame
+
+
 def write_parquet(df, path):
     """Write ``df`` to Parquet atomically."""
     with atomic_path(path) as tmp:

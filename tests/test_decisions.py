@@ -9,7 +9,6 @@ import textwrap
 
 import pytest
 
-from pipeline import schema
 from pipeline.decisions import SCHEMA_VERSION, DecisionStore, Effective
 from pipeline.dedup.index import DedupeIndex
 from pipeline.errors import PetitionError

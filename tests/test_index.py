@@ -146,7 +146,7 @@ def test_a_waiting_dedupe_goes_on_when_the_index_is_free(runs, tmp_path):
     told = printed_line(process, "waiting for the index")  # however long a busy machine takes to start it
     assert process.poll() is None  # still waiting
     holder.close()
-    code, out, err = process.wait(timeout=120), *process.communicate()
+    code, _, err = process.wait(timeout=120), *process.communicate()
     assert code == 0 and told, err
     assert sorted(index_letters(tmp_path / "index")) == sorted(row[0] for row in LETTERS[:5])
 

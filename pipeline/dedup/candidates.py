@@ -22,6 +22,7 @@ import scipy.sparse as sp
 from pipeline import schema
 from pipeline.dedup.arrays import arrow_strings, holding, index_ranges, join_pairs, mix64, string_codes, unique_pairs
 from pipeline.parallel import release_memory
+from pipeline.rundir import concat_frames
 
 
 # --- the letters being matched: the index's, then the night's ---------------------------------
@@ -43,8 +44,7 @@ class Pool:
     def __init__(self, index, batch, n_features):
         self.index, self.batch, self.n_features = index, batch, n_features
         self.history = len(index)
-        self.letters = (pd.concat([index.letters, batch.letters], ignore_index=True) if len(index)
-                        else batch.letters.reset_index(drop=True))
+        self.letters = concat_frames([index.letters, batch.letters] if len(index) else [batch.letters])
         self.is_new = np.arange(len(self.letters)) >= self.history
         dates = pd.to_datetime(self.letters[schema.RECEIVED_AT])
         self.days = ((dates - pd.Timestamp("1970-01-01")).dt.total_seconds() / 86400).to_numpy(dtype=float)

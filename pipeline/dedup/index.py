@@ -50,7 +50,7 @@ import scipy.sparse as sp
 from pipeline import schema
 from pipeline.dedup.arrays import arrow_strings
 from pipeline.errors import PetitionError
-from pipeline.rundir import write_json
+from pipeline.rundir import concat_frames, write_json
 
 FORMAT = "petition-dedupe-index"
 # 4: people's names masked by normalize are held as keyed hashes (张:3f9a…), not as words
@@ -378,7 +378,7 @@ class DedupeIndex:
                                                    f"{entry['letters']} and {entry['links']}")
             shards.append(shard)
         self._manifest, self.shards, self._link_counts = manifest, shards, [len(frame) for frame in links]
-        self.letters = pd.concat([s.letters for s in shards], ignore_index=True) if shards else pd.DataFrame()
+        self.letters = concat_frames([s.letters for s in shards]) if shards else pd.DataFrame()
         self.links = pd.concat(links, ignore_index=True) if links else pd.DataFrame()
 
     def shard_from(self, source):
@@ -488,6 +488,5 @@ class DedupeIndex:
         self._manifest = manifest
         self.shards.append(Batch.load(self.directory / name))
         self._link_counts.append(len(links))
-        self.letters = pd.concat([self.letters, batch.letters], ignore_index=True) \
-            if len(self.letters) else batch.letters.reset_index(drop=True)
+        self.letters = concat_frames([self.letters, batch.letters] if len(self.letters) else [batch.letters])
         self.links = pd.concat([self.links, links], ignore_index=True) if len(self.links) else links

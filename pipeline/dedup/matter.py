@@ -156,7 +156,7 @@ class NameExtractor:
                            if surnames else None)
         units = "|".join(sorted(map(re.escape, number_units), key=len, reverse=True))
         self._number = re.compile(
-            rf"(?<![0-9.])(?:(\d{{4}})年(\d{{1,2}})月(\d{{1,2}})日"
+            r"(?<![0-9.])(?:(\d{4})年(\d{1,2})月(\d{1,2})日"
             + (rf"|(\d+(?:\.\d+)?)({units}))" if units else r"|(?!)()())"))
         self.min_prefix, self.max_prefix = prefix_chars, max_prefix_chars
         self.min_number_digits, self.own_date_days = min_number_digits, own_date_days

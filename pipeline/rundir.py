@@ -82,7 +82,7 @@ def concat_frames(frames):
     for column in frame.columns:
         dtype = frame[column].dtype
         if getattr(dtype, "storage", None) == "pyarrow" or isinstance(dtype, pd.ArrowDtype):
-            pieces = pa.array(frame[column])
+            pieces = frame[column].array.__arrow_array__()
             if isinstance(pieces, pa.ChunkedArray) and pieces.num_chunks > 1:
                 frame[column] = pd.array(pieces.combine_chunks(), dtype=dtype)
     return frame

@@ -23,13 +23,16 @@ import time
 import unicodedata
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import rjieba
 from tqdm import tqdm
 
 from pipeline import parallel, schema
 from pipeline.engine import on_configured_engine
 from pipeline.errors import PetitionError
+from pipeline.lookup import is_in
 from pipeline.rundir import stage, write_parquet
 
 # jieba's main dictionary, the one rjieba has built in (found without importing jieba)
@@ -236,24 +239,23 @@ def segment_texts(texts, segmenter, processes=1, chunk_size=2000, progress=None)
 class SegmentCache:
     """Segmented texts stored as Parquet shards under ``directory/<fingerprint>/``.
 
-    A shard is added per run with the texts that run segmented; lookups read all shards.
+    A shard is added per run with the texts that run segmented. A lookup reads every shard's
+    hashes, and the tokens only of the rows it wants: a night's new letters do not read a
+    million letters' tokens.
     """
 
     def __init__(self, directory, fingerprint):
         self.directory = Path(directory) / fingerprint
-        self._tokens = None
-
-    def _load(self):
-        self._tokens = {}
-        for shard in sorted(self.directory.glob("*.parquet")):
-            frame = pd.read_parquet(shard)
-            self._tokens.update(zip(frame["hash"], frame[schema.TOKENS]))
 
     def lookup(self, hashes):
-        """Return {hash: tokens} for the hashes already in the cache."""
-        if self._tokens is None:
-            self._load()
-        return {h: self._tokens[h] for h in hashes if h in self._tokens}
+        """Return {hash: tokens} for the hashes already in the cache (a later shard wins)."""
+        found = {}
+        for shard in sorted(self.directory.glob("*.parquet")):
+            rows = np.flatnonzero(is_in(pq.read_table(shard, columns=["hash"]).column("hash"), hashes))
+            if len(rows):
+                table = pq.read_table(shard, columns=["hash", schema.TOKENS]).take(rows)
+                found.update(zip(table.column("hash").to_pylist(), table.column(schema.TOKENS).to_pylist()))
+        return found
 
     def add(self, hashes, tokens):
         if not hashes:
@@ -261,8 +263,6 @@ class SegmentCache:
         self.directory.mkdir(parents=True, exist_ok=True)
         name = f"{time.strftime('%Y%m%dT%H%M%S')}-{hashes[0]}.parquet"
         write_parquet(pd.DataFrame({"hash": hashes, schema.TOKENS: tokens}), self.directory / name)
-        if self._tokens is not None:
-            self._tokens.update(zip(hashes, tokens))
 
 
 def segment(letters, segmenter, cache=None, processes=1, chunk_size=2000, progress=None):

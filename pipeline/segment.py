@@ -246,12 +246,15 @@ class SegmentCache:
 
     def __init__(self, directory, fingerprint):
         self.directory = Path(directory) / fingerprint
+        self._hashes = {}  # each shard's hash column, read once per process (a run looks up batch by batch)
 
     def lookup(self, hashes):
         """Return {hash: tokens} for the hashes already in the cache (a later shard wins)."""
         found = {}
         for shard in sorted(self.directory.glob("*.parquet")):
-            rows = np.flatnonzero(is_in(pq.read_table(shard, columns=["hash"]).column("hash"), hashes))
+            if shard not in self._hashes:
+                self._hashes[shard] = pq.read_table(shard, columns=["hash"]).column("hash")
+            rows = np.flatnonzero(is_in(self._hashes[shard], hashes))
             if len(rows):
                 table = pq.read_table(shard, columns=["hash", schema.TOKENS]).take(rows)
                 found.update(zip(table.column("hash").to_pylist(), table.column(schema.TOKENS).to_pylist()))

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import rjieba
 from tqdm import tqdm
@@ -266,6 +267,7 @@ class SegmentCache:
         self.directory.mkdir(parents=True, exist_ok=True)
         name = f"{time.strftime('%Y%m%dT%H%M%S')}-{hashes[0]}.parquet"
         write_parquet(pd.DataFrame({"hash": hashes, schema.TOKENS: tokens}), self.directory / name)
+        self._hashes[self.directory / name] = pa.array(hashes, pa.large_string())
 
 
 def segment(letters, segmenter, cache=None, processes=1, chunk_size=2000, progress=None):

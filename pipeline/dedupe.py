@@ -17,14 +17,14 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from pipeline import schema
-from pipeline.dedup.arrays import arrow_strings, text_hashes
+from pipeline.dedup.arrays import text_hashes
 from pipeline.dedup.candidates import Pool
 from pipeline.decisions import DecisionStore
 from pipeline.engine import on_configured_engine
 from pipeline.dedup.cases import (SAME_NOT_APPLIED, Labeler, assign_cases, case_table, decision_counts,
                                   raw_names, reopened_letters)
 from pipeline.dedup.features import Featurizer, comparison_texts, featurize
-from pipeline.dedup.index import DedupeIndex, IndexProblem, config_hash, file_digest, link_ends
+from pipeline.dedup.index import DedupeIndex, IndexProblem, config_hash, file_digest
 from pipeline.dedup.scoring import find_links, within_pairs
 from pipeline.errors import PetitionError
 from pipeline.lookup import is_in
@@ -204,7 +204,8 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
     history_size, added = len(index) - len(batch), len(batch)
     everything = index.letters if len(index) else batch.letters  # the latter has the columns
     del batch  # the index holds its features now, memory-mapped
-    all_links, ends = (index.links, index.link_ends()) if len(index.links) else (links, None)
+    # an index without links has no columns either: the run's (empty) links frame stands in
+    all_links, ends = (index.links if len(index.links) else links), index.link_ends()
     run_ids = letters[schema.LETTER_ID].astype(str)
     bad = run_ids.isin({q[schema.RAW] for q in quarantine}).to_numpy()
     position = pd.Index(everything[schema.LETTER_ID]).get_indexer(run_ids)
@@ -235,7 +236,6 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
     clerk = tonight_table(run_letters, case_letters, statuses.titles(case_letters[schema.LETTER_ID]),
                           dict(zip(table[schema.CASE_ID], table[schema.CASE_LABEL])))
     write_tonight(clerk, run.path / TONIGHT)
-    ends = ends or link_ends(all_links, arrow_strings(everything[schema.LETTER_ID]))
     touching = in_run[ends[0]] | in_run[ends[1]]  # located, not looked up: millions of links
     run_links = all_links[all_links[schema.RELATION].isin(schema.RELATIONS).to_numpy() & touching]
     write_csv(run_links.reset_index(drop=True), run.path / "links.csv")

@@ -256,9 +256,9 @@ class SegmentCache:
             if shard not in self._hashes:
                 self._hashes[shard] = pq.read_table(shard, columns=["hash"]).column("hash")
             rows = np.flatnonzero(is_in(self._hashes[shard], hashes))
-            if len(rows):
-                table = pq.read_table(shard, columns=["hash", schema.TOKENS]).take(rows)
-                found.update(zip(table.column("hash").to_pylist(), table.column(schema.TOKENS).to_pylist()))
+            if len(rows):  # the hashes are in memory: only the tokens column is read
+                tokens = pq.read_table(shard, columns=[schema.TOKENS]).column(schema.TOKENS).take(rows)
+                found.update(zip(self._hashes[shard].take(rows).to_pylist(), tokens.to_pylist()))
         return found
 
     def add(self, hashes, tokens):

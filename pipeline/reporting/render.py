@@ -1,5 +1,6 @@
 """Write a report: report.xlsx (a sheet per table), report.html (self-contained, inline SVG
 charts, nothing fetched), report.md (the narrative and the definitions)."""
+import contextlib
 import dataclasses
 import html
 import re
@@ -54,66 +55,83 @@ def _missing(value):
     return value is None or (not isinstance(value, str) and pd.isna(value))
 
 
-def _text_cell(sheet, row, column, value):
-    """Write ``value`` (a str) into a cell as text, never as a formula: control characters
-    removed, the cell typed as a string and marked quote-prefixed (Excel keeps it text on edit)."""
-    cell = sheet.cell(row=row, column=column, value=strip_control(value))
-    cell.data_type = "s"
-    if cell.value[:1] and cell.value[0] in FORMULA_START:
-        cell.quotePrefix = True
-    return cell
+class Workbook:
+    """An xlsx workbook being written (XlsxWriter's constant-memory mode: rows go to the file as
+    they are filled; a million-letter night's clerk sheet has 300,000). Every text cell is
+    stored as text, never as a formula: control characters removed, quote-prefixed when it
+    begins like one (Excel keeps it text on edit). Made by :func:`xlsx_workbook`."""
+
+    def __init__(self, path):
+        import xlsxwriter
+
+        self.book = xlsxwriter.Workbook(str(path), {"constant_memory": True, "strings_to_formulas": False,
+                                                    "strings_to_numbers": False, "strings_to_urls": False})
+        self._formats = {}
+
+    def format(self, **properties):
+        """The cell format of ``properties`` (XlsxWriter's names), made once."""
+        key = tuple(sorted(properties.items()))
+        if key not in self._formats:
+            self._formats[key] = self.book.add_format(properties)
+        return self._formats[key]
+
+    def write_text(self, sheet, row, column, value, **properties):
+        """``value`` (a str) at (``row``, ``column``), 0-based, as text."""
+        value = strip_control(value)
+        if value[:1] and value[0] in FORMULA_START:
+            properties["quote_prefix"] = True
+        sheet.write_string(row, column, value, self.format(**properties) if properties else None)
+
+
+@contextlib.contextmanager
+def xlsx_workbook(path):
+    """Yield a :class:`Workbook` written to ``path`` (atomically) when the block succeeds."""
+    with atomic_path(path) as tmp:
+        workbook = Workbook(tmp)
+        yield workbook
+        workbook.book.close()
 
 
 def write_xlsx(report, path):
     """One sheet per table (``add_table_sheet``); the narrative first."""
-    from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Font
-
-    workbook = Workbook()
-    workbook.remove(workbook.active)
-    summary = workbook.create_sheet("综述")
-    _text_cell(summary, 1, 1, report.title).font = Font(bold=True, size=14)
-    for i, paragraph in enumerate(report.narrative, start=3):
-        _text_cell(summary, i, 1, paragraph).alignment = Alignment(wrap_text=True, vertical="top")
-    summary.column_dimensions["A"].width = 120
-    for table in report.tables.values():
-        add_table_sheet(workbook, table)
-    with atomic_path(path) as tmp:
-        workbook.save(tmp)
+    with xlsx_workbook(path) as workbook:
+        summary = workbook.book.add_worksheet("综述")
+        summary.set_column(0, 0, 120)
+        workbook.write_text(summary, 0, 0, report.title, bold=True, font_size=14)
+        for i, paragraph in enumerate(report.narrative, start=2):
+            workbook.write_text(summary, i, 0, paragraph, text_wrap=True, valign="top")
+        for table in report.tables.values():
+            add_table_sheet(workbook, table)
 
 
 def add_table_sheet(workbook, table, wrap=()):
-    """A sheet of ``workbook`` holding ``table``: title in A1, note in A2, the table from row 4
-    (headings frozen). Every text cell is stored as text (``_text_cell``): a letter id or
-    addressee beginning with ``=`` stays text. Columns of ``wrap`` wrap their text."""
-    from openpyxl.styles import Alignment, Font, PatternFill
-    from openpyxl.utils import get_column_letter
-
-    header_fill = PatternFill("solid", fgColor="DDE4EE")
-    sheet = workbook.create_sheet(re.sub(r"[\[\]:*?/\\]", "", strip_control(table.title))[:31])
-    _text_cell(sheet, 1, 1, table.title).font = Font(bold=True, size=13)
-    _text_cell(sheet, 2, 1, table.note)
-    for j, column in enumerate(table.frame.columns, start=1):
-        cell = _text_cell(sheet, 4, j, str(column))
-        cell.font, cell.fill = Font(bold=True), header_fill
+    """A sheet of ``workbook`` (a :class:`Workbook`) holding ``table``: title in A1, note in A2,
+    the table from row 4 (headings frozen). A letter id or addressee beginning with ``=`` stays
+    text. Columns of ``wrap`` wrap their text."""
+    sheet = workbook.book.add_worksheet(re.sub(r"[\[\]:*?/\\]", "", strip_control(table.title))[:31])
+    for j, column in enumerate(table.frame.columns):
         width = max([len(str(column))] + [len(cell_text(v)) for v in table.frame[column].head(200)])
-        sheet.column_dimensions[get_column_letter(j)].width = min(60, 4 + 1.8 * width)
-    wrapped = {j for j, column in enumerate(table.frame.columns, start=1) if column in wrap}
-    for i, row in enumerate(table.frame.itertuples(index=False), start=5):
-        for j, value in enumerate(row, start=1):
+        sheet.set_column(j, j, min(60, 4 + 1.8 * width))
+    sheet.freeze_panes(4, 0)
+    workbook.write_text(sheet, 0, 0, table.title, bold=True, font_size=13)
+    workbook.write_text(sheet, 1, 0, table.note)
+    for j, column in enumerate(table.frame.columns):
+        workbook.write_text(sheet, 3, j, str(column), bold=True, bg_color="#DDE4EE", pattern=1)
+    wrapped = {j: {"text_wrap": True, "valign": "top"} for j, column in enumerate(table.frame.columns)
+               if column in wrap}
+    one_decimal = workbook.format(num_format="0.0")
+    for i, row in enumerate(table.frame.itertuples(index=False), start=4):
+        for j, value in enumerate(row):
             if _missing(value):
                 continue
             if isinstance(value, np.generic):
                 value = value.item()
             if isinstance(value, str):
-                cell = _text_cell(sheet, i, j, value)
-                if j in wrapped:
-                    cell.alignment = Alignment(wrap_text=True, vertical="top")
-                continue
-            cell = sheet.cell(row=i, column=j, value=value)
-            if isinstance(value, float):
-                cell.number_format = "0.0"
-    sheet.freeze_panes = "A5"
+                workbook.write_text(sheet, i, j, value, **wrapped.get(j, {}))
+            elif isinstance(value, float):
+                sheet.write_number(i, j, value, one_decimal)
+            else:
+                sheet.write(i, j, value)
     return sheet
 
 

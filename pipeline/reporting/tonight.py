@@ -14,9 +14,8 @@ import pandas as pd
 
 from pipeline import schema
 from pipeline.lookup import is_in
-from pipeline.reporting.render import add_table_sheet
+from pipeline.reporting.render import add_table_sheet, xlsx_workbook
 from pipeline.reporting.tables import Table
-from pipeline.rundir import atomic_path
 
 FILE_NAME = "tonight.xlsx"
 RELATION_ZH = {schema.EXACT_COPY: "完全相同（复制件）", schema.MULTI_ADDRESSED: "一信多投",
@@ -105,11 +104,6 @@ def tonight_table(letters, case_letters, titles, labels, max_shown=10):
 
 def write_tonight(table, path):
     """``table`` (:func:`tonight_table`) as the one sheet of an xlsx workbook at ``path``."""
-    from openpyxl import Workbook
-
-    workbook = Workbook()
-    workbook.remove(workbook.active)
-    add_table_sheet(workbook, table, wrap=(EARLIER_COLUMN,))
-    with atomic_path(path) as tmp:
-        workbook.save(tmp)
+    with xlsx_workbook(path) as workbook:
+        add_table_sheet(workbook, table, wrap=(EARLIER_COLUMN,))
     return path

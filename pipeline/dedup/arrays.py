@@ -76,6 +76,11 @@ def unique(values, inverse=False):
     return ordered[first], where
 
 
+def is_increasing(values):
+    """Whether ``values`` are in strictly increasing order (rows asked for in order need no reordering)."""
+    return bool((values[1:] > values[:-1]).all())
+
+
 def unique_pairs(first, second, total):
     """Each pair (``first < second``, positions below ``total``) once, sorted by ``second``
     then ``first``."""

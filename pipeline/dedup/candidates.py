@@ -20,7 +20,8 @@ import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from pipeline import schema
-from pipeline.dedup.arrays import arrow_strings, holding, index_ranges, join_pairs, mix64, string_codes, unique_pairs
+from pipeline.dedup.arrays import (arrow_strings, holding, index_ranges, is_increasing, join_pairs, mix64, string_codes,
+                                   unique_pairs)
 from pipeline.parallel import release_memory
 from pipeline.rundir import concat_frames
 
@@ -89,7 +90,8 @@ class Pool:
             return self.index.vectors(positions, self.n_features)
         stacked = sp.vstack([self.index.vectors(positions[old], self.n_features),
                              self.batch.vectors(positions[~old] - self.history, self.n_features)], format="csr")
-        return stacked[np.argsort(np.concatenate((np.flatnonzero(old), np.flatnonzero(~old))))]
+        order = np.concatenate((np.flatnonzero(old), np.flatnonzero(~old)))
+        return stacked if is_increasing(order) else stacked[np.argsort(order)]
 
     def texts(self, positions, name="text"):
         """Comparison texts (``name`` "title": titles) of sorted ``positions``."""

@@ -49,30 +49,56 @@ MONOTONE = {"cosine": 1, "shared_names": 1, "name_jaccard": 1, "title_similarity
 UNDATED_DAYS = 365.0
 
 
-def tfidf_cosine(pool, a, b, chunk=50_000):
-    """TF-IDF cosine of letters ``a[i]``, ``b[i]`` (rows are L2-normalised), ``chunk`` pairs at
-    a time: only their rows are copied out of the pool."""
-    return np.concatenate([np.asarray(pool.vectors(a[start:start + chunk]).multiply(
-        pool.vectors(b[start:start + chunk])).sum(axis=1)).ravel() for start in range(0, len(a), chunk)]
-        + [np.zeros(0)])
+class VectorRows:
+    """The TF-IDF rows of some letters of the pool, each copied out of it once: the letters of
+    a chunk of pairs recur (a new letter pairs with many), and the cosine and the title shares
+    read the same rows.
+
+    Parameters
+    ----------
+    pool : Pool
+    positions : array of int
+        The letters (pool positions, repeats allowed) whose rows are wanted.
+    """
+
+    def __init__(self, pool, positions):
+        self.positions = unique(np.asarray(positions, dtype=np.int64))
+        self.matrix = pool.vectors(self.positions)
+
+    def __call__(self, positions):
+        """The rows (CSR) of ``positions``, letters held, in that order."""
+        return self.matrix[np.searchsorted(self.positions, positions)]
 
 
-def title_term_shares(pool, a, b, chunk=50_000):
+def _rows_of(pool, a, b, rows):
+    return VectorRows(pool, np.concatenate((a, b))) if rows is None else rows
+
+
+def tfidf_cosine(pool, a, b, chunk=50_000, rows=None):
+    """TF-IDF cosine of letters ``a[i]``, ``b[i]`` (rows are L2-normalised; ``rows``: a
+    :class:`VectorRows` holding them, else made), ``chunk`` pairs at a time."""
+    rows = _rows_of(pool, a, b, rows)
+    return np.concatenate([np.asarray(rows(a[start:start + chunk]).multiply(rows(b[start:start + chunk])).sum(
+        axis=1)).ravel() for start in range(0, len(a), chunk)] + [np.zeros(0)])
+
+
+def title_term_shares(pool, a, b, chunk=50_000, rows=None):
     """The share of each letter's title terms among the other's TF-IDF terms (NaN for a title
-    without terms), ``chunk`` pairs at a time: only their rows are copied out of the pool.
-    Returns (share of a's in b, share of b's in a)."""
+    without terms), ``chunk`` pairs at a time (``rows``: a :class:`VectorRows` holding the
+    letters' rows, else made). Returns (share of a's in b, share of b's in a)."""
+    rows = _rows_of(pool, a, b, rows)
     a_in_b, b_in_a = np.empty(len(a)), np.empty(len(a))
     values, pointers = pool.csr("title_terms")
 
-    def titles(rows):
-        columns, offsets = csr_rows(values, pointers, rows)
+    def titles(positions):
+        columns, offsets = csr_rows(values, pointers, positions)
         return sp.csr_matrix((np.ones(len(columns), dtype=np.float32), columns, offsets),
-                             shape=(len(rows), pool.n_features)), np.diff(offsets)
+                             shape=(len(positions), pool.n_features)), np.diff(offsets)
 
     with np.errstate(invalid="ignore", divide="ignore"):
         for start in range(0, len(a), chunk):
             part = slice(start, start + chunk)
-            vectors_a, vectors_b = pool.vectors(a[part]), pool.vectors(b[part])
+            vectors_a, vectors_b = rows(a[part]), rows(b[part])
             for share, (terms, counts), other in ((a_in_b, titles(a[part]), vectors_b),
                                                   (b_in_a, titles(b[part]), vectors_a)):
                 share[part] = terms.multiply(other).getnnz(axis=1) / np.where(counts > 0, counts, np.nan)
@@ -138,14 +164,15 @@ def _frame(columns):
     return pd.DataFrame(columns, columns=list(FEATURES)).astype(np.float32)
 
 
-def pair_evidence(pool, a, b, workers=1, *, cosine=None, shared=None):
+def pair_evidence(pool, a, b, workers=1, *, cosine=None, shared=None, rows=None):
     """The evidence (``FEATURES``, in that order) of pairs of pool positions ``a[i]``, ``b[i]``:
     a float32 DataFrame. ``cosine`` and ``shared`` (names), when the caller has them, are not
-    computed again."""
+    computed again; nor are the letters' TF-IDF ``rows`` (a :class:`VectorRows`)."""
     a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
-    cosine = tfidf_cosine(pool, a, b) if cosine is None else cosine
+    rows = _rows_of(pool, a, b, rows)
+    cosine = tfidf_cosine(pool, a, b, rows=rows) if cosine is None else cosine
     shared = shared_counts(pool, a, b) if shared is None else shared
-    a_in_b, b_in_a = title_term_shares(pool, a, b)
+    a_in_b, b_in_a = title_term_shares(pool, a, b, rows=rows)
     title_names, numbers = _counts(pool, "title_names"), _counts(pool, "numbers")
     in_b = shared_counts(pool, a, b, "title_names", "names") > 0
     in_a = shared_counts(pool, b, a, "title_names", "names") > 0

@@ -48,7 +48,7 @@ import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from pipeline import schema
-from pipeline.dedup.arrays import arrow_strings
+from pipeline.dedup.arrays import arrow_strings, is_increasing
 from pipeline.errors import PetitionError
 from pipeline.rundir import concat_frames, write_json
 
@@ -445,8 +445,8 @@ class DedupeIndex:
             order.append(chosen)
         if not parts:
             return sp.csr_matrix((0, n_features), dtype=np.float32)
-        stacked = sp.vstack(parts, format="csr")
-        return stacked[np.argsort(np.concatenate(order))]
+        stacked, order = sp.vstack(parts, format="csr"), np.concatenate(order)
+        return stacked if is_increasing(order) else stacked[np.argsort(order)]
 
     def texts(self, rows, name="text"):
         """Comparison texts (``name`` "title": titles) of index letters ``rows``, in that order."""

@@ -40,7 +40,7 @@ from pipeline import schema
 from pipeline.dedup.arrays import arrow_strings, unique
 from pipeline.dedup.candidates import Candidates
 from pipeline.dedup.clustering import link_components
-from pipeline.dedup.evidence import pair_evidence, shared_counts, tfidf_cosine
+from pipeline.dedup.evidence import VectorRows, pair_evidence, shared_counts, tfidf_cosine
 from pipeline.dedup.index import link_ends
 from pipeline.dedup.matter import load_tags
 from pipeline.dedup.spark_blocking import spark_links
@@ -177,12 +177,13 @@ def match_probability(pool, a, b, matcher, settings, workers=1):
     """P(same matter) of pairs ``a[i]``, ``b[i]``, and their TF-IDF cosine. The model scores the
     pairs worth it (cosine at least ``score_min_cosine``, or a shared specific name); the others
     are P 0. The same text is P 1 (one text is one letter, whatever its title)."""
-    cosine, shared = tfidf_cosine(pool, a, b), shared_counts(pool, a, b)
+    rows = VectorRows(pool, np.concatenate((a, b)))
+    cosine, shared = tfidf_cosine(pool, a, b, rows=rows), shared_counts(pool, a, b)
     worth = (cosine >= settings.score_min_cosine) | (shared > 0)
     probability = np.zeros(len(a))
     if worth.any():
-        probability[worth] = matcher.probability(pair_evidence(pool, a[worth], b[worth], workers,
-                                                               cosine=cosine[worth], shared=shared[worth]))
+        probability[worth] = matcher.probability(pair_evidence(pool, a[worth], b[worth], workers, cosine=cosine[worth],
+                                                               shared=shared[worth], rows=rows))
     return np.where(pool.bodies[a] == pool.bodies[b], 1.0, probability), cosine
 
 

@@ -9,12 +9,14 @@ topic labels as a list). :func:`topic_names` reads the topic labels from the tax
 """
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from pipeline import schema
 from pipeline.classifier.taxonomy import Taxonomy
 from pipeline.errors import PetitionError
-from pipeline.rundir import concat_frames, read_parquet
+from pipeline.rundir import concat_frames, read_parquet, read_rows
 from pipeline.status import StatusHistory, with_handling, with_latest
 
 FLAG_COLUMNS = (schema.ANONYMOUS, schema.JOINT, schema.COLLECTIVE, schema.SKIP_LEVEL,
@@ -33,26 +35,27 @@ REPORT_UNUSED = (schema.CONTENT, schema.ORIGINAL_TEXT, schema.TOKENS, schema.EXT
 TRUTHY = frozenset({"true", "1", "yes", "y", "t", "是"})
 
 
-def read_parquet_tree(path, leave_out=(), skip=None):
-    """Frames of a Parquet file, or of every ``*.parquet`` file under a folder (sorted by path)
-    but the one named ``skip`` + ``.parquet``, without the columns ``leave_out``.
+def parquet_files(path, skip=None):
+    """The Parquet file ``path``, or every ``*.parquet`` file under the folder ``path`` (sorted
+    by path) but the one named ``skip`` + ``.parquet``.
 
-    Raises ``PetitionError`` for a missing path or an unreadable file.
+    Raises ``PetitionError`` for a missing path.
     """
     path = Path(path)
     if path.is_file():
-        files = [path]
-    elif path.is_dir():
-        files = sorted(p for p in path.rglob("*.parquet") if not p.name.startswith(".") and p.stem != skip)
-    else:
-        raise PetitionError(f"{path}: history not found (a Parquet file or a folder of them)")
-    frames = []
-    for file in files:
-        try:
-            frames.append(read_parquet(file, leave_out=leave_out))
-        except Exception as exc:  # pyarrow raises several types for damaged files
-            raise PetitionError(f"{file}: unreadable Parquet ({exc})") from exc
-    return frames
+        return [path]
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*.parquet") if not p.name.startswith(".") and p.stem != skip)
+    raise PetitionError(f"{path}: history not found (a Parquet file or a folder of them)")
+
+
+def read_history(file, leave_out=()):
+    """One Parquet file of the history without the columns ``leave_out``; ``PetitionError``
+    when it cannot be read."""
+    try:
+        return read_parquet(file, leave_out=leave_out)
+    except Exception as exc:  # pyarrow raises several types for damaged files
+        raise PetitionError(f"{file}: unreadable Parquet ({exc})") from exc
 
 
 def _as_bool(series):
@@ -101,7 +104,7 @@ def prepare(letters):
     return letters
 
 
-def load_letters(run, history=None, leave_out=()):
+def load_letters(run, history=None, leave_out=(), texts_for=None):
     """Every letter the report counts: the history plus the run's deduped letters, prepared.
 
     Parameters
@@ -115,6 +118,11 @@ def load_letters(run, history=None, leave_out=()):
     leave_out : tuple of str
         Columns not read (e.g. ``REPORT_UNUSED``: an archive of a million letters' raw texts
         and words is several GB).
+    texts_for : callable, optional
+        Given the prepared letters with ``clean_text`` empty, says (a boolean array) whose
+        ``clean_text`` is read; the others' stays empty. An archive of a million letters holds
+        about a GB of texts and the report shows those of one period; by default every text
+        is read.
 
     Returns
     -------
@@ -123,24 +131,41 @@ def load_letters(run, history=None, leave_out=()):
     source : str
         What was read, for the report's notes.
     """
-    frames, sources = [], []
     default_history = run.path.parent / "archive" / "letters"
     history_path = Path(history) if history else (default_history if default_history.exists() else None)
-    if history_path is not None:
-        # the archive's copy of this run's letters (nightly) is read from the run
-        frames += read_parquet_tree(history_path, leave_out, skip=run.path.name)
-        sources.append(str(history_path))
-    frames.append(run.read("dedupe", leave_out=leave_out))
-    sources.append(str(run.output_path("dedupe")))
-    frames = [f for f in frames if len(f.columns)]
-    letters = concat_frames(frames)
+    # the archive's copy of this run's letters (nightly) is read from the run
+    files = parquet_files(history_path, skip=run.path.name) if history_path is not None else []
+    later = (schema.CLEAN_TEXT,) if texts_for else ()
+    frames = [read_history(file, (*leave_out, *later)) for file in files]
+    files.append(run.output_path("dedupe"))
+    frames.append(run.read("dedupe", leave_out=(*leave_out, *later)))
+    sources = ([str(history_path)] if history_path is not None else []) + [str(files[-1])]
+    read = [number for number, frame in enumerate(frames) if len(frame.columns)]
+    # where each letter was read from: its file and row there
+    origin = np.concatenate([np.full(len(frames[n]), n) for n in read])
+    row = np.concatenate([np.arange(len(frames[n])) for n in read])
+    letters = concat_frames([frames[n] for n in read])
+    del frames
     if schema.LETTER_ID in letters.columns:
-        letters = letters.drop_duplicates(schema.LETTER_ID, keep="last").reset_index(drop=True)
+        kept = ~letters.duplicated(schema.LETTER_ID, keep="last").to_numpy()
+        letters, origin, row = letters[kept].reset_index(drop=True), origin[kept], row[kept]
     statuses = StatusHistory.of_home(run.path.parent)
     if statuses.path.exists() and schema.LETTER_ID in letters.columns:
         letters = with_latest(letters, statuses.latest())
         sources.append(str(statuses.path))
-    return prepare(letters), " + ".join(sources)
+    holding = [n for n in read if schema.CLEAN_TEXT in pq.read_schema(files[n]).names] if later else []
+    if holding:
+        letters[schema.CLEAN_TEXT] = ""
+    letters = prepare(letters)
+    if holding:
+        wanted = np.flatnonzero(np.asarray(texts_for(letters), dtype=bool) & np.isin(origin, holding))
+        texts = np.full(len(letters), None, dtype=object)
+        for number in np.unique(origin[wanted]).tolist():
+            chosen = wanted[origin[wanted] == number]
+            chosen = chosen[np.argsort(row[chosen])]
+            texts[chosen] = read_rows(files[number], row[chosen], schema.CLEAN_TEXT)
+        letters[schema.CLEAN_TEXT] = _as_text(pd.Series(pd.array(texts, dtype="str"), index=letters.index))
+    return letters, " + ".join(sources)
 
 
 def topic_names(path):

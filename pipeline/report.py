@@ -52,7 +52,7 @@ read by ``pipeline.letters``.
 from pipeline import classify, schema
 from pipeline.dedup.cases import Labeler, raw_names
 from pipeline.letters import REPORT_UNUSED, load_letters, topic_names
-from pipeline.reporting.figures import compute_figures
+from pipeline.reporting.figures import compute_figures, letters_with_text
 from pipeline.reporting.handling import handling_figures
 from pipeline.reporting.narrative import model_paragraphs, narrative
 from pipeline.reporting.periods import report_period
@@ -92,8 +92,12 @@ def run_stage(run, config, *, history=None, period=None, end=None, dicts=()):
     """
     settings = config.report
     with stage(run, NAME) as result:
-        letters, source = load_letters(run, history, leave_out=REPORT_UNUSED)
-        chosen = report_period(letters[schema.RECEIVED_AT], period or settings.period, end)
+        def period_of(letters):
+            return report_period(letters[schema.RECEIVED_AT], period or settings.period, end)
+        # texts only where the figures show them (a million letters' texts are a GB)
+        letters, source = load_letters(run, history, leave_out=REPORT_UNUSED,
+                                       texts_for=lambda letters: letters_with_text(letters, period_of(letters)))
+        chosen = period_of(letters)
         known = dictionary_townships([*config.segment.extra_dicts, *dicts], settings.township_suffixes,
                                      settings.township_false_endings)
         labeler = Labeler.from_config(config)

@@ -73,6 +73,19 @@ def read_parquet(path, columns=None, leave_out=()):
     return pd.read_parquet(path, columns=columns)
 
 
+def read_rows(path, rows, column):
+    """The values of ``column`` at ``rows`` (positions in the file, ascending) of the Parquet
+    file ``path``, as a list: only the row groups holding them are read."""
+    file = pq.ParquetFile(path)
+    starts = np.cumsum([0] + [file.metadata.row_group(i).num_rows for i in range(file.num_row_groups)])
+    group = np.searchsorted(starts, rows, side="right") - 1
+    values = []
+    for number in np.unique(group).tolist():
+        local = np.asarray(rows)[group == number] - starts[number]
+        values += file.read_row_group(number, columns=[column]).column(0).take(pa.array(local)).to_pylist()
+    return values
+
+
 def concat_frames(frames):
     """``pd.concat`` of ``frames`` (a new index) with each Arrow-backed column in one piece.
     Frames read from several files and row groups leave their string columns in many chunks,

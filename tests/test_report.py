@@ -244,6 +244,40 @@ def test_history_is_read_and_letters_counted_once(letters, tmp_path, cli):
     assert again.at["受理件次", "上年同期"] == overview.at["受理件次", "上年同期"]
 
 
+def test_texts_read_only_where_the_figures_show_them(letters, tmp_path, config):
+    """The report reads the texts of the period's letters and of their cases' first letters
+    only; its figures are those of every text read."""
+    import json
+
+    from pipeline.dedup.cases import Labeler
+    from pipeline.letters import load_letters
+    from pipeline.reporting.figures import compute_figures, letters_with_text
+    from pipeline.reporting.periods import report_period
+
+    home = tmp_path / "home"
+    (home / "archive" / "letters").mkdir(parents=True)
+    letters[letters[schema.RECEIVED_AT] < "2024-06-01"].to_parquet(home / "archive" / "letters" / "old.parquet")
+    run = write_run(home / "run", letters[letters[schema.RECEIVED_AT] >= "2024-05-01"])
+
+    def period_of(frame):
+        return report_period(frame[schema.RECEIVED_AT], "quarter", "2024-09-30")
+    everything, _ = load_letters(run)
+    some, _ = load_letters(run, texts_for=lambda frame: letters_with_text(frame, period_of(frame)))
+    assert some.drop(columns=schema.CLEAN_TEXT).equals(everything.drop(columns=schema.CLEAN_TEXT))
+    shown = letters_with_text(everything, period_of(everything))
+    assert 0 < shown.sum() < len(everything) / 2
+    assert (some[schema.CLEAN_TEXT][shown] == everything[schema.CLEAN_TEXT][shown]).all()
+    assert (some[schema.CLEAN_TEXT][~shown] == "").all() and (everything[schema.CLEAN_TEXT][~shown] != "").any()
+    # a case's first letter before the period is read too
+    assert (shown & ~period_of(everything).mask(everything[schema.RECEIVED_AT]).to_numpy()).any()
+
+    def figures(frame):
+        numbers = compute_figures(frame, period_of(frame), config.report, {}, Labeler.from_config(config))
+        numbers["meta"].pop("generated")
+        return json.dumps(numbers, default=str, ensure_ascii=False, sort_keys=True)
+    assert figures(some) == figures(everything)
+
+
 def test_without_history_only_the_run(letters, tmp_path, cli):
     write_run(tmp_path / "run", letters[letters[schema.RECEIVED_AT] >= "2024-01-01"])
     assert cli("report", "--run", tmp_path / "run", "--period", "quarter")[0] == 0

@@ -302,6 +302,20 @@ class _Counter:
                 for row in chosen.to_dict("records")]
 
 
+def letters_with_text(letters, period):
+    """Which ``letters`` (prepared; a boolean array) the figures of ``period`` read the
+    ``clean_text`` of: the period's letters (townships named in texts, the review list's
+    excerpts) and the earliest letter of each of their cases (a case's excerpt)."""
+    now = period.mask(letters[schema.RECEIVED_AT]).to_numpy()
+    cases = letters.loc[is_in(letters[schema.CASE_ID], letters.loc[now, schema.CASE_ID]),
+                        [schema.CASE_ID, schema.RECEIVED_AT, schema.LETTER_ID]]
+    first = cases.sort_values([schema.RECEIVED_AT, schema.LETTER_ID], na_position="last").drop_duplicates(
+        schema.CASE_ID).index
+    wanted = now.copy()
+    wanted[letters.index.get_indexer(first)] = True
+    return wanted
+
+
 def compute_figures(letters, period, settings, topic_names, labeler, source="", known_townships=()):
     """Every figure of the report for ``period``.
 

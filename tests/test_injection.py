@@ -16,6 +16,8 @@ from pipeline import schema
 from pipeline.config import load_config
 from pipeline.dedup.cases import Labeler, case_table
 from pipeline.reporting.places import dictionary_townships, find_townships
+from pipeline.reporting.render import add_table_sheet, xlsx_workbook
+from pipeline.reporting.tables import Table
 from pipeline.rundir import RunDir, write_csv
 from pipeline.safe_text import markdown_code, markdown_text
 from report_fixtures import synthetic_letters, write_run
@@ -100,6 +102,18 @@ def test_xlsx_has_no_formula_cell(hostile_report):
     assert '=HYPERLINK("http://x","y")0' in texts                           # kept, as text
     assert "ABC0" in texts                                                  # control characters removed
     assert all(cell.quotePrefix for cell in cells if is_formula(cell.value))
+
+
+def test_xlsx_blank_cells_and_no_leftover_files(tmp_path):
+    table = Table("t", "表", pd.DataFrame({"来信编号": ["=A1", "", None], "件数": [1, 2, 3]}))
+    with xlsx_workbook(tmp_path / "t.xlsx") as workbook:
+        add_table_sheet(workbook, table)
+    sheet = openpyxl.load_workbook(tmp_path / "t.xlsx")["表"]
+    assert [(cell.value, cell.quotePrefix) for cell in sheet["A"][4:]] == [("=A1", True), (None, False), (None, False)]
+    with pytest.raises(RuntimeError), xlsx_workbook(tmp_path / "broken.xlsx") as workbook:
+        add_table_sheet(workbook, table)
+        raise RuntimeError("the night stops mid-sheet")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["t.xlsx"]  # no half file, no row files
 
 
 def test_markdown_escapes_letter_strings(hostile_report):

@@ -4,6 +4,7 @@ import contextlib
 import dataclasses
 import html
 import re
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -59,13 +60,16 @@ class Workbook:
     """An xlsx workbook being written (XlsxWriter's constant-memory mode: rows go to the file as
     they are filled; a million-letter night's clerk sheet has 300,000). Every text cell is
     stored as text, never as a formula: control characters removed, quote-prefixed when it
-    begins like one (Excel keeps it text on edit). Made by :func:`xlsx_workbook`."""
+    begins like one (Excel keeps it text on edit); an empty one is left blank. Made by
+    :func:`xlsx_workbook`, its rows kept in files in ``tmpdir`` until it is closed."""
 
-    def __init__(self, path):
+    def __init__(self, path, tmpdir=None):
         import xlsxwriter
 
-        self.book = xlsxwriter.Workbook(str(path), {"constant_memory": True, "strings_to_formulas": False,
-                                                    "strings_to_numbers": False, "strings_to_urls": False})
+        # zip64 only where a sheet needs it: about 600,000 clerk rows pass the zip's 2 GiB member limit
+        self.book = xlsxwriter.Workbook(str(path), {"constant_memory": True, "tmpdir": tmpdir, "use_zip64": True,
+                                                    "strings_to_formulas": False, "strings_to_numbers": False,
+                                                    "strings_to_urls": False})
         self._formats = {}
 
     def format(self, **properties):
@@ -78,16 +82,20 @@ class Workbook:
     def write_text(self, sheet, row, column, value, **properties):
         """``value`` (a str) at (``row``, ``column``), 0-based, as text."""
         value = strip_control(value)
-        if value[:1] and value[0] in FORMULA_START:
+        if not value:
+            return
+        if value[0] in FORMULA_START:
             properties["quote_prefix"] = True
         sheet.write_string(row, column, value, self.format(**properties) if properties else None)
 
 
 @contextlib.contextmanager
 def xlsx_workbook(path):
-    """Yield a :class:`Workbook` written to ``path`` (atomically) when the block succeeds."""
-    with atomic_path(path) as tmp:
-        workbook = Workbook(tmp)
+    """Yield a :class:`Workbook` written to ``path`` (atomically) when the block succeeds. Its
+    row files go to a folder beside ``path`` (not a small /tmp), removed whatever happens."""
+    path = Path(path)
+    with atomic_path(path) as tmp, tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as rows:
+        workbook = Workbook(tmp, tmpdir=rows)
         yield workbook
         workbook.book.close()
 

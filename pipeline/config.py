@@ -112,6 +112,8 @@ WORD = Rule("a non-empty string", lambda v: isinstance(v, str) and v != "")
 CHARACTER = Rule("a single character", lambda v: isinstance(v, str) and len(v) == 1)
 DATE = Rule("a date YYYY-MM-DD (quoted)", _is_date)
 REGEX = Rule("a regular expression", _is_regex)
+SPARK_SIZE = Rule("a JVM memory size such as 4g or 512m",
+                  lambda v: isinstance(v, str) and re.fullmatch(r"[1-9][0-9]*[kmgt]", v) is not None)
 WORDS = list_of(WORD, "a list of non-empty strings")
 REGEXES = list_of(REGEX, "a list of regular expressions")
 PATH = Rule("a path (relative to the configuration file's folder)", lambda v: isinstance(v, str) and v != "",
@@ -301,6 +303,7 @@ class ReportConfig:
 class EngineConfig:
     name: str = setting(one_of("local", "spark"))
     master: str = setting(WORD)
+    driver_memory: str = setting(SPARK_SIZE)
 
 
 @dataclasses.dataclass(frozen=True)

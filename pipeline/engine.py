@@ -11,8 +11,9 @@ directory, cases) stays on the driver, as in the local engine.
 
 * ``on_configured_engine`` wraps a stage's ``run_stage``: under ``engine.name: spark`` its
   chunk tasks go to Spark (``parallel.distributed``).
-* ``spark_session(master)``: the one SparkSession of the process (Arrow on, WARN logs, the
-  workers running this Python), made on first use; a later stage of the same command reuses it.
+* ``spark_session(master, driver_memory=...)``: the one SparkSession of the process (Arrow on,
+  WARN logs, the workers running this Python), made on first use; a later stage of the same
+  command reuses it.
 * ``SparkMapper``: ``imap_chunks(task, chunks)`` on Spark. The task (a closure with its
   loaded models and settings) is pickled once (a ``Shipment``); each executor's Python worker
   unpickles it once and keeps it while the same task comes again, so state a task loads on
@@ -38,9 +39,10 @@ from pipeline.errors import PetitionError
 _kept = (None, None)
 
 
-def spark_session(master="local[*]", app_name="petition"):
-    """The process's SparkSession (made on first call, reused after; ``master`` counts only
-    then): Arrow transfers on, Spark's log at WARN, workers running ``sys.executable``."""
+def spark_session(master="local[*]", app_name="petition", driver_memory="4g"):
+    """The process's SparkSession (made on first call, reused after; ``master`` and
+    ``driver_memory``, the driver JVM's heap, count only then): Arrow transfers on, Spark's log
+    at WARN, workers running ``sys.executable``."""
     if importlib.util.find_spec("pyspark") is None:
         raise PetitionError("the Spark engine needs PySpark: pip install -e '.[spark]' (or use --engine local)")
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
@@ -58,6 +60,7 @@ def spark_session(master="local[*]", app_name="petition"):
                .config("spark.sql.execution.arrow.pyspark.enabled", "true")
                .config("spark.python.worker.reuse", "true")
                .config("spark.ui.showConsoleProgress", "false")
+               .config("spark.driver.memory", driver_memory)
                .getOrCreate())
     session.sparkContext.setLogLevel("WARN")
     return session
@@ -119,19 +122,22 @@ class SparkMapper:
     ----------
     master : str
         Spark master URL: ``local[*]``, ``local[2]``, ``spark://host:7077``, ``yarn``.
+    driver_memory : str
+        The driver JVM's heap (``spark.driver.memory``), e.g. ``4g``; under ``local[N]`` the
+        executors run in it too.
     chunks_per_job : int, optional
         Chunks sent per Spark job (default: 4 per core of the cluster): the driver holds
         that many chunks and their results at once, whatever the length of the stream.
     """
 
-    def __init__(self, master="local[*]", chunks_per_job=None):
-        self.master, self.chunks_per_job = master, chunks_per_job
+    def __init__(self, master="local[*]", driver_memory="4g", chunks_per_job=None):
+        self.master, self.driver_memory, self.chunks_per_job = master, driver_memory, chunks_per_job
 
     costs_ = None  # per task name: its pickled size and each chunk's seconds on its worker (bench_spark.py)
 
     def session(self):
         """The SparkSession on ``master``."""
-        return spark_session(self.master)
+        return spark_session(self.master, driver_memory=self.driver_memory)
 
     @contextlib.contextmanager
     def shipped(self, value):
@@ -173,15 +179,15 @@ class SparkMapper:
 
 
 @functools.cache
-def spark_mapper(master):
+def spark_mapper(master, driver_memory="4g"):
     """The process's ``SparkMapper`` for ``master`` (its ``costs_`` gathered across stages)."""
-    return SparkMapper(master)
+    return SparkMapper(master, driver_memory)
 
 
 def mapper_for(settings):
     """The distributed mapper of the ``engine`` settings (``config.engine``), or None for
     the local engine."""
-    return spark_mapper(settings.master) if settings.name == "spark" else None
+    return spark_mapper(settings.master, settings.driver_memory) if settings.name == "spark" else None
 
 
 def on_configured_engine(run_stage):
@@ -191,7 +197,7 @@ def on_configured_engine(run_stage):
     def on_engine(run, config, **options):
         mapper = mapper_for(config.engine)
         if mapper is not None:  # started (or refused) before the stage begins
-            spark_session(mapper.master)
+            mapper.session()
         with parallel.distributed(mapper):
             return run_stage(run, config, **options)
     return on_engine

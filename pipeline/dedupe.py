@@ -119,15 +119,22 @@ def masked_titles(titles, labeler):
                          schema.TITLE: [masked[pair] for pair in pairs]})
 
 
-def mark_reopened(everything, cases, before, latest, handling):
+def mark_reopened(everything, cases, before, latest, handling, wanted=None):
     """回流 of every indexed letter (bool array like ``everything``): for the letters new to the
-    index (not ``before``), whether their case's earlier letters were all closed before they
-    came (``cases.reopened_letters``; closing from this dump's ``handling`` and the status
-    history's ``latest``); for the others, what the history recorded when they came."""
+    index (not ``before``) and ``wanted`` (bool array, default all), whether their case's earlier
+    letters were all closed before they came (``cases.reopened_letters``; closing from this
+    dump's ``handling`` and the status history's ``latest``), False for the other new ones; for
+    the letters ``before``, what the history recorded when they came."""
     ids = everything[schema.LETTER_ID].astype(str)
-    closed = known_closed_at(ids, latest, handling)
     recorded = latest[schema.REOPENED].reindex(ids).fillna(False).to_numpy(dtype=bool)
-    return np.where(before, recorded, reopened_letters(everything, cases, closed))
+    new = ~before if wanted is None else wanted & ~before
+    case_ids = cases[schema.CASE_ID]
+    rows = np.flatnonzero(case_ids.isin(case_ids[new].unique()).to_numpy())  # only their cases' letters count
+    closed = known_closed_at(ids.iloc[rows], latest, handling)
+    reopened = np.zeros(len(everything), dtype=bool)
+    reopened[rows] = reopened_letters(everything[[schema.RECEIVED_AT]].iloc[rows], case_ids.iloc[rows].to_frame(),
+                                      closed)
+    return np.where(before, recorded, reopened & new)
 
 
 def changed_texts(index, letters, clean_texts, min_body_chars):
@@ -220,7 +227,8 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
     statuses = StatusHistory.beside(index.directory)
     handling = read_handling(run, stage_name)
     # what earlier runs recorded (a stage run again on the same input must not see its own rows)
-    reopened = mark_reopened(everything, cases, before, statuses.latest(excluding_run=run.path.name), handling)
+    reopened = mark_reopened(everything, cases, before, statuses.latest(excluding_run=run.path.name), handling,
+                             wanted=in_run)
     run_cases = cases.iloc[np.where(position >= 0, position, 0)].reset_index(drop=True)
     run_cases[schema.REOPENED] = reopened[np.where(position >= 0, position, 0)] & (position >= 0)
     write_deduped(path, run.output_path("dedupe"), ~bad, run_cases)

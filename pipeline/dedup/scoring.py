@@ -173,17 +173,24 @@ def relations(near, same_text, different_addressee, same_petitioner, days, same,
     return np.select([rule for rule, _ in rules], [name for _, name in rules], default=NO_LINK)
 
 
-def match_probability(pool, a, b, matcher, settings, workers=1):
-    """P(same matter) of pairs ``a[i]``, ``b[i]``, and their TF-IDF cosine. The model scores the
-    pairs worth it (cosine at least ``score_min_cosine``, or a shared specific name); the others
-    are P 0. The same text is P 1 (one text is one letter, whatever its title)."""
-    rows = VectorRows(pool, np.concatenate((a, b)))
-    cosine, shared = tfidf_cosine(pool, a, b, rows=rows), shared_counts(pool, a, b)
-    worth = (cosine >= settings.score_min_cosine) | (shared > 0)
-    probability = np.zeros(len(a))
-    if worth.any():
-        probability[worth] = matcher.probability(pair_evidence(pool, a[worth], b[worth], workers, cosine=cosine[worth],
-                                                               shared=shared[worth], rows=rows))
+def match_probability(pool, a, b, matcher, settings, workers=1, chunk=50_000):
+    """P(same matter) of pairs ``a[i]``, ``b[i]``, and their TF-IDF cosine, ``chunk`` pairs at a
+    time. The model scores the pairs worth it (cosine at least ``score_min_cosine``, or a shared
+    specific name); the others are P 0. The same text is P 1 (one text is one letter, whatever
+    its title)."""
+    probability, cosine = np.zeros(len(a)), np.zeros(len(a))
+    for start in range(0, len(a), chunk):
+        part = slice(start, start + chunk)
+        # the part's letters' TF-IDF rows, copied once for the cosine and the evidence (a bounded
+        # copy: a whole chunk of a first night's pairs reaches most of a million letters)
+        rows = VectorRows(pool, np.concatenate((a[part], b[part])))
+        cosine[part] = tfidf_cosine(pool, a[part], b[part], rows=rows)
+        shared = shared_counts(pool, a[part], b[part])
+        worth = (cosine[part] >= settings.score_min_cosine) | (shared > 0)
+        if worth.any():
+            scored = np.flatnonzero(worth) + start
+            probability[scored] = matcher.probability(pair_evidence(
+                pool, a[scored], b[scored], workers, cosine=cosine[scored], shared=shared[worth], rows=rows))
     return np.where(pool.bodies[a] == pool.bodies[b], 1.0, probability), cosine
 
 

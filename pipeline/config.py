@@ -112,8 +112,8 @@ WORD = Rule("a non-empty string", lambda v: isinstance(v, str) and v != "")
 CHARACTER = Rule("a single character", lambda v: isinstance(v, str) and len(v) == 1)
 DATE = Rule("a date YYYY-MM-DD (quoted)", _is_date)
 REGEX = Rule("a regular expression", _is_regex)
-SPARK_SIZE = Rule("a JVM memory size such as 4g or 512m",
-                  lambda v: isinstance(v, str) and re.fullmatch(r"[1-9][0-9]*[kmgt]", v) is not None)
+SPARK_SIZE = Rule("a JVM memory size such as 4g or 512m, or \"\" (Spark's own setting)",
+                  lambda v: isinstance(v, str) and re.fullmatch(r"([1-9][0-9]*[kmgt])?", v, re.IGNORECASE) is not None)
 WORDS = list_of(WORD, "a list of non-empty strings")
 REGEXES = list_of(REGEX, "a list of regular expressions")
 PATH = Rule("a path (relative to the configuration file's folder)", lambda v: isinstance(v, str) and v != "",

@@ -41,8 +41,8 @@ _kept = (None, None)
 
 def spark_session(master="local[*]", app_name="petition", driver_memory="4g"):
     """The process's SparkSession (made on first call, reused after; ``master`` and
-    ``driver_memory``, the driver JVM's heap, count only then): Arrow transfers on, Spark's log
-    at WARN, workers running ``sys.executable``."""
+    ``driver_memory``, the driver JVM's heap or "" for Spark's own setting, count only then):
+    Arrow transfers on, Spark's log at WARN, workers running ``sys.executable``."""
     if importlib.util.find_spec("pyspark") is None:
         raise PetitionError("the Spark engine needs PySpark: pip install -e '.[spark]' (or use --engine local)")
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
@@ -56,12 +56,13 @@ def spark_session(master="local[*]", app_name="petition", driver_memory="4g"):
     warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
     warnings.filterwarnings("ignore", message="The copy keyword is deprecated", module=r"pyspark\.")
     from pyspark.sql import SparkSession  # the JVM's library: loaded only for the Spark engine
-    session = (SparkSession.builder.master(master).appName(app_name)
+    builder = (SparkSession.builder.master(master).appName(app_name)
                .config("spark.sql.execution.arrow.pyspark.enabled", "true")
                .config("spark.python.worker.reuse", "true")
-               .config("spark.ui.showConsoleProgress", "false")
-               .config("spark.driver.memory", driver_memory)
-               .getOrCreate())
+               .config("spark.ui.showConsoleProgress", "false"))
+    if driver_memory:  # given here, it overrides spark-defaults.conf and SPARK_DRIVER_MEMORY
+        builder = builder.config("spark.driver.memory", driver_memory)
+    session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")
     return session
 
@@ -123,14 +124,14 @@ class SparkMapper:
     master : str
         Spark master URL: ``local[*]``, ``local[2]``, ``spark://host:7077``, ``yarn``.
     driver_memory : str
-        The driver JVM's heap (``spark.driver.memory``), e.g. ``4g``; under ``local[N]`` the
-        executors run in it too.
+        The driver JVM's heap (``spark.driver.memory``), e.g. ``4g``, or "" for Spark's own
+        setting; under ``local[N]`` the executors run in it too.
     chunks_per_job : int, optional
         Chunks sent per Spark job (default: 4 per core of the cluster): the driver holds
         that many chunks and their results at once, whatever the length of the stream.
     """
 
-    def __init__(self, master="local[*]", driver_memory="4g", chunks_per_job=None):
+    def __init__(self, master="local[*]", *, driver_memory="4g", chunks_per_job=None):
         self.master, self.driver_memory, self.chunks_per_job = master, driver_memory, chunks_per_job
 
     costs_ = None  # per task name: its pickled size and each chunk's seconds on its worker (bench_spark.py)
@@ -181,7 +182,7 @@ class SparkMapper:
 @functools.cache
 def spark_mapper(master, driver_memory="4g"):
     """The process's ``SparkMapper`` for ``master`` (its ``costs_`` gathered across stages)."""
-    return SparkMapper(master, driver_memory)
+    return SparkMapper(master, driver_memory=driver_memory)
 
 
 def mapper_for(settings):

@@ -74,9 +74,15 @@ def test_data_dir_environment_variable_overrides(tmp_path, monkeypatch):
     ("classify", "char_ngrams", [], ["classify.char_ngrams", "non-empty list"]),
     ("dedupe", "name_suffixes", "村", ["dedupe.name_suffixes", "list"]),
     ("engine", "name", "hadoop", ["engine.name", "'hadoop'", "'local'", "'spark'"]),
+    ("engine", "driver_memory", "4gb", ["engine.driver_memory", "'4gb'", "4g or 512m"]),
 ])
 def test_a_wrong_value_names_key_value_and_what_is_allowed(tmp_path, cli, section, key, value, words):
     one_line_error(cli, write_config(tmp_path, set_value(section, key, value)), *words)
+
+
+@pytest.mark.parametrize("value", ["4g", "512M", ""])
+def test_driver_memory_takes_jvm_sizes_or_nothing(tmp_path, value):
+    assert load_config(write_config(tmp_path, set_value("engine", "driver_memory", value))).engine.driver_memory == value
 
 
 def test_an_unknown_key_is_named_with_the_closest_known_one(tmp_path, cli):

@@ -11,7 +11,7 @@ engine (``engine.name: spark``), giving exactly the pairs of ``candidates.Candid
   its text (earliest by ``Pool.rank``).
 * The distinct pairs, partitioned by ranges of ``b`` of about ``chunk_pairs`` pairs, are
   scored partition by partition by the scoring function given; only the links come back to
-  the driver.
+  the driver, a partition at a time.
 
 PySpark is imported only here, when the Spark engine runs.
 """
@@ -126,14 +126,23 @@ def spark_links(mapper, pool, settings, score):
     """Links of the pool's new letters on the Spark engine: ``score(a, b)`` (scoring's
     ``score_pairs`` of the pairs) over ranges of ``b`` of the candidate pairs, formed in Spark;
     the links frames concatenated in order of ``b``, as the local engine's chunks are."""
+    from pyspark import StorageLevel
     session = mapper.session()
     with mapper.shipped((pool, score)) as shipment, candidate_pairs(session, shipment, pool, settings) as pairs:
         pairs = pairs.persist()
         try:
-            parts = max(1, -(-pairs.count() // settings.chunk_pairs))
-            scored = (pairs.repartitionByRange(parts, "b").sortWithinPartitions("b", "a")
-                      .mapInPandas(shipment(_scored), "first long, links binary").toPandas())
+            partitions = max(1, -(-pairs.count() // settings.chunk_pairs))
+            scored = (pairs.repartitionByRange(partitions, "b").sortWithinPartitions("b", "a")
+                      .mapInPandas(shipment(_scored), "first long, links binary").persist(StorageLevel.DISK_ONLY))
+            try:
+                scored.count()  # every partition scored, on every core at once
+                # then fetched a partition at a time: a million letters' links pass Spark's limit
+                # on one job's results (spark.driver.maxResultSize, 1 GB)
+                parts = sorted(((row["first"], pickle.loads(row["links"])) for row in scored.toLocalIterator()),
+                               key=lambda part: part[0])
+            finally:
+                scored.unpersist()
         finally:
             pairs.unpersist()
-    frames = [pickle.loads(links) for links in scored.sort_values("first")["links"]]
+    frames = [links for _, links in parts]
     return pd.concat(frames, ignore_index=True) if frames else score(*(np.zeros(0, dtype=np.int64),) * 2)

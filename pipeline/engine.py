@@ -39,7 +39,7 @@ from pipeline.errors import PetitionError
 _kept = (None, None)
 
 
-def spark_session(master="local[*]", app_name="petition", driver_memory="4g"):
+def spark_session(master="local[*]", app_name="petition", driver_memory=""):
     """The process's SparkSession (made on first call, reused after; ``master`` and
     ``driver_memory``, the driver JVM's heap or "" for Spark's own setting, count only then):
     Arrow transfers on, Spark's log at WARN, workers running ``sys.executable``."""
@@ -124,14 +124,15 @@ class SparkMapper:
     master : str
         Spark master URL: ``local[*]``, ``local[2]``, ``spark://host:7077``, ``yarn``.
     driver_memory : str
-        The driver JVM's heap (``spark.driver.memory``), e.g. ``4g``, or "" for Spark's own
-        setting; under ``local[N]`` the executors run in it too.
+        The driver JVM's heap (``spark.driver.memory``), e.g. ``4g``, or "" (the default) for
+        Spark's own setting; under ``local[N]`` the executors run in it too. The stages pass
+        ``engine.driver_memory``.
     chunks_per_job : int, optional
         Chunks sent per Spark job (default: 4 per core of the cluster): the driver holds
         that many chunks and their results at once, whatever the length of the stream.
     """
 
-    def __init__(self, master="local[*]", *, driver_memory="4g", chunks_per_job=None):
+    def __init__(self, master="local[*]", *, driver_memory="", chunks_per_job=None):
         self.master, self.driver_memory, self.chunks_per_job = master, driver_memory, chunks_per_job
 
     costs_ = None  # per task name: its pickled size and each chunk's seconds on its worker (bench_spark.py)
@@ -180,7 +181,7 @@ class SparkMapper:
 
 
 @functools.cache
-def spark_mapper(master, driver_memory="4g"):
+def spark_mapper(master, driver_memory):
     """The process's ``SparkMapper`` for ``master`` (its ``costs_`` gathered across stages)."""
     return SparkMapper(master, driver_memory=driver_memory)
 

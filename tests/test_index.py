@@ -182,6 +182,8 @@ def test_nightly_recovers_from_a_crash_in_the_first_shard(runs, tmp_path, config
     (index / ".000001.k2j4l1").mkdir()  # a shard's temporary folder, as a crash leaves it
     (index / ".000001.k2j4l1" / "shard").mkdir()
     (index / ".000001.k2j4l1" / "shard" / "letters.parquet").write_bytes(b"PAR1")
+    (index / ".spark-3kq9x2" / "batch").mkdir(parents=True)  # the Spark engine's scratch folder
     run = run_nightly([dump], home, config)
     assert len(pd.read_parquet(run / "deduped.parquet")) == len(LETTERS)
     assert sorted(index_letters(index)) == sorted(row[0] for row in LETTERS)
+    assert sorted(p.name for p in index.iterdir()) == [".lock", "000001", "manifest.json"]

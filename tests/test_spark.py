@@ -78,6 +78,8 @@ def test_the_board_night_against_the_sample_index_is_the_same_on_spark(homes, bo
 def test_the_index_is_the_same_on_spark(homes):
     runs, _ = homes
     local, spark = (runs[engine][0].parent / "index" for engine in ENGINES)
+    # nothing left beside the shards (Spark's scratch folder of features and links is removed)
+    assert sorted(path.name for path in spark.iterdir()) == sorted(path.name for path in local.iterdir())
     files = sorted(path.relative_to(local) for path in local.glob("*/*.*"))
     assert files == sorted(path.relative_to(spark) for path in spark.glob("*/*.*")) and len(files) > 20
     for name in files:

@@ -64,6 +64,11 @@ class Pool:
             arrow_strings(self.letters[schema.PLACES]), arrow_strings(self.letters[schema.OTHERS]),
             pa.scalar("|", pa.large_string())), "|")
 
+    def __reduce__(self):
+        # to a Spark worker: the index's shards and the batch travel as their folders
+        # (``Batch.saved_for_workers``), the rest is made again there
+        return Pool, (self.index, self.batch, self.n_features)
+
     def csr(self, name):
         """The CSR layout ``name`` of every letter (values, pointers), made once."""
         if name not in self._made:

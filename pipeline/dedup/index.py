@@ -30,6 +30,7 @@ shard the manifest does not list) is removed on the next open. Every file of a s
 checked against its size and checksum on open. Arrays are memory-mapped: a night's matching
 reads only the rows of its candidates.
 """
+import contextlib
 import dataclasses
 import fcntl
 import hashlib
@@ -66,7 +67,9 @@ UNHASHED_KEYS = ("processes", "chunk_size", "chunk_pairs", "index_lock_wait", "c
 LOCK_FILE = ".lock"
 MODEL_FILE, CARD_FILE = "model.joblib", "model_card.json"  # a match model's folder (pipeline.dedup.matcher)
 SHARD_NAME = re.compile(r"\d{6}")
-LEFTOVER = re.compile(r"\.(\d{6}|manifest\.json)\..+")  # temporary shard folders and manifests
+SCRATCH_PREFIX = ".spark-"  # the Spark engine's scratch folders (spark_blocking)
+# temporary shard folders and manifests, scratch folders
+LEFTOVER = re.compile(rf"\.(\d{{6}}\.|manifest\.json\.|{SCRATCH_PREFIX[1:]}).+")
 POLL_SECONDS = 0.5
 
 
@@ -189,12 +192,28 @@ class Batch:
         return [str(text[start:end], "utf-8")
                 for start, end in zip(pointers[rows].tolist(), pointers[np.asarray(rows) + 1].tolist())]
 
-    def save(self, directory, links):
+    def save(self, directory, links=None):
+        """Write the letters, the arrays and (an index shard's) ``links`` to a new ``directory``."""
         directory.mkdir(parents=True)
         self.letters.to_parquet(directory / "letters.parquet", index=False)
-        links.to_parquet(directory / "links.parquet", index=False)
+        if links is not None:
+            links.to_parquet(directory / "links.parquet", index=False)
         for name in ARRAYS:
             np.save(directory / f"{name}.npy", self.arrays[name])
+
+    @contextlib.contextmanager
+    def saved_for_workers(self, directory):
+        """Inside the block the batch pickles as a shard does, as the folder ``directory``,
+        where it is saved first (unless it is a shard already); this process keeps its arrays."""
+        if getattr(self, "directory", None) is not None:
+            yield
+            return
+        self.save(directory)
+        self.directory = Path(directory).resolve()
+        try:
+            yield
+        finally:
+            self.directory = None
 
     @classmethod
     def load(cls, directory):
@@ -275,9 +294,13 @@ class DedupeIndex:
         return len(self.letters)
 
     def __getstate__(self):
-        # a copy sent to a Spark worker reads the shards' features; the lock and the letters
-        # and links tables (candidates' pool has the letters) stay with this process
+        # a copy sent to a Spark worker reads the shards' features and letters from their
+        # folders; the lock and the links stay with this process
         return self.__dict__ | {"_lock": None, "letters": None, "links": None, "_ends": None}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.letters = self._shards_letters()
 
     def __enter__(self):
         return self
@@ -386,8 +409,11 @@ class DedupeIndex:
                                                    f"{entry['letters']} and {entry['links']}")
             shards.append(shard)
         self._manifest, self.shards, self._link_counts = manifest, shards, [len(frame) for frame in links]
-        self.letters = concat_frames([s.letters for s in shards]) if shards else pd.DataFrame()
+        self.letters = self._shards_letters()
         self.links = pd.concat(links, ignore_index=True) if links else pd.DataFrame()
+
+    def _shards_letters(self):
+        return concat_frames([s.letters for s in self.shards]) if self.shards else pd.DataFrame()
 
     def shard_from(self, source):
         """Position of the shard that ``source`` (``{"run": ..., "input": ...}``, as given to

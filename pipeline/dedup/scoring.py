@@ -25,6 +25,7 @@ the windows; letters without a petitioner identity are matched on content only (
 Every decision is about one pair of letters and depends on those two letters only, so N
 nightly runs link exactly the pairs one run over all letters links.
 """
+import functools
 import re
 from concurrent.futures import ThreadPoolExecutor
 
@@ -252,7 +253,7 @@ def find_links(pool, settings, matcher, workers=1):
     if pool.history == len(pool.letters):
         return score_pairs(pool, empty, empty, settings, matcher)
     if (mapper := distributed_mapper()) is not None:
-        return spark_links(mapper, pool, settings, lambda a, b: score_pairs(pool, a, b, settings, matcher))
+        return spark_links(mapper, pool, settings, functools.partial(score_pairs, settings=settings, matcher=matcher))
     candidates = Candidates(pool, settings)
 
     def links(bounds):

@@ -10,18 +10,26 @@ engine (``engine.name: spark``), giving exactly the pairs of ``candidates.Candid
 * Same-text pairs (``same_text_pairs``): each new letter and the earliest other letter with
   its text (earliest by ``Pool.rank``).
 * The distinct pairs, partitioned by ranges of ``b`` of about ``chunk_pairs`` pairs, are
-  scored partition by partition by the scoring function given; only the links come back to
-  the driver, a partition at a time.
+  scored partition by partition by the scoring function given.
+
+The workers read the letters' features from files, as they read the index's shards: the
+night's new ones are saved in a scratch folder inside the index folder for the job. Each
+partition's links are written there as a Parquet file, and the driver reads the files: a
+million letters' features and links (gigabytes) never pass through the driver's JVM, whose
+heap (``engine.driver_memory``) they overflowed.
 
 PySpark is imported only here, when the Spark engine runs.
 """
 import contextlib
-import pickle
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from pipeline.dedup.candidates import LSH, blocking_keys, kind_rules
+from pipeline.dedup.index import SCRATCH_PREFIX
+from pipeline.rundir import atomic_path
 
 ENTRIES = "kind int, key long, position long, day long, body long"
 LETTERS = "position long, body long, rank long"
@@ -54,11 +62,18 @@ def _letters(work, frames):
 
 def _scored(work, frames):
     """mapInPandas body: the scoring function over the pairs of one partition (one range of
-    ``b``, sorted by b then a), as (its first b, the pickled links)."""
+    ``b``, sorted by b then a), its links written to the scratch folder; yields (its first b,
+    the file)."""
+    pool, score, scratch = work
     pairs = pd.concat([frame for frame in frames if len(frame)] or [pd.DataFrame({"a": [], "b": []})])
     if len(pairs):
-        links = work[1](pairs["a"].to_numpy(dtype=np.int64), pairs["b"].to_numpy(dtype=np.int64))
-        yield pd.DataFrame({"first": [int(pairs["b"].iloc[0])], "links": [pickle.dumps(links, protocol=5)]})
+        first = int(pairs["b"].iloc[0])
+        path = Path(scratch) / f"links-{first:012d}.parquet"
+        # a task run again (a lost executor) writes the same file whole
+        with atomic_path(path) as tmp:
+            score(pool, pairs["a"].to_numpy(dtype=np.int64), pairs["b"].to_numpy(dtype=np.int64)).to_parquet(
+                tmp, index=False)
+        yield pd.DataFrame({"first": [first], "file": [str(path)]})
 
 
 def letter_frames(session, shipment, total, step):
@@ -123,26 +138,22 @@ def candidate_pairs(session, shipment, pool, settings):
 
 
 def spark_links(mapper, pool, settings, score):
-    """Links of the pool's new letters on the Spark engine: ``score(a, b)`` (scoring's
+    """Links of the pool's new letters on the Spark engine: ``score(pool, a, b)`` (scoring's
     ``score_pairs`` of the pairs) over ranges of ``b`` of the candidate pairs, formed in Spark;
-    the links frames concatenated in order of ``b``, as the local engine's chunks are."""
-    from pyspark import StorageLevel
+    the links frames concatenated in order of ``b``, as the local engine's chunks are. The
+    scratch folder (see the module docstring) is removed after."""
     session = mapper.session()
-    with mapper.shipped((pool, score)) as shipment, candidate_pairs(session, shipment, pool, settings) as pairs:
-        pairs = pairs.persist()
+    with (tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX, dir=pool.index.directory) as scratch,
+          pool.batch.saved_for_workers(Path(scratch) / "batch"),
+          mapper.shipped((pool, score, scratch)) as shipment,
+          candidate_pairs(session, shipment, pool, settings) as pairs):
+        pairs = pairs.persist()  # counted, sampled for the ranges, then scored
         try:
             partitions = max(1, -(-pairs.count() // settings.chunk_pairs))
-            scored = (pairs.repartitionByRange(partitions, "b").sortWithinPartitions("b", "a")
-                      .mapInPandas(shipment(_scored), "first long, links binary").persist(StorageLevel.DISK_ONLY))
-            try:
-                scored.count()  # every partition scored, on every core at once
-                # then fetched a partition at a time: a million letters' links pass Spark's limit
-                # on one job's results (spark.driver.maxResultSize, 1 GB)
-                parts = sorted(((row["first"], pickle.loads(row["links"])) for row in scored.toLocalIterator()),
-                               key=lambda part: part[0])
-            finally:
-                scored.unpersist()
+            files = (pairs.repartitionByRange(partitions, "b").sortWithinPartitions("b", "a")
+                     .mapInPandas(shipment(_scored), "first long, file string").toPandas().sort_values("first"))
         finally:
             pairs.unpersist()
-    frames = [links for _, links in parts]
-    return pd.concat(frames, ignore_index=True) if frames else score(*(np.zeros(0, dtype=np.int64),) * 2)
+        frames = [pd.read_parquet(file) for file in files["file"]]
+    empty = np.zeros(0, dtype=np.int64)
+    return pd.concat(frames, ignore_index=True) if frames else score(pool, empty, empty)

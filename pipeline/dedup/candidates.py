@@ -103,6 +103,13 @@ class Pool:
         old, new = positions[positions < self.history], positions[positions >= self.history] - self.history
         return (self.index.texts(old, name) if len(old) else []) + self.batch.texts(new, name)
 
+    def new_keys(self):
+        """{kind: the blocking keys (``blocking_keys``) the new letters hold}, made once."""
+        if "new_keys" not in self._made:
+            self._made["new_keys"] = {kind: keys for kind, _, keys in
+                                      blocking_keys(self, self.history, len(self.letters))}
+        return self._made["new_keys"]
+
     def per_letter(self, name):
         """The array ``name`` with one value per letter (``chars``) of every letter, made once."""
         if name not in self._made:

@@ -2,7 +2,8 @@
 engine (``engine.name: spark``), giving exactly the pairs of ``candidates.Candidates``.
 
 * The workers make the blocking entries, (kind, key, letter position, whole day, body), of
-  ranges of letters with ``candidates.blocking_keys``, the local engine's key functions.
+  ranges of letters with ``candidates.blocking_keys``, the local engine's key functions (an
+  earlier letter's only under keys a new letter holds, ``Pool.new_keys``).
 * A key is usable when a new letter holds it and it has 2 to its kind's ``max_`` entries
   (``usable_blocks``); its entries are self-joined on (kind, key) under ``Blocks.pairs``'s
   conditions: ``a < b``, ``b`` new, at most the kind's window apart in whole days (a letter
@@ -27,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline.dedup.arrays import holding
 from pipeline.dedup.candidates import LSH, blocking_keys, kind_rules
 from pipeline.dedup.index import SCRATCH_PREFIX
 from pipeline.rundir import atomic_path
@@ -42,10 +44,15 @@ def _ranges(frames):
 
 
 def _entries(work, frames):
-    """mapInPandas body: the blocking entries of each range of letters of ``frames``."""
+    """mapInPandas body: the blocking entries of each range of letters of ``frames``, those
+    of earlier letters only under keys a new letter holds (no other key can be usable): a
+    night's entries against a million letters are a few million, not fifty."""
     pool = work[0]
     for lo, hi in _ranges(frames):
         for kind, owner, keys in blocking_keys(pool, lo, hi):
+            if lo < pool.history:
+                kept = holding(keys, pool.new_keys()[kind])
+                owner, keys = owner[kept], keys[kept]
             days = pool.days[owner]
             yield pd.DataFrame({"kind": np.full(len(owner), kind, dtype=np.int32), "key": keys, "position": owner,
                                 "day": pd.array(np.floor(days), dtype="Int64"),  # NaN (undated): null

@@ -187,3 +187,31 @@ def test_nightly_recovers_from_a_crash_in_the_first_shard(runs, tmp_path, config
     assert len(pd.read_parquet(run / "deduped.parquet")) == len(LETTERS)
     assert sorted(index_letters(index)) == sorted(row[0] for row in LETTERS)
     assert sorted(p.name for p in index.iterdir()) == [".lock", "000001", "manifest.json"]
+
+
+# --- a night's features sent to Spark's workers by folder -------------------------------------------
+
+def test_a_batch_saved_for_workers_pickles_as_its_folder_only_inside_the_block(runs, tmp_path):
+    import pickle
+
+    import numpy as np
+
+    from pipeline.dedup.index import Batch
+    with DedupeIndex.open(runs / "reference_index", _hash()) as index:
+        shard = index.shards[-1]
+    night = Batch(shard.letters.copy(), {name: np.array(array) for name, array in shard.arrays.items()})
+    whole = len(pickle.dumps(night))
+    with night.saved_for_workers(tmp_path / "batch"):
+        sent = pickle.dumps(night)
+        there = pickle.loads(sent)
+    assert len(sent) < 1000 < whole  # the folder's path, not the arrays
+    pd.testing.assert_frame_equal(there.letters, night.letters)
+    for name, array in night.arrays.items():
+        assert isinstance(there.arrays[name], np.memmap) and np.array_equal(there.arrays[name], array), name
+    assert night.directory is None and len(pickle.dumps(night)) == whole
+    with pytest.raises(RuntimeError), night.saved_for_workers(tmp_path / "again"):
+        raise RuntimeError("a failed Spark job")
+    assert night.directory is None
+    with shard.saved_for_workers(tmp_path / "unused"):  # a shard travels as its own folder
+        assert pickle.loads(pickle.dumps(shard)).directory == shard.directory
+    assert not (tmp_path / "unused").exists()

@@ -21,7 +21,7 @@ import scipy.sparse as sp
 
 from pipeline import schema
 from pipeline.dedup.arrays import (arrow_strings, holding, index_ranges, is_increasing, join_pairs, mix64, string_codes,
-                                   unique_pairs)
+                                   unique, unique_pairs)
 from pipeline.parallel import release_memory
 from pipeline.rundir import concat_frames
 
@@ -82,7 +82,7 @@ class Pool:
     def bands(self, positions):
         """Band keys of ``positions`` (sorted), history rows read from the index."""
         old = positions[positions < self.history]
-        parts = [np.asarray(self.index.array("bands")[old])] if len(old) else []
+        parts = [self.index.rows("bands", old)] if len(old) else []
         parts.append(self.batch.arrays["bands"][positions[positions >= self.history] - self.history])
         return np.concatenate(parts)
 
@@ -104,9 +104,10 @@ class Pool:
         return (self.index.texts(old, name) if len(old) else []) + self.batch.texts(new, name)
 
     def new_keys(self):
-        """{kind: the blocking keys (``blocking_keys``) the new letters hold}, made once."""
+        """{kind: the blocking keys (``blocking_keys``) the new letters hold, sorted and distinct},
+        made once."""
         if "new_keys" not in self._made:
-            self._made["new_keys"] = {kind: keys for kind, _, keys in
+            self._made["new_keys"] = {kind: unique(keys) for kind, _, keys in
                                       blocking_keys(self, self.history, len(self.letters))}
         return self._made["new_keys"]
 

@@ -26,7 +26,8 @@ One dedupe at a time: a second waits for the lock (``dedupe.index_lock_wait`` se
 reads the manifest afresh. A shard is written to a temporary folder (``.000002.*``) and
 renamed; the manifest, written last and atomically, lists the shards that count, so an
 interrupted run leaves the index as it was; what it left beside them (a temporary folder, a
-shard the manifest does not list) is removed on the next open. Every file of a shard is
+shard the manifest does not list, the Spark engine's scratch folder ``.spark-*``) is removed
+on the next open. Every file of a shard is
 checked against its size and checksum on open. Arrays are memory-mapped: a night's matching
 reads only the rows of its candidates.
 """
@@ -69,7 +70,7 @@ MODEL_FILE, CARD_FILE = "model.joblib", "model_card.json"  # a match model's fol
 SHARD_NAME = re.compile(r"\d{6}")
 SCRATCH_PREFIX = ".spark-"  # the Spark engine's scratch folders (spark_blocking)
 # temporary shard folders and manifests, scratch folders
-LEFTOVER = re.compile(rf"\.(\d{{6}}\.|manifest\.json\.|{SCRATCH_PREFIX[1:]}).+")
+LEFTOVER = re.compile(rf"\.(\d{{6}}|manifest\.json)\..+|{re.escape(SCRATCH_PREFIX)}.+")
 POLL_SECONDS = 0.5
 
 
@@ -171,6 +172,7 @@ class Batch:
 
     def __init__(self, letters, arrays):
         self.letters, self.arrays = letters, arrays
+        self.directory = None  # an index shard's folder (``load``)
         self._vectors = None
 
     def __len__(self):
@@ -205,7 +207,7 @@ class Batch:
     def saved_for_workers(self, directory):
         """Inside the block the batch pickles as a shard does, as the folder ``directory``,
         where it is saved first (unless it is a shard already); this process keeps its arrays."""
-        if getattr(self, "directory", None) is not None:
+        if self.directory is not None:
             yield
             return
         self.save(directory)
@@ -225,7 +227,7 @@ class Batch:
 
     def __reduce__(self):
         # a shard travels to a Spark worker as its folder, memory-mapped there, not copied
-        if getattr(self, "directory", None) is not None:
+        if self.directory is not None:
             return Batch.load, (self.directory,)
         return Batch, (self.letters, self.arrays)
 
@@ -413,6 +415,7 @@ class DedupeIndex:
         self.links = pd.concat(links, ignore_index=True) if links else pd.DataFrame()
 
     def _shards_letters(self):
+        """The letters of every shard, in order, as one frame."""
         return concat_frames([s.letters for s in self.shards]) if self.shards else pd.DataFrame()
 
     def shard_from(self, source):
@@ -453,6 +456,19 @@ class DedupeIndex:
     def array(self, name):
         """One array of every shard, concatenated (names/terms/vec pointers are per shard)."""
         return np.concatenate([s.arrays[name] for s in self.shards]) if self.shards else None
+
+    def rows(self, name, rows):
+        """The per-letter array ``name`` (``bands``) at index letters ``rows`` (sorted), read
+        from the shards' memory-mapped arrays, a slice of each: a Spark task's letters are
+        read, not every shard's whole array."""
+        shard, local = self._locate(np.asarray(rows, dtype=np.int64))
+        parts = [self.shards[0].arrays[name][:0]] if self.shards else []
+        for number in np.unique(shard):
+            chosen = local[shard == number]
+            array = self.shards[number].arrays[name]
+            contiguous = chosen[-1] - chosen[0] + 1 == len(chosen)
+            parts.append(array[chosen[0]:chosen[-1] + 1] if contiguous else array[chosen])
+        return np.concatenate(parts)
 
     def csr(self, name):
         """The CSR layout ``name``/``name_ptr`` of all shards as one (values, pointers)."""

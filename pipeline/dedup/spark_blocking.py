@@ -77,9 +77,9 @@ def _scored(work, frames):
         first = int(pairs["b"].iloc[0])
         path = Path(scratch) / f"links-{first:012d}.parquet"
         # a task run again (a lost executor) writes the same file whole
+        links = score(pool, pairs["a"].to_numpy(dtype=np.int64), pairs["b"].to_numpy(dtype=np.int64))
         with atomic_path(path) as tmp:
-            score(pool, pairs["a"].to_numpy(dtype=np.int64), pairs["b"].to_numpy(dtype=np.int64)).to_parquet(
-                tmp, index=False)
+            links.to_parquet(tmp, index=False)
         yield pd.DataFrame({"first": [first], "file": [str(path)]})
 
 
@@ -150,7 +150,10 @@ def spark_links(mapper, pool, settings, score):
     the links frames concatenated in order of ``b``, as the local engine's chunks are. The
     scratch folder (see the module docstring) is removed after."""
     session = mapper.session()
-    with (tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX, dir=pool.index.directory) as scratch,
+    # absolute: executors elsewhere run in folders of their own; a folder a lingering worker
+    # still maps (NFS) or writes to is left for the index's next opening to remove
+    with (tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX, dir=Path(pool.index.directory).resolve(),
+                                      ignore_cleanup_errors=True) as scratch,
           pool.batch.saved_for_workers(Path(scratch) / "batch"),
           mapper.shipped((pool, score, scratch)) as shipment,
           candidate_pairs(session, shipment, pool, settings) as pairs):

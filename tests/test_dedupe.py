@@ -11,6 +11,7 @@ import pytest
 from pipeline import schema
 from pipeline.config import load_config
 from pipeline.dedup.arrays import join_pairs
+from pipeline.dedup.blocking import STORED_KINDS
 from pipeline.dedup.candidates import Blocks
 from pipeline.dedup.index import DedupeIndex, config_hash
 from pipeline.dedup.minhash import MinHasher, lsh_params, shingle_hashes
@@ -171,6 +172,9 @@ def test_incremental_equals_one_shot_and_same_dump_adds_nothing(cli, board_run, 
     scored1, scored3 = _scored(index1.links), _scored(index3.links)
     assert {pair: score for pair, (_, score) in scored1.items()} == \
         {pair: score for pair, (_, score) in scored3.items()}
+    # a letter's blocking keys are its own: the three nights' shards hold those of one run's shard
+    for kind in STORED_KINDS:
+        assert _keys_by_letter(index3, kind) == _keys_by_letter(index1, kind)
     differ = {pair for pair in scored1 if scored1[pair][0] != scored3[pair][0]}
     assert len(differ) <= 0.01 * len(_link_set(index1.links))
     assert all("" in (scored1[pair][0], scored3[pair][0]) for pair in differ)
@@ -190,6 +194,15 @@ def _scored(links):
     """{(earlier letter, later letter): (relation, score)} of every pair scored."""
     return {(a, b): (relation, score) for a, b, relation, score in
             zip(links["letter_a"], links["letter_b"], links["relation"], links["score"])}
+
+
+def _keys_by_letter(index, kind):
+    """Sorted (key, letter id) of every sorted blocking key of ``kind`` the shards hold."""
+    ids = index.letters[schema.LETTER_ID].to_numpy()
+    sources = index.block_keys(kind)
+    keys = np.concatenate([np.asarray(keys) for keys, _, _ in sources])
+    owners = ids[np.concatenate([np.asarray(rows, dtype=np.int64) + offset for _, rows, offset in sources])]
+    return sorted(zip(keys.tolist(), owners.tolist()))
 
 
 def _link_set(links):

@@ -5,13 +5,15 @@ at least one of the night's letters.
 * MinHash LSH over character shingles: texts that share a band (``pipeline.dedup.minhash``);
 * same ``petitioner_key`` within ``repeat_window_days``;
 * within ``same_matter_window_days``: a shared specific name and top TF-IDF term, two
-  shared top terms, or two shared specific names (``matter_keys``).
+  shared top terms, or two shared specific names (``blocking.matter_keys``).
 
 A blocking key (band, petitioner, same-matter key) held by more letters than its ``max_``
 setting is skipped as too generic. Candidates are listed by ranges of their later letter
 (``Blocks``, ``Candidates``), so memory grows with the letters, not with their pairs.
 Letters without a date pair with every letter of their blocks whatever the windows. The keys
-come from ``blocking_keys``, which the Spark engine joins on too (``spark_blocking``).
+come from ``pipeline.dedup.blocking``: the night's letters' are looked up in the index shards'
+sorted keys (``candidate_blocks``); the Spark engine joins on ``blocking_keys`` instead
+(``spark_blocking``).
 """
 import numpy as np
 import pandas as pd
@@ -20,8 +22,8 @@ import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from pipeline import schema
-from pipeline.dedup.arrays import (arrow_strings, holding, index_ranges, is_increasing, join_pairs, mix64, string_codes,
-                                   unique, unique_pairs)
+from pipeline.dedup.arrays import arrow_strings, index_ranges, is_increasing, string_codes, unique, unique_pairs
+from pipeline.dedup.blocking import LSH, MATTER_KINDS, NAME_TERM, PETITIONER, kind_rules, letter_keys, usable_blocks
 from pipeline.parallel import release_memory
 from pipeline.rundir import concat_frames
 
@@ -194,25 +196,6 @@ class Blocks:
         return np.concatenate(firsts), np.concatenate(seconds)
 
 
-def usable_blocks(labels, positions, new, max_block):
-    """Group entries (``labels``, letter ``positions``) into blocks by label, keeping blocks
-    that hold a new letter and 2 to ``max_block`` entries (a label held by more letters is
-    too generic to block on: a township and 问题, a placeholder name, boilerplate).
-
-    Returns (block number, position) of the kept entries, grouped by block."""
-    if not new.all():  # only labels a new letter holds
-        relevant = holding(labels, labels[new[positions]])
-        labels, positions = labels[relevant], positions[relevant]
-    order = np.argsort(labels)
-    labels, positions = labels[order], positions[order].astype(np.int32)
-    del order
-    starts = np.flatnonzero(np.concatenate(([True], labels[1:] != labels[:-1])))[:len(labels)]
-    del labels
-    counts = np.diff(np.append(starts, len(positions)))
-    kept = np.repeat((counts >= 2) & (counts <= max_block), counts)
-    return np.repeat(np.arange(len(starts), dtype=np.int32), counts)[kept], positions[kept]
-
-
 def same_text_pairs(pool):
     """Each new letter and the earliest other letter with its text (pairs ``a < b``)."""
     new = pool.is_new
@@ -230,41 +213,42 @@ def same_text_pairs(pool):
     return a[order], b[order]
 
 
-# the kinds of blocking key, in the order ``blocking_keys`` yields them
-LSH, PETITIONER, NAME_TERM, TERM_PAIR, NAME_PAIR = range(5)
-MATTER_KINDS = (NAME_TERM, TERM_PAIR, NAME_PAIR)
-
-
-def kind_rules(settings):
-    """Per kind of blocking key: (most entries a usable key holds, window in days or None)."""
-    matter = (settings.max_block, settings.same_matter_window_days)
-    return {LSH: (settings.max_lsh_bucket, None), **dict.fromkeys(MATTER_KINDS, matter),
-            PETITIONER: (settings.max_petitioner_letters, settings.repeat_window_days)}
-
-
 def blocking_keys(pool, lo, hi):
-    """The blocking keys of the letters at positions ``lo..hi-1``, one kind at a time: yields
-    (kind, owner positions, keys as int64) for the LSH bands, the petitioner keys and the
-    three kinds of ``matter_keys``. Both engines block on these (``candidate_blocks`` here,
-    ``spark_blocking`` in Spark)."""
+    """The blocking keys of the pool's letters at positions ``lo..hi-1``, one kind at a time:
+    yields (kind, owner positions, keys as int64) for the LSH bands, the petitioner keys and
+    the three kinds of ``blocking.matter_keys``; with history in the pool, only matter keys
+    made of a new letter's names and terms (the others could not block a new letter). The
+    Spark engine joins on these (``spark_blocking``)."""
     positions = np.arange(lo, hi)
-    bands = pool.bands(positions)
-    yield LSH, np.repeat(positions, bands.shape[1]), bands.ravel().view(np.int64)
-    del bands
+    names, terms = pool.csr("names"), pool.csr("terms")
+    within = (names[0][names[1][pool.history]:], terms[0][terms[1][pool.history]:]) if pool.history else None
+    kinds = letter_keys(pool.bands(positions), names, terms, lo, hi, within)  # new letters come last
+    yield next(kinds)
     known = positions[pool.keys[positions] >= 0]
     yield PETITIONER, known, pool.keys[known]
-    for kind, (owner, keys) in zip(MATTER_KINDS, matter_keys(pool, lo, hi)):
-        yield kind, owner, keys
+    yield from kinds
+
+
+def petitioner_keys(pool):
+    """The petitioner keys as ``blocking.usable_blocks`` reads them: (keys sorted, positions,
+    0) of the new letters, then of the earlier ones."""
+    known = np.flatnonzero(pool.keys >= 0)
+    sources = []
+    for part in (known[known >= pool.history], known[known < pool.history]):
+        order = np.argsort(pool.keys[part], kind="stable")
+        sources.append((pool.keys[part][order], part[order], 0))
+    return sources
 
 
 def candidate_blocks(pool, settings):
-    """The blocking sources of candidate pairs: LSH bands, petitioners, same-matter keys."""
-    new, rules = pool.is_new, kind_rules(settings)
-    # one kind of key at a time: tens of millions of keys are never held together
-    kinds = {}
-    for kind, owner, labels in blocking_keys(pool, 0, len(pool.letters)):
-        kinds[kind] = usable_blocks(labels, owner, new, rules[kind][0])
-        del owner, labels
+    """The blocking sources of candidate pairs: LSH bands, petitioners, same-matter keys. The
+    night's keys are looked up in the index shards' sorted keys, one kind at a time."""
+    rules = kind_rules(settings)
+    kinds = {PETITIONER: usable_blocks(petitioner_keys(pool), rules[PETITIONER][0])}
+    for kind, keys, rows in pool.batch.block_keys():
+        earlier = pool.index.block_keys(kind) if pool.history else []
+        kinds[kind] = usable_blocks([(keys, rows, pool.history), *earlier], rules[kind][0])
+        del keys, rows
     lsh = Blocks(*kinds.pop(LSH))
     block, owner = kinds.pop(PETITIONER)
     petitioner = Blocks(block, owner, pool.days[owner], rules[PETITIONER][1])
@@ -275,37 +259,6 @@ def candidate_blocks(pool, settings):
     del matter
     matter = Blocks(block, owner, pool.days[owner], rules[NAME_TERM][1])
     return lsh, petitioner, matter
-
-
-def matter_keys(pool, lo, hi):
-    """Same-matter blocking keys of the letters at positions ``lo..hi-1``: every (specific
-    name, top TF-IDF term), every pair of its top terms and every pair of its specific names,
-    so a pair is a candidate when the letters share a name and a distinctive word, two
-    distinctive words or two names (a village's letters about other matters stay apart).
-    Yields (owner positions, keys) for each of the three kinds; their hashes are salted apart.
-    With history in the pool, only keys made of a new letter's names and terms are made (the
-    others could not block a new letter)."""
-    names, name_ptr = pool.csr("names")
-    terms, term_ptr = pool.csr("terms")
-    new_names, new_terms = names[name_ptr[pool.history]:], terms[term_ptr[pool.history]:]  # new letters come last
-    names, terms = names[name_ptr[lo]:name_ptr[hi]], terms[term_ptr[lo]:term_ptr[hi]]
-    name_owner = np.repeat(np.arange(lo, hi), np.diff(name_ptr[lo:hi + 1]))
-    term_owner = np.repeat(np.arange(lo, hi), np.diff(term_ptr[lo:hi + 1]))
-    if pool.history:  # a key a new letter holds is made of its names and terms only
-        kept = holding(names.view(np.int64), new_names.view(np.int64))
-        names, name_owner = names[kept], name_owner[kept]
-        kept = holding(terms.view(np.int64), new_terms.view(np.int64))
-        terms, term_owner = terms[kept], term_owner[kept]
-    i, j = join_pairs(name_owner, term_owner)
-    yield name_owner[i], mix64(names[i] ^ mix64(terms[j] + np.uint64(1))).view(np.int64)
-    del i, j
-    k, m = join_pairs(term_owner, term_owner)
-    k, m = k[terms[k] < terms[m]], m[terms[k] < terms[m]]  # each unordered pair of top terms once
-    yield term_owner[k], mix64(mix64(terms[k] + np.uint64(2)) ^ terms[m]).view(np.int64)
-    del k, m
-    n, q = join_pairs(name_owner, name_owner)
-    n, q = n[names[n] < names[q]], q[names[n] < names[q]]  # each unordered pair of names once
-    yield name_owner[n], mix64(mix64(names[n] + np.uint64(3)) ^ names[q]).view(np.int64)
 
 
 def chunk_bounds(weights, start, limit):

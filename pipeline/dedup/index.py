@@ -21,6 +21,10 @@ Layout of an index directory::
         text.npy, text_ptr.npy            comparison text, UTF-8 bytes
         title.npy, title_ptr.npy          title, UTF-8 bytes
         chars.npy                         characters of the comparison text
+        lsh_keys.npy, lsh_keys_rows.npy   its letters' blocking keys of each kind a letter
+        name_term_keys.npy, ...           makes alone, sorted, and the row of each
+                                          (``blocking.sorted_keys``): a night looks its
+                                          keys up there
 
 One dedupe at a time: a second waits for the lock (``dedupe.index_lock_wait`` seconds), then
 reads the manifest afresh. A shard is written to a temporary folder (``.000002.*``) and
@@ -52,17 +56,19 @@ import scipy.sparse as sp
 
 from pipeline import schema
 from pipeline.dedup.arrays import arrow_strings, is_increasing
+from pipeline.dedup.blocking import KEY_ARRAYS, STORED_KINDS, sorted_keys
 from pipeline.errors import PetitionError
 from pipeline.rundir import concat_frames, write_json
 
 FORMAT = "petition-dedupe-index"
 # 4: people's names masked by normalize are held as keyed hashes (张:3f9a…), not as words
 # 5: titles, their names and terms, numbers, text lengths (evidence of the match model); link scores are P(same matter)
-FORMAT_VERSION = 5
+# 6: each shard's blocking keys, sorted (KEY_ARRAYS)
+FORMAT_VERSION = 6
 ARRAYS = ("bands", "names", "names_ptr", "title_names", "title_names_ptr", "title_terms", "title_terms_ptr",
           "numbers", "numbers_ptr", "terms", "terms_ptr",
           "vec_data", "vec_indices", "vec_ptr", "text", "text_ptr", "title", "title_ptr", "chars")
-SHARD_FILES = ("letters.parquet", "links.parquet") + tuple(f"{name}.npy" for name in ARRAYS)
+SHARD_FILES = ("letters.parquet", "links.parquet") + tuple(f"{name}.npy" for name in ARRAYS + KEY_ARRAYS)
 # change speed or waiting, or only how cases are cut from what the index holds, not what it holds
 UNHASHED_KEYS = ("processes", "chunk_size", "chunk_pairs", "index_lock_wait", "case_probability")
 LOCK_FILE = ".lock"
@@ -167,7 +173,8 @@ class Batch:
     letters : DataFrame
         Columns of ``letters.parquet``.
     arrays : dict of ndarray
-        The arrays named in ``ARRAYS`` (possibly memory-mapped).
+        The arrays named in ``ARRAYS`` (possibly memory-mapped); a shard's also those in
+        ``KEY_ARRAYS``.
     """
 
     def __init__(self, letters, arrays):
@@ -194,14 +201,27 @@ class Batch:
         return [str(text[start:end], "utf-8")
                 for start, end in zip(pointers[rows].tolist(), pointers[np.asarray(rows) + 1].tolist())]
 
+    def block_keys(self):
+        """The letters' blocking keys of ``blocking.STORED_KINDS``, sorted, one kind at a time:
+        yields (kind, keys, rows), a shard's from its files, else made (``blocking.sorted_keys``)."""
+        if KEY_ARRAYS[0] not in self.arrays:
+            yield from sorted_keys(self.arrays)
+            return
+        for kind, stem in STORED_KINDS.items():
+            yield kind, self.arrays[stem], self.arrays[f"{stem}_rows"]
+
     def save(self, directory, links=None):
-        """Write the letters, the arrays and (an index shard's) ``links`` to a new ``directory``."""
+        """Write the letters, the arrays, the sorted blocking keys and (an index shard's)
+        ``links`` to a new ``directory``."""
         directory.mkdir(parents=True)
         self.letters.to_parquet(directory / "letters.parquet", index=False)
         if links is not None:
             links.to_parquet(directory / "links.parquet", index=False)
         for name in ARRAYS:
             np.save(directory / f"{name}.npy", self.arrays[name])
+        for kind, keys, rows in self.block_keys():
+            np.save(directory / f"{STORED_KINDS[kind]}.npy", keys)
+            np.save(directory / f"{STORED_KINDS[kind]}_rows.npy", rows)
 
     @contextlib.contextmanager
     def saved_for_workers(self, directory):
@@ -220,7 +240,7 @@ class Batch:
     @classmethod
     def load(cls, directory):
         letters = pd.read_parquet(directory / "letters.parquet")
-        arrays = {name: np.load(directory / f"{name}.npy", mmap_mode="r") for name in ARRAYS}
+        arrays = {name: np.load(directory / f"{name}.npy", mmap_mode="r") for name in ARRAYS + KEY_ARRAYS}
         batch = cls(letters, arrays)
         batch.directory = Path(directory).resolve()
         return batch
@@ -469,6 +489,15 @@ class DedupeIndex:
             contiguous = chosen[-1] - chosen[0] + 1 == len(chosen)
             parts.append(array[chosen[0]:chosen[-1] + 1] if contiguous else array[chosen])
         return np.concatenate(parts)
+
+    def block_keys(self, kind):
+        """Each shard's sorted blocking keys of ``kind`` (one of ``blocking.STORED_KINDS``) as
+        ``blocking.usable_blocks`` reads them: (keys, shard rows, the shard's first position)."""
+        stem, offset, out = STORED_KINDS[kind], 0, []
+        for shard in self.shards:
+            out.append((shard.arrays[stem], shard.arrays[f"{stem}_rows"], offset))
+            offset += len(shard)
+        return out
 
     def csr(self, name):
         """The CSR layout ``name``/``name_ptr`` of all shards as one (values, pointers)."""

@@ -29,7 +29,8 @@ import numpy as np
 import pandas as pd
 
 from pipeline.dedup.arrays import holding
-from pipeline.dedup.candidates import LSH, blocking_keys, kind_rules
+from pipeline.dedup.blocking import LSH, kind_rules
+from pipeline.dedup.candidates import blocking_keys
 from pipeline.dedup.index import SCRATCH_PREFIX
 from pipeline.rundir import atomic_path
 

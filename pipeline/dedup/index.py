@@ -173,8 +173,7 @@ class Batch:
     letters : DataFrame
         Columns of ``letters.parquet``.
     arrays : dict of ndarray
-        The arrays named in ``ARRAYS`` (possibly memory-mapped); a shard's also those in
-        ``KEY_ARRAYS``.
+        The arrays named in ``ARRAYS`` (possibly memory-mapped).
     """
 
     def __init__(self, letters, arrays):
@@ -204,11 +203,18 @@ class Batch:
     def block_keys(self):
         """The letters' blocking keys of ``blocking.STORED_KINDS``, sorted, one kind at a time:
         yields (kind, keys, rows), a shard's from its files, else made (``blocking.sorted_keys``)."""
-        if KEY_ARRAYS[0] not in self.arrays:
+        if self.directory is None:
             yield from sorted_keys(self.arrays)
             return
-        for kind, stem in STORED_KINDS.items():
-            yield kind, self.arrays[stem], self.arrays[f"{stem}_rows"]
+        for kind in STORED_KINDS:
+            yield (kind, *self.sorted_keys(kind))
+
+    def sorted_keys(self, kind):
+        """A saved batch's sorted keys of ``kind`` and their rows, memory-mapped afresh: a
+        night's lookups touch most pages of a million letters' keys (600 MB), which leave
+        memory with the arrays instead of staying mapped with the shard."""
+        stem = self.directory / STORED_KINDS[kind]
+        return np.load(f"{stem}.npy", mmap_mode="r"), np.load(f"{stem}_rows.npy", mmap_mode="r")
 
     def save(self, directory, links=None):
         """Write the letters, the arrays, the sorted blocking keys and (an index shard's)
@@ -240,7 +246,7 @@ class Batch:
     @classmethod
     def load(cls, directory):
         letters = pd.read_parquet(directory / "letters.parquet")
-        arrays = {name: np.load(directory / f"{name}.npy", mmap_mode="r") for name in ARRAYS + KEY_ARRAYS}
+        arrays = {name: np.load(directory / f"{name}.npy", mmap_mode="r") for name in ARRAYS}
         batch = cls(letters, arrays)
         batch.directory = Path(directory).resolve()
         return batch
@@ -493,9 +499,9 @@ class DedupeIndex:
     def block_keys(self, kind):
         """Each shard's sorted blocking keys of ``kind`` (one of ``blocking.STORED_KINDS``) as
         ``blocking.usable_blocks`` reads them: (keys, shard rows, the shard's first position)."""
-        stem, offset, out = STORED_KINDS[kind], 0, []
+        offset, out = 0, []
         for shard in self.shards:
-            out.append((shard.arrays[stem], shard.arrays[f"{stem}_rows"], offset))
+            out.append((*shard.sorted_keys(kind), offset))
             offset += len(shard)
         return out
 

@@ -245,7 +245,9 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
                           dict(zip(table[schema.CASE_ID], table[schema.CASE_LABEL])))
     write_tonight(clerk, run.path / TONIGHT)
     touching = in_run[ends[0]] | in_run[ends[1]]  # located, not looked up: millions of links
-    run_links = all_links[all_links[schema.RELATION].isin(schema.RELATIONS).to_numpy() & touching]
+    listed = np.flatnonzero(all_links[schema.RELATION].isin(schema.RELATIONS).to_numpy() & touching)
+    # the index holds the links' LINK_COLUMNS; links.csv shows their evidence too, read from the shards
+    run_links = index.link_rows(listed) if len(index.links) else all_links.iloc[listed]
     write_csv(run_links.reset_index(drop=True), run.path / "links.csv")
     summary = summarize(letters[~bad], run_cases[~bad], links, table, added, index, config)
     summary["analyst decisions"] = decided = decision_counts(everything, all_links, cases, decisions, ends)

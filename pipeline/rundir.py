@@ -76,14 +76,19 @@ def read_parquet(path, columns=None, leave_out=()):
 def read_rows(path, rows, column):
     """The values of ``column`` at ``rows`` (positions in the file, ascending) of the Parquet
     file ``path``, as a list: only the row groups holding them are read."""
+    return read_row_table(path, rows, [column]).column(0).to_pylist()
+
+
+def read_row_table(path, rows, columns=None):
+    """The rows ``rows`` (positions in the file, ascending) of the Parquet file ``path``, of
+    ``columns`` (default: all), as an Arrow table: only the row groups holding them are read."""
     file = pq.ParquetFile(path)
     starts = np.cumsum([0] + [file.metadata.row_group(i).num_rows for i in range(file.num_row_groups)])
+    rows = np.asarray(rows, dtype=np.int64)
     group = np.searchsorted(starts, rows, side="right") - 1
-    values = []
-    for number in np.unique(group).tolist():
-        local = np.asarray(rows)[group == number] - starts[number]
-        values += file.read_row_group(number, columns=[column]).column(0).take(pa.array(local)).to_pylist()
-    return values
+    parts = [file.read_row_group(number, columns=columns).take(pa.array(rows[group == number] - starts[number]))
+             for number in np.unique(group).tolist()]
+    return pa.concat_tables(parts) if parts else file.schema_arrow.empty_table().select(columns or file.schema_arrow.names)
 
 
 def concat_frames(frames):

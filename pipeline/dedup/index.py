@@ -52,13 +52,14 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import scipy.sparse as sp
 
 from pipeline import schema
 from pipeline.dedup.arrays import arrow_strings, is_increasing
 from pipeline.dedup.blocking import KEY_ARRAYS, STORED_KINDS, sorted_keys
 from pipeline.errors import PetitionError
-from pipeline.rundir import concat_frames, write_json
+from pipeline.rundir import concat_frames, read_row_table, write_json
 
 FORMAT = "petition-dedupe-index"
 # 4: people's names masked by normalize are held as keyed hashes (张:3f9a…), not as words
@@ -72,6 +73,8 @@ SHARD_FILES = ("letters.parquet", "links.parquet") + tuple(f"{name}.npy" for nam
 # change speed or waiting, or only how cases are cut from what the index holds, not what it holds
 UNHASHED_KEYS = ("processes", "chunk_size", "chunk_pairs", "index_lock_wait", "case_probability")
 LOCK_FILE = ".lock"
+# what matching and cases read of earlier links (``links``); the rest (evidence) stays in the files
+LINK_COLUMNS = [schema.LETTER_A, schema.LETTER_B, schema.RELATION, schema.LINK_SCORE]
 MODEL_FILE, CARD_FILE = "model.joblib", "model_card.json"  # a match model's folder (pipeline.dedup.matcher)
 SHARD_NAME = re.compile(r"\d{6}")
 SCRATCH_PREFIX = ".spark-"  # the Spark engine's scratch folders (spark_blocking)
@@ -304,6 +307,13 @@ class DedupeIndex:
         Created on ``open``.
     config_hash : str
         Hash of the dedupe settings; an index built with other settings is refused.
+
+    Attributes
+    ----------
+    letters : DataFrame
+        Every shard's ``letters.parquet``, in order.
+    links : DataFrame
+        Every shard's links, ``LINK_COLUMNS`` only (``shard_links``: one shard's, whole).
     """
 
     def __init__(self, directory, config_hash):
@@ -427,7 +437,7 @@ class DedupeIndex:
             path = self.directory / entry["name"]
             try:
                 shard = Batch.load(path)
-                links.append(pd.read_parquet(path / "links.parquet"))
+                links.append(pd.read_parquet(path / "links.parquet", columns=LINK_COLUMNS))
             except Exception as exc:  # numpy/pyarrow raise several types for damaged files
                 raise IndexProblem(self.directory, f"shard {entry['name']} is damaged ({exc})") from exc
             if len(shard) != entry["letters"] or len(shard.arrays["bands"]) != entry["letters"] \
@@ -475,9 +485,21 @@ class DedupeIndex:
         return self._ends or (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
 
     def shard_links(self, position):
-        """The links found when shard ``position`` was added."""
-        start = sum(self._link_counts[:position])
-        return self.links.iloc[start:start + self._link_counts[position]].reset_index(drop=True)
+        """The links found when shard ``position`` was added, with all their columns."""
+        return pd.read_parquet(self._links_path(position))
+
+    def link_rows(self, rows):
+        """Every column of ``links`` at ``rows`` (ascending), read from the shards' files (the
+        row groups holding them)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        bounds = np.cumsum([0] + self._link_counts)
+        shard = np.searchsorted(bounds, rows, side="right") - 1
+        tables = [read_row_table(self._links_path(number), rows[shard == number] - bounds[number])
+                  for number in np.unique(shard).tolist()]
+        return pa.concat_tables(tables or [pq.read_schema(self._links_path(0)).empty_table()]).to_pandas()
+
+    def _links_path(self, position):
+        return self.directory / self._manifest["shards"][position]["name"] / "links.parquet"
 
     def array(self, name):
         """One array of every shard, concatenated (names/terms/vec pointers are per shard)."""
@@ -575,4 +597,5 @@ class DedupeIndex:
         self.shards.append(Batch.load(self.directory / name))
         self._link_counts.append(len(links))
         self.letters = concat_frames([self.letters, batch.letters] if len(self.letters) else [batch.letters])
+        links = links[LINK_COLUMNS]
         self.links = pd.concat([self.links, links], ignore_index=True) if len(self.links) else links

@@ -18,6 +18,7 @@ import pandas as pd
 
 from pipeline import __version__, schema
 from pipeline.config import PERIODS, load_config
+from pipeline.parallel import allow_open_files
 from pipeline.errors import PetitionError
 from pipeline.rundir import RunDir
 
@@ -342,6 +343,7 @@ def build_parser():
 def main(argv=None):
     """Run ``petition ARGV``; returns the exit status (0, 2 for a user error, 130 interrupted)."""
     args = build_parser().parse_args(argv)
+    allow_open_files()
     try:
         args.func(args, with_engine(args, load_config(args.config)))
     except PetitionError as exc:

@@ -23,6 +23,7 @@ import ctypes.util
 import gc
 import itertools
 import multiprocessing
+import resource
 
 _task = None
 _distributed = None
@@ -146,3 +147,13 @@ def release_memory():
     features are built, about a gigabyte."""
     if _trim is not None:
         _trim(0)
+
+
+def allow_open_files():
+    """Raise this process's limit of open files to the most the system allows: the dedupe
+    index keeps about 20 memory-mapped files open per shard, a shard per night, and the
+    usual soft limit of 1,024 is reached after about 50 nights."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        with contextlib.suppress(ValueError, OSError):  # a system may refuse; the limit stays
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

@@ -1,5 +1,6 @@
 """Dedupe: each relation on hand-written letters, the vectorised MinHash/LSH helpers, the
 planted truth of the sample, the real message board, incremental runs, bad input."""
+import collections
 import json
 import shutil
 
@@ -11,7 +12,7 @@ import pytest
 from pipeline import schema
 from pipeline.config import load_config
 from pipeline.dedup.arrays import join_pairs
-from pipeline.dedup.blocking import STORED_KINDS
+from pipeline.dedup.blocking import STORED_KINDS, usable_blocks
 from pipeline.dedup.candidates import Blocks
 from pipeline.dedup.index import DedupeIndex, config_hash
 from pipeline.dedup.minhash import MinHasher, lsh_params, shingle_hashes
@@ -175,6 +176,15 @@ def test_incremental_equals_one_shot_and_same_dump_adds_nothing(cli, board_run, 
     # a letter's blocking keys are its own: the three nights' shards hold those of one run's shard
     for kind in STORED_KINDS:
         assert _keys_by_letter(index3, kind) == _keys_by_letter(index1, kind)
+    # the last night's keys looked up in the earlier shards: a key a new letter holds, with 2
+    # to max_block entries in all, as counting every letter's keys gives it
+    night, before = index3.shards[-1], index3.before(len(index3.shards) - 1)
+    for kind, keys, rows in night.block_keys():
+        sources = [(keys, rows, len(before)), *before.block_keys(kind)]
+        for most in (2, 3, 50):
+            blocks, positions = usable_blocks(sources, most)
+            found = sorted(tuple(sorted(positions[blocks == b].tolist())) for b in np.unique(blocks))
+            assert found == _counted_blocks(sources, most), (kind, most)
     differ = {pair for pair in scored1 if scored1[pair][0] != scored3[pair][0]}
     assert len(differ) <= 0.01 * len(_link_set(index1.links))
     assert all("" in (scored1[pair][0], scored3[pair][0]) for pair in differ)
@@ -203,6 +213,16 @@ def _keys_by_letter(index, kind):
     keys = np.concatenate([np.asarray(keys) for keys, _, _ in sources])
     owners = ids[np.concatenate([np.asarray(rows, dtype=np.int64) + offset for _, rows, offset in sources])]
     return sorted(zip(keys.tolist(), owners.tolist()))
+
+
+def _counted_blocks(sources, most):
+    """The usable blocks' positions (sorted tuples, sorted), counted key by key in Python."""
+    entries = collections.defaultdict(list)
+    for keys, rows, offset in sources:
+        for key, row in zip(np.asarray(keys).tolist(), np.asarray(rows).tolist()):
+            entries[key].append(row + offset)
+    new = set(np.asarray(sources[0][0]).tolist())
+    return sorted(tuple(sorted(held)) for key, held in entries.items() if key in new and 2 <= len(held) <= most)
 
 
 def _link_set(links):

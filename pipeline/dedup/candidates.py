@@ -248,7 +248,7 @@ def candidate_blocks(pool, settings):
     for kind, keys, rows in pool.batch.block_keys():
         earlier = pool.index.block_keys(kind) if pool.history else []
         kinds[kind] = usable_blocks([(keys, rows, pool.history), *earlier], rules[kind][0])
-        del keys, rows
+        del keys, rows, earlier  # memory maps of the shards' keys: unmapped here
     lsh = Blocks(*kinds.pop(LSH))
     block, owner = kinds.pop(PETITIONER)
     petitioner = Blocks(block, owner, pool.days[owner], rules[PETITIONER][1])

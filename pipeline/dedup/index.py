@@ -21,10 +21,8 @@ Layout of an index directory::
         text.npy, text_ptr.npy            comparison text, UTF-8 bytes
         title.npy, title_ptr.npy          title, UTF-8 bytes
         chars.npy                         characters of the comparison text
-        lsh_keys.npy, lsh_keys_rows.npy   its letters' blocking keys of each kind a letter
-        name_term_keys.npy, ...           makes alone, sorted, and the row of each
-                                          (``blocking.sorted_keys``): a night looks its
-                                          keys up there
+        lsh_keys.npy, lsh_keys_rows.npy   blocking keys of the kinds a letter makes alone,
+        name_term_keys.npy, ...           sorted, and each one's row (``blocking.sorted_keys``)
 
 One dedupe at a time: a second waits for the lock (``dedupe.index_lock_wait`` seconds), then
 reads the manifest afresh. A shard is written to a temporary folder (``.000002.*``) and
@@ -33,7 +31,7 @@ interrupted run leaves the index as it was; what it left beside them (a temporar
 shard the manifest does not list, the Spark engine's scratch folder ``.spark-*``) is removed
 on the next open. Every file of a shard is
 checked against its size and checksum on open. Arrays are memory-mapped: a night's matching
-reads only the rows of its candidates.
+reads the rows of its candidates (and most pages of the shards' sorted keys, to look up its own).
 """
 import contextlib
 import dataclasses
@@ -74,7 +72,7 @@ SHARD_FILES = ("letters.parquet", "links.parquet") + tuple(f"{name}.npy" for nam
 UNHASHED_KEYS = ("processes", "chunk_size", "chunk_pairs", "index_lock_wait", "case_probability")
 LOCK_FILE = ".lock"
 # what matching and cases read of earlier links (``links``); the rest (evidence) stays in the files
-LINK_COLUMNS = [schema.LETTER_A, schema.LETTER_B, schema.RELATION, schema.LINK_SCORE]
+HELD_LINK_COLUMNS = [schema.LETTER_A, schema.LETTER_B, schema.RELATION, schema.LINK_SCORE]
 MODEL_FILE, CARD_FILE = "model.joblib", "model_card.json"  # a match model's folder (pipeline.dedup.matcher)
 SHARD_NAME = re.compile(r"\d{6}")
 SCRATCH_PREFIX = ".spark-"  # the Spark engine's scratch folders (spark_blocking)
@@ -210,26 +208,26 @@ class Batch:
             yield from sorted_keys(self.arrays)
             return
         for kind in STORED_KINDS:
-            yield (kind, *self.sorted_keys(kind))
+            yield (kind, *self.saved_keys(kind))
 
-    def sorted_keys(self, kind):
+    def saved_keys(self, kind):
         """A saved batch's sorted keys of ``kind`` and their rows, memory-mapped afresh: a
         night's lookups touch most pages of a million letters' keys (600 MB), which leave
         memory with the arrays instead of staying mapped with the shard."""
         stem = self.directory / STORED_KINDS[kind]
         return np.load(f"{stem}.npy", mmap_mode="r"), np.load(f"{stem}_rows.npy", mmap_mode="r")
 
-    def save(self, directory, links=None):
-        """Write the letters, the arrays, the sorted blocking keys and (an index shard's)
-        ``links`` to a new ``directory``."""
+    def save(self, directory, links=None, keys=True):
+        """Write the letters, the arrays, the sorted blocking keys (unless not ``keys``) and
+        (an index shard's) ``links`` to a new ``directory``."""
         directory.mkdir(parents=True)
         self.letters.to_parquet(directory / "letters.parquet", index=False)
         if links is not None:
             links.to_parquet(directory / "links.parquet", index=False)
         for name in ARRAYS:
             np.save(directory / f"{name}.npy", self.arrays[name])
-        for kind, keys, rows in self.block_keys():
-            np.save(directory / f"{STORED_KINDS[kind]}.npy", keys)
+        for kind, ordered, rows in self.block_keys() if keys else ():
+            np.save(directory / f"{STORED_KINDS[kind]}.npy", ordered)
             np.save(directory / f"{STORED_KINDS[kind]}_rows.npy", rows)
 
     @contextlib.contextmanager
@@ -239,7 +237,7 @@ class Batch:
         if self.directory is not None:
             yield
             return
-        self.save(directory)
+        self.save(directory, keys=False)  # Spark's workers make the keys they join on
         self.directory = Path(directory).resolve()
         try:
             yield
@@ -313,7 +311,7 @@ class DedupeIndex:
     letters : DataFrame
         Every shard's ``letters.parquet``, in order.
     links : DataFrame
-        Every shard's links, ``LINK_COLUMNS`` only (``shard_links``: one shard's, whole).
+        Every shard's links, ``HELD_LINK_COLUMNS`` only (``shard_links``: one shard's, whole).
     """
 
     def __init__(self, directory, config_hash):
@@ -437,7 +435,7 @@ class DedupeIndex:
             path = self.directory / entry["name"]
             try:
                 shard = Batch.load(path)
-                links.append(pd.read_parquet(path / "links.parquet", columns=LINK_COLUMNS))
+                links.append(pd.read_parquet(path / "links.parquet", columns=HELD_LINK_COLUMNS))
             except Exception as exc:  # numpy/pyarrow raise several types for damaged files
                 raise IndexProblem(self.directory, f"shard {entry['name']} is damaged ({exc})") from exc
             if len(shard) != entry["letters"] or len(shard.arrays["bands"]) != entry["letters"] \
@@ -496,7 +494,8 @@ class DedupeIndex:
         shard = np.searchsorted(bounds, rows, side="right") - 1
         tables = [read_row_table(self._links_path(number), rows[shard == number] - bounds[number])
                   for number in np.unique(shard).tolist()]
-        return pa.concat_tables(tables or [pq.read_schema(self._links_path(0)).empty_table()]).to_pandas()
+        return pa.concat_tables(tables or [pq.read_schema(self._links_path(0)).empty_table()],
+                                promote_options="default").to_pandas()
 
     def _links_path(self, position):
         return self.directory / self._manifest["shards"][position]["name"] / "links.parquet"
@@ -523,7 +522,7 @@ class DedupeIndex:
         ``blocking.usable_blocks`` reads them: (keys, shard rows, the shard's first position)."""
         offset, out = 0, []
         for shard in self.shards:
-            out.append((*shard.sorted_keys(kind), offset))
+            out.append((*shard.saved_keys(kind), offset))
             offset += len(shard)
         return out
 
@@ -597,5 +596,5 @@ class DedupeIndex:
         self.shards.append(Batch.load(self.directory / name))
         self._link_counts.append(len(links))
         self.letters = concat_frames([self.letters, batch.letters] if len(self.letters) else [batch.letters])
-        links = links[LINK_COLUMNS]
+        links = links[HELD_LINK_COLUMNS]
         self.links = pd.concat([self.links, links], ignore_index=True) if len(self.links) else links

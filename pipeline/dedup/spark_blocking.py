@@ -2,8 +2,9 @@
 engine (``engine.name: spark``), giving exactly the pairs of ``candidates.Candidates``.
 
 * The workers make the blocking entries, (kind, key, letter position, whole day, body), of
-  ranges of letters with ``candidates.blocking_keys``, the local engine's key functions (an
-  earlier letter's only under keys a new letter holds, ``Pool.new_keys``).
+  ranges of letters with ``candidates.blocking_keys``, over the key functions of
+  ``pipeline.dedup.blocking`` that the local engine's index keeps sorted (an earlier letter's
+  only under keys a new letter holds, ``Pool.new_keys``).
 * A key is usable when a new letter holds it and it has 2 to its kind's ``max_`` entries
   (``usable_blocks``); its entries are self-joined on (kind, key) under ``Blocks.pairs``'s
   conditions: ``a < b``, ``b`` new, at most the kind's window apart in whole days (a letter

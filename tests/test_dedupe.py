@@ -188,6 +188,13 @@ def test_incremental_equals_one_shot_and_same_dump_adds_nothing(cli, board_run, 
     differ = {pair for pair in scored1 if scored1[pair][0] != scored3[pair][0]}
     assert len(differ) <= 0.01 * len(_link_set(index1.links))
     assert all("" in (scored1[pair][0], scored3[pair][0]) for pair in differ)
+    # their links.csv shows the evidence the index's files hold (the index keeps only four columns)
+    stored = pd.concat([index3.shard_links(number) for number in range(len(index3.shards))])
+    stored = stored.set_index([schema.LETTER_A, schema.LETTER_B])
+    shown = pd.read_csv(tmp_path / "again" / "links.csv", encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    shown = shown.set_index([schema.LETTER_A, schema.LETTER_B])
+    assert len(shown) and list(shown.columns) == list(stored.columns)
+    assert shown["shared_names"].tolist() == stored.loc[shown.index, "shared_names"].fillna("").tolist()
     summary = json.loads((tmp_path / "again" / "summary.json").read_text(encoding="utf-8"))
     assert summary["letters added to the index"] == 0
     assert sum(summary["links found in this run"].values()) == 0

@@ -18,8 +18,8 @@ import pandas as pd
 
 from pipeline import __version__, schema
 from pipeline.config import PERIODS, load_config
-from pipeline.parallel import allow_open_files
 from pipeline.errors import PetitionError
+from pipeline.parallel import allow_open_files
 from pipeline.rundir import RunDir
 
 

@@ -246,7 +246,7 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
     write_tonight(clerk, run.path / TONIGHT)
     touching = in_run[ends[0]] | in_run[ends[1]]  # located, not looked up: millions of links
     listed = np.flatnonzero(all_links[schema.RELATION].isin(schema.RELATIONS).to_numpy() & touching)
-    # the index holds the links' LINK_COLUMNS; links.csv shows their evidence too, read from the shards
+    # the index holds the links' HELD_LINK_COLUMNS; links.csv shows their evidence too, read from the shards
     run_links = index.link_rows(listed) if len(index.links) else all_links.iloc[listed]
     write_csv(run_links.reset_index(drop=True), run.path / "links.csv")
     summary = summarize(letters[~bad], run_cases[~bad], links, table, added, index, config)

@@ -489,10 +489,8 @@ class DedupeIndex:
     def link_rows(self, rows):
         """Every column of ``links`` at ``rows`` (ascending), read from the shards' files (the
         row groups holding them)."""
-        rows = np.asarray(rows, dtype=np.int64)
-        bounds = np.cumsum([0] + self._link_counts)
-        shard = np.searchsorted(bounds, rows, side="right") - 1
-        tables = [read_row_table(self._links_path(number), rows[shard == number] - bounds[number])
+        shard, local = self._locate(np.asarray(rows, dtype=np.int64), self._link_counts)
+        tables = [read_row_table(self._links_path(number), local[shard == number])
                   for number in np.unique(shard).tolist()]
         return pa.concat_tables(tables or [pq.read_schema(self._links_path(0)).empty_table()],
                                 promote_options="default").to_pandas()
@@ -535,9 +533,10 @@ class DedupeIndex:
             offset += int(shard.arrays[f"{name}_ptr"][-1])
         return (np.concatenate(values) if values else np.zeros(0, dtype=np.uint64)), np.concatenate(pointers)
 
-    def _locate(self, rows):
-        """Split global rows into (shard number, row within shard)."""
-        bounds = np.cumsum([0] + [len(s) for s in self.shards])
+    def _locate(self, rows, sizes=None):
+        """Split global rows of letters (of links: ``sizes`` the shards' link counts) into
+        (shard number, row within shard)."""
+        bounds = np.cumsum([0] + (sizes if sizes is not None else [len(s) for s in self.shards]))
         shard = np.searchsorted(bounds, rows, side="right") - 1
         return shard, rows - bounds[shard]
 

@@ -17,15 +17,15 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from pipeline import schema
-from pipeline.dedup.arrays import text_hashes
+from pipeline.dedup.arrays import arrow_strings, text_hashes
 from pipeline.dedup.candidates import Pool
 from pipeline.decisions import DecisionStore
 from pipeline.engine import on_configured_engine
 from pipeline.dedup.cases import (SAME_NOT_APPLIED, Labeler, assign_cases, case_table, decision_counts,
                                   raw_names, reopened_letters)
 from pipeline.dedup.features import Featurizer, comparison_texts, featurize
-from pipeline.dedup.index import DedupeIndex, IndexProblem, config_hash, file_digest
-from pipeline.dedup.scoring import find_links, within_pairs
+from pipeline.dedup.index import DedupeIndex, IndexProblem, config_hash, file_digest, link_ends
+from pipeline.dedup.scoring import find_links, joined_ends, within_pairs
 from pipeline.errors import PetitionError
 from pipeline.lookup import is_in
 from pipeline.reporting.tonight import FILE_NAME as TONIGHT, tonight_table, write_tonight
@@ -200,19 +200,29 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
     if written is None:
         from pipeline.dedup.matcher import Matcher  # scikit-learn: imported once the index is ours
         pool, matcher = Pool(index, batch, settings.tfidf_features), Matcher.load(settings.matcher)
+        ids = arrow_strings(pool.letters[schema.LETTER_ID])
         links = find_links(pool, settings, matcher, workers=processes)
-        links = pd.concat([links, within_pairs(pool, [index.links, links], settings, matcher, processes,
-                                               ends=[index.link_ends(), None])], ignore_index=True)
-        del pool
+        # the links' letters located once, in the pool, where they stay once the batch is indexed
+        night_ends = link_ends(links, ids)
+        in_case = within_pairs(pool, [index.links, links], settings, matcher, processes,
+                               ends=[index.link_ends(), night_ends])
+        links = pd.concat([links, in_case], ignore_index=True)
+        ends = joined_ends(index.link_ends(), night_ends, link_ends(in_case, ids))
+        del pool, ids, night_ends, in_case
         index.add(batch, links, source)
     else:
         links = full.shard_links(written)
         index = full.before(written + 1)
+        ends = index.link_ends()
     history_size, added = len(index) - len(batch), len(batch)
     everything = index.letters if len(index) else batch.letters  # the latter has the columns
     del batch  # the index holds its features now, memory-mapped
     # an index without links has no columns either: the run's (empty) links frame stands in
-    all_links, ends = (index.links if len(index.links) else links), index.link_ends()
+    all_links = index.links if len(index.links) else links
+    # the index holds the night's links (their HELD_LINK_COLUMNS): the whole frame, a million
+    # letters' worth, is let go before cases are made; the summary keeps its counts
+    found = links[schema.RELATION].value_counts()
+    del links
     run_ids = letters[schema.LETTER_ID].astype(str)
     bad = run_ids.isin({q[schema.RAW] for q in quarantine}).to_numpy()
     position = pd.Index(everything[schema.LETTER_ID]).get_indexer(run_ids)
@@ -249,7 +259,7 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
     # the index holds the links' HELD_LINK_COLUMNS; links.csv shows their evidence too, read from the shards
     run_links = index.link_rows(listed) if len(index.links) else all_links.iloc[listed]
     write_csv(run_links.reset_index(drop=True), run.path / "links.csv")
-    summary = summarize(letters[~bad], run_cases[~bad], links, table, added, index, config)
+    summary = summarize(letters[~bad], run_cases[~bad], found, table, added, index, config)
     summary["analyst decisions"] = decided = decision_counts(everything, all_links, cases, decisions, ends)
     if decided[SAME_NOT_APPLIED]:
         print(f"dedupe: warning: {decided[SAME_NOT_APPLIED]} `same` "
@@ -261,8 +271,8 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
     return len(letters), int((~bad).sum()), quarantine, summary
 
 
-def summarize(letters, run_cases, new_links, table, added, index, config):
-    """The figures printed and saved in summary.json."""
+def summarize(letters, run_cases, found, table, added, index, config):
+    """The figures printed and saved in summary.json (``found``: the run's links per relation)."""
     dated = letters[schema.RECEIVED_AT].notna()
     no_identity = (letters[schema.PETITIONER_KEY].fillna("") == "").sum()
     windows = ("on" if dated.all() else
@@ -276,7 +286,7 @@ def summarize(letters, run_cases, new_links, table, added, index, config):
         "letters added to the index": added,
         "letters already in the index": len(letters) - added,
         "letters by relation to an earlier letter": {k: int(v) for k, v in relation_counts.items()},
-        "links found in this run": {r: int((new_links[schema.RELATION] == r).sum()) for r in schema.RELATIONS},
+        "links found in this run": {r: int(found.get(r, 0)) for r in schema.RELATIONS},
         "cases new / continuing": {status: int((table[schema.CASE_STATUS] == status).sum())
                                    for status in schema.CASE_STATUSES},
         "time windows": windows,

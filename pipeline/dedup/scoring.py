@@ -270,6 +270,14 @@ def find_links(pool, settings, matcher, workers=1):
 
 # --- pairs inside a case -----------------------------------------------------------------------
 
+def joined_ends(*ends):
+    """Link ends (pairs of position arrays, ``DedupeIndex.link_ends``) of several links
+    frames, in order, as one pair (the arrays themselves when there is one)."""
+    if len(ends) == 1:
+        return ends[0]
+    return tuple(np.concatenate([end[side] for end in ends] + [np.zeros(0, dtype=np.int64)]) for side in (0, 1))
+
+
 def within_pairs(pool, scored, settings, matcher, workers=1, chunk=200_000, ends=None):
     """P(same matter) of the pairs of letters that the links and possible pairs put in one
     component of 3 to ``case_pairs_max_letters`` letters and that ``scored`` (links frames of
@@ -287,10 +295,11 @@ def within_pairs(pool, scored, settings, matcher, workers=1, chunk=200_000, ends
     kept = [(frame, known or link_ends(frame, ids)) for frame, known in zip(scored, ends or [None] * len(scored))
             if len(frame)]
     scored, ends = [frame for frame, _ in kept], [end for _, end in kept]
-    a, b = (np.concatenate([end[side] for end in ends] + [np.zeros(0, dtype=np.int64)]) for side in (0, 1))
+    a, b = joined_ends(*ends)
     listed = np.concatenate([(frame[schema.RELATION] != schema.IN_CASE).to_numpy() for frame in scored]
                             + [np.zeros(0, dtype=bool)])
-    component, size = link_components(total, a[listed], b[listed])
+    # a first night's millions of links are all listed: not copied again
+    component, size = link_components(total, *((a, b) if listed.all() else (a[listed], b[listed])))
     # a component without a new letter is as it was: all its pairs were scored when it last grew
     touched = np.unique(component[pool.is_new])
     chosen = touched[(size[touched] >= 3) & (size[touched] <= settings.case_pairs_max_letters)]

@@ -28,6 +28,7 @@ from pipeline.dedup.index import DedupeIndex, IndexProblem, config_hash, file_di
 from pipeline.dedup.scoring import find_links, joined_ends, within_pairs
 from pipeline.errors import PetitionError
 from pipeline.lookup import is_in
+from pipeline.parallel import release_memory
 from pipeline.reporting.tonight import FILE_NAME as TONIGHT, tonight_table, write_tonight
 from pipeline.rundir import atomic_path, parquet_batches, stage, write_csv, write_json
 from pipeline.status import StatusHistory, known_closed_at, with_handling
@@ -182,8 +183,10 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
     indexed = index.letters[schema.LETTER_ID] if len(index) else []
     known = is_in(letters[schema.LETTER_ID].astype(str), indexed)
     if written is None:
-        batch = featurize(letters[~known], text_chunks(path, ~known, settings.chunk_size),
-                          Featurizer.from_config(config), processes, progress)
+        # staged: saved to the index with its sorted keys before matching, read memory-mapped
+        batch = index.staged(featurize(letters[~known], text_chunks(path, ~known, settings.chunk_size),
+                                       Featurizer.from_config(config), processes, progress))
+        release_memory()
     else:
         batch = full.shards[written]
     # a known id must come with the text it was indexed with

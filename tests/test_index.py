@@ -196,7 +196,7 @@ def test_a_batch_saved_for_workers_pickles_as_its_folder_only_inside_the_block(r
 
     import numpy as np
 
-    from pipeline.dedup.index import Batch
+    from pipeline.dedup.batch import Batch
     with DedupeIndex.open(runs / "reference_index", _hash()) as index:
         shard = index.shards[-1]
     night = Batch(shard.letters.copy(), {name: np.array(array) for name, array in shard.arrays.items()})
@@ -215,3 +215,35 @@ def test_a_batch_saved_for_workers_pickles_as_its_folder_only_inside_the_block(r
     with shard.saved_for_workers(tmp_path / "unused"):  # a shard travels as its own folder
         assert pickle.loads(pickle.dumps(shard)).directory == shard.directory
     assert not (tmp_path / "unused").exists()
+
+
+def test_a_night_staged_in_the_index_becomes_its_shard_its_keys_made_once(runs, tmp_path, monkeypatch):
+    import numpy as np
+
+    import pipeline.dedup.batch as batch_module
+    from pipeline.dedup.batch import Batch
+    from pipeline.dedup.blocking import sorted_keys
+    with DedupeIndex.open(runs / "reference_index", _hash()) as index:
+        shard = index.shards[-1]
+        links = index.shard_links(len(index.shards) - 1)
+    night = Batch(shard.letters.copy(), {name: np.array(array) for name, array in shard.arrays.items()})
+    night.save(tmp_path / "direct", links)
+    made = []
+
+    def counted(arrays):
+        made.append(len(arrays["bands"]))
+        return sorted_keys(arrays)
+    monkeypatch.setattr(batch_module, "sorted_keys", counted)
+    with DedupeIndex.open(tmp_path / "index", _hash()) as index:
+        staged = index.staged(night)
+        assert staged.directory.parent.parent == (tmp_path / "index").resolve()
+        assert staged.directory.parent.name.startswith(".000001.")  # removed on the next open if the run stops
+        for name, array in night.arrays.items():
+            assert isinstance(staged.arrays[name], np.memmap) and np.array_equal(staged.arrays[name], array), name
+        index.add(staged, links)
+    assert made == [len(night)]  # made once, while staging
+    assert sorted(p.name for p in (tmp_path / "index").iterdir()) == [".lock", "000001", "manifest.json"]
+    direct = sorted((tmp_path / "direct").iterdir())
+    assert [p.name for p in direct] == sorted(p.name for p in (tmp_path / "index" / "000001").iterdir())
+    for path in direct:
+        assert path.read_bytes() == (tmp_path / "index" / "000001" / path.name).read_bytes(), path.name

@@ -11,7 +11,7 @@ import pandas as pd
 
 from pipeline import schema
 from pipeline.dedup.arrays import csr_pointers, text_hashes
-from pipeline.dedup.index import Batch
+from pipeline.dedup.batch import Batch
 from pipeline.dedup.matter import NameExtractor, TermVectorizer, top_entries
 from pipeline.dedup.minhash import MinHasher, band_keys, lsh_params
 from pipeline.parallel import imap_chunks, release_memory

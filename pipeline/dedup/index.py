@@ -25,15 +25,15 @@ Layout of an index directory::
         name_term_keys.npy, ...           sorted, and each one's row (``blocking.sorted_keys``)
 
 One dedupe at a time: a second waits for the lock (``dedupe.index_lock_wait`` seconds), then
-reads the manifest afresh. A shard is written to a temporary folder (``.000002.*``) and
-renamed; the manifest, written last and atomically, lists the shards that count, so an
-interrupted run leaves the index as it was; what it left beside them (a temporary folder, a
-shard the manifest does not list, the Spark engine's scratch folder ``.spark-*``) is removed
-on the next open. Every file of a shard is
-checked against its size and checksum on open. Arrays are memory-mapped: a night's matching
+reads the manifest afresh. A shard is written to a temporary folder (``.000002.*``: the
+night's features and sorted keys as soon as they are made, ``DedupeIndex.staged``, read
+memory-mapped while they are matched; then its links) and renamed; the manifest, written
+last and atomically, lists the shards that count, so an interrupted run leaves the index as
+it was; what it left beside them (a temporary folder, a shard the manifest does not list, the
+Spark engine's scratch folder ``.spark-*``) is removed on the next open. Every file of a
+shard is checked against its size and checksum on open. Arrays are memory-mapped: a night's matching
 reads the rows of its candidates (and most pages of the shards' sorted keys, to look up its own).
 """
-import contextlib
 import dataclasses
 import fcntl
 import hashlib
@@ -55,7 +55,8 @@ import scipy.sparse as sp
 
 from pipeline import schema
 from pipeline.dedup.arrays import arrow_strings, is_increasing
-from pipeline.dedup.blocking import KEY_ARRAYS, STORED_KINDS, sorted_keys
+from pipeline.dedup.batch import ARRAYS, Batch
+from pipeline.dedup.blocking import KEY_ARRAYS
 from pipeline.errors import PetitionError
 from pipeline.rundir import concat_frames, read_row_table, write_json
 
@@ -64,9 +65,6 @@ FORMAT = "petition-dedupe-index"
 # 5: titles, their names and terms, numbers, text lengths (evidence of the match model); link scores are P(same matter)
 # 6: each shard's blocking keys, sorted (KEY_ARRAYS)
 FORMAT_VERSION = 6
-ARRAYS = ("bands", "names", "names_ptr", "title_names", "title_names_ptr", "title_terms", "title_terms_ptr",
-          "numbers", "numbers_ptr", "terms", "terms_ptr",
-          "vec_data", "vec_indices", "vec_ptr", "text", "text_ptr", "title", "title_ptr", "chars")
 SHARD_FILES = ("letters.parquet", "links.parquet") + tuple(f"{name}.npy" for name in ARRAYS + KEY_ARRAYS)
 # change speed or waiting, or only how cases are cut from what the index holds, not what it holds
 UNHASHED_KEYS = ("processes", "chunk_size", "chunk_pairs", "index_lock_wait", "case_probability")
@@ -164,99 +162,6 @@ class IndexProblem(PetitionError):
             f"{directory}: {problem}; rebuild it: `petition dedupe --run RUN --index {directory} --rebuild` "
             f"starts it again from RUN (replay earlier runs oldest first, without --rebuild, "
             f"to bring their letters back)")
-
-
-class Batch:
-    """Features of a batch of letters (the night's letters, or one shard of the index).
-
-    Parameters
-    ----------
-    letters : DataFrame
-        Columns of ``letters.parquet``.
-    arrays : dict of ndarray
-        The arrays named in ``ARRAYS`` (possibly memory-mapped).
-    """
-
-    def __init__(self, letters, arrays):
-        self.letters, self.arrays = letters, arrays
-        self.directory = None  # an index shard's folder (``load``)
-        self._vectors = None
-
-    def __len__(self):
-        return len(self.letters)
-
-    def vectors(self, rows, n_features):
-        """TF-IDF rows ``rows`` (any order) as a CSR matrix; the matrix of every row is made
-        once, over the arrays as they are (memory-mapped ones are not read whole)."""
-        if self._vectors is None:
-            a = self.arrays
-            self._vectors = sp.csr_matrix((a["vec_data"], a["vec_indices"], a["vec_ptr"]),
-                                          shape=(len(self), n_features), copy=False)
-        return self._vectors[np.asarray(rows)]
-
-    def texts(self, rows, name="text"):
-        """Comparison texts (``name`` "title": titles) of ``rows``, sliced row by row (no index
-        array per byte)."""
-        text, pointers = memoryview(np.asarray(self.arrays[name])), self.arrays[f"{name}_ptr"]
-        return [str(text[start:end], "utf-8")
-                for start, end in zip(pointers[rows].tolist(), pointers[np.asarray(rows) + 1].tolist())]
-
-    def block_keys(self):
-        """The letters' blocking keys of ``blocking.STORED_KINDS``, sorted, one kind at a time:
-        yields (kind, keys, rows), a shard's from its files, else made (``blocking.sorted_keys``)."""
-        if self.directory is None:
-            yield from sorted_keys(self.arrays)
-            return
-        for kind in STORED_KINDS:
-            yield (kind, *self.saved_keys(kind))
-
-    def saved_keys(self, kind):
-        """A saved batch's sorted keys of ``kind`` and their rows, memory-mapped afresh: a
-        night's lookups touch most pages of a million letters' keys (600 MB), which leave
-        memory with the arrays instead of staying mapped with the shard."""
-        stem = self.directory / STORED_KINDS[kind]
-        return np.load(f"{stem}.npy", mmap_mode="r"), np.load(f"{stem}_rows.npy", mmap_mode="r")
-
-    def save(self, directory, links=None, keys=True):
-        """Write the letters, the arrays, the sorted blocking keys (unless not ``keys``) and
-        (an index shard's) ``links`` to a new ``directory``."""
-        directory.mkdir(parents=True)
-        self.letters.to_parquet(directory / "letters.parquet", index=False)
-        if links is not None:
-            links.to_parquet(directory / "links.parquet", index=False)
-        for name in ARRAYS:
-            np.save(directory / f"{name}.npy", self.arrays[name])
-        for kind, ordered, rows in self.block_keys() if keys else ():
-            np.save(directory / f"{STORED_KINDS[kind]}.npy", ordered)
-            np.save(directory / f"{STORED_KINDS[kind]}_rows.npy", rows)
-
-    @contextlib.contextmanager
-    def saved_for_workers(self, directory):
-        """Inside the block the batch pickles as a shard does, as the folder ``directory``,
-        where it is saved first (unless it is a shard already); this process keeps its arrays."""
-        if self.directory is not None:
-            yield
-            return
-        self.save(directory, keys=False)  # Spark's workers make the keys they join on
-        self.directory = Path(directory).resolve()
-        try:
-            yield
-        finally:
-            self.directory = None
-
-    @classmethod
-    def load(cls, directory):
-        letters = pd.read_parquet(directory / "letters.parquet")
-        arrays = {name: np.load(directory / f"{name}.npy", mmap_mode="r") for name in ARRAYS}
-        batch = cls(letters, arrays)
-        batch.directory = Path(directory).resolve()
-        return batch
-
-    def __reduce__(self):
-        # a shard travels to a Spark worker as its folder, memory-mapped there, not copied
-        if self.directory is not None:
-            return Batch.load, (self.directory,)
-        return Batch, (self.letters, self.arrays)
 
 
 def shard_problem(directory, entry):
@@ -565,20 +470,39 @@ class DedupeIndex:
                 out[position] = text
         return out
 
+    def _next_shard(self):
+        return f"{max((int(e['name']) for e in self._manifest['shards']), default=0) + 1:06d}"
+
+    def staged(self, batch):
+        """``batch`` saved with its sorted keys into a temporary folder of the index (the next
+        shard's, removed on the next open if this run stops) and memory-mapped from there, as a
+        shard is: its keys are made once, for matching and for ``add``, which renames the
+        folder into the shard, and its arrays leave memory. A batch of no letters is kept."""
+        if not len(batch) or batch.directory is not None:
+            return batch
+        self.directory.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix=f".{self._next_shard()}.", dir=self.directory)) / "shard"
+        batch.save(folder)
+        return Batch.load(folder)
+
     def add(self, batch, links, source=None):
-        """Append ``batch`` (a ``Batch`` of new letters) and its ``links`` as a new shard,
-        recording ``source`` (which run and input it came from: see ``shard_from``)."""
+        """Append ``batch`` (a ``Batch`` of new letters, possibly ``staged``) and its ``links`` as
+        a new shard, recording ``source`` (which run and input it came from: see ``shard_from``)."""
         if self._lock is None:
             raise RuntimeError("DedupeIndex.add needs an index opened (and locked) with DedupeIndex.open")
         if not len(batch):
             return
         self.directory.mkdir(parents=True, exist_ok=True)
-        name = f"{max((int(e['name']) for e in self._manifest['shards']), default=0) + 1:06d}"
+        name = self._next_shard()
         if (self.directory / name).exists():  # left by a run interrupted before its manifest
             shutil.rmtree(self.directory / name)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=self.directory))
+        staged = batch.directory is not None and batch.directory.parent.parent == self.directory.resolve()
+        tmp = batch.directory.parent if staged else Path(tempfile.mkdtemp(prefix=f".{name}.", dir=self.directory))
         try:
-            batch.save(tmp / "shard", links)
+            if staged:
+                links.to_parquet(batch.directory / "links.parquet", index=False)
+            else:
+                batch.save(tmp / "shard", links)
             paths = [tmp / "shard" / file for file in SHARD_FILES]
             files = {file: {"bytes": path.stat().st_size, "sha256": digest}
                      for file, path, digest in zip(SHARD_FILES, paths, file_digests(paths))}

@@ -1,0 +1,109 @@
+"""A batch of letters' features: the night's letters (``pipeline.dedup.features``) or one
+shard of the dedupe index (``pipeline.dedup.index``), in memory or memory-mapped from the
+shard's folder (the files the index's docstring lists), with what matching reads of them.
+"""
+import contextlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from pipeline.dedup.blocking import STORED_KINDS, sorted_keys
+
+ARRAYS = ("bands", "names", "names_ptr", "title_names", "title_names_ptr", "title_terms", "title_terms_ptr",
+          "numbers", "numbers_ptr", "terms", "terms_ptr",
+          "vec_data", "vec_indices", "vec_ptr", "text", "text_ptr", "title", "title_ptr", "chars")
+
+
+class Batch:
+    """Features of a batch of letters (the night's letters, or one shard of the index).
+
+    Parameters
+    ----------
+    letters : DataFrame
+        Columns of ``letters.parquet``.
+    arrays : dict of ndarray
+        The arrays named in ``ARRAYS`` (possibly memory-mapped).
+    """
+
+    def __init__(self, letters, arrays):
+        self.letters, self.arrays = letters, arrays
+        self.directory = None  # an index shard's folder (``load``)
+        self._vectors = None
+
+    def __len__(self):
+        return len(self.letters)
+
+    def vectors(self, rows, n_features):
+        """TF-IDF rows ``rows`` (any order) as a CSR matrix; the matrix of every row is made
+        once, over the arrays as they are (memory-mapped ones are not read whole)."""
+        if self._vectors is None:
+            a = self.arrays
+            self._vectors = sp.csr_matrix((a["vec_data"], a["vec_indices"], a["vec_ptr"]),
+                                          shape=(len(self), n_features), copy=False)
+        return self._vectors[np.asarray(rows)]
+
+    def texts(self, rows, name="text"):
+        """Comparison texts (``name`` "title": titles) of ``rows``, sliced row by row (no index
+        array per byte)."""
+        text, pointers = memoryview(np.asarray(self.arrays[name])), self.arrays[f"{name}_ptr"]
+        return [str(text[start:end], "utf-8")
+                for start, end in zip(pointers[rows].tolist(), pointers[np.asarray(rows) + 1].tolist())]
+
+    def block_keys(self):
+        """The letters' blocking keys of ``blocking.STORED_KINDS``, sorted, one kind at a time:
+        yields (kind, keys, rows), a shard's from its files, else made (``blocking.sorted_keys``)."""
+        if self.directory is None:
+            yield from sorted_keys(self.arrays)
+            return
+        for kind in STORED_KINDS:
+            yield (kind, *self.saved_keys(kind))
+
+    def saved_keys(self, kind):
+        """A saved batch's sorted keys of ``kind`` and their rows, memory-mapped afresh: a
+        night's lookups touch most pages of a million letters' keys (600 MB), which leave
+        memory with the arrays instead of staying mapped with the shard."""
+        stem = self.directory / STORED_KINDS[kind]
+        return np.load(f"{stem}.npy", mmap_mode="r"), np.load(f"{stem}_rows.npy", mmap_mode="r")
+
+    def save(self, directory, links=None, keys=True):
+        """Write the letters, the arrays, the sorted blocking keys (unless not ``keys``) and
+        (an index shard's) ``links`` to a new ``directory``."""
+        directory.mkdir(parents=True)
+        self.letters.to_parquet(directory / "letters.parquet", index=False)
+        if links is not None:
+            links.to_parquet(directory / "links.parquet", index=False)
+        for name in ARRAYS:
+            np.save(directory / f"{name}.npy", self.arrays[name])
+        for kind, ordered, rows in self.block_keys() if keys else ():
+            np.save(directory / f"{STORED_KINDS[kind]}.npy", ordered)
+            np.save(directory / f"{STORED_KINDS[kind]}_rows.npy", rows)
+
+    @contextlib.contextmanager
+    def saved_for_workers(self, directory):
+        """Inside the block the batch pickles as a shard does, as the folder ``directory``,
+        where it is saved first (unless it is a shard already); this process keeps its arrays."""
+        if self.directory is not None:
+            yield
+            return
+        self.save(directory, keys=False)  # Spark's workers make the keys they join on
+        self.directory = Path(directory).resolve()
+        try:
+            yield
+        finally:
+            self.directory = None
+
+    @classmethod
+    def load(cls, directory):
+        letters = pd.read_parquet(directory / "letters.parquet")
+        arrays = {name: np.load(directory / f"{name}.npy", mmap_mode="r") for name in ARRAYS}
+        batch = cls(letters, arrays)
+        batch.directory = Path(directory).resolve()
+        return batch
+
+    def __reduce__(self):
+        # a shard travels to a Spark worker as its folder, memory-mapped there, not copied
+        if self.directory is not None:
+            return Batch.load, (self.directory,)
+        return Batch, (self.letters, self.arrays)

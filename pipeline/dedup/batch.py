@@ -17,7 +17,8 @@ ARRAYS = ("bands", "names", "names_ptr", "title_names", "title_names_ptr", "titl
 
 
 class Batch:
-    """Features of a batch of letters (the night's letters, or one shard of the index).
+    """Features of a batch of letters: the night's letters (in memory, then saved into the
+    index: ``DedupeIndex.staged``), or one shard of the index.
 
     Parameters
     ----------
@@ -29,7 +30,7 @@ class Batch:
 
     def __init__(self, letters, arrays):
         self.letters, self.arrays = letters, arrays
-        self.directory = None  # an index shard's folder (``load``)
+        self.directory = None  # its folder in the index, once saved there (``load``)
         self._vectors = None
 
     def __len__(self):
@@ -53,7 +54,7 @@ class Batch:
 
     def block_keys(self):
         """The letters' blocking keys of ``blocking.STORED_KINDS``, sorted, one kind at a time:
-        yields (kind, keys, rows), a shard's from its files, else made (``blocking.sorted_keys``)."""
+        yields (kind, keys, rows), a saved batch's from its files, else made (``blocking.sorted_keys``)."""
         if self.directory is None:
             yield from sorted_keys(self.arrays)
             return

@@ -31,8 +31,9 @@ memory-mapped while they are matched; then its links) and renamed; the manifest,
 last and atomically, lists the shards that count, so an interrupted run leaves the index as
 it was; what it left beside them (a temporary folder, a shard the manifest does not list, the
 Spark engine's scratch folder ``.spark-*``) is removed on the next open. Every file of a
-shard is checked against its size and checksum on open. Arrays are memory-mapped: a night's matching
-reads the rows of its candidates (and most pages of the shards' sorted keys, to look up its own).
+shard is checked against its size and checksum on open. Arrays are memory-mapped: a night's
+matching reads the rows of its candidates (and most pages of the shards' sorted keys, to look
+up its own).
 """
 import dataclasses
 import fcntl

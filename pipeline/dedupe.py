@@ -24,8 +24,8 @@ from pipeline.engine import on_configured_engine
 from pipeline.dedup.cases import (SAME_NOT_APPLIED, Labeler, assign_cases, case_table, decision_counts,
                                   raw_names, reopened_letters)
 from pipeline.dedup.features import Featurizer, comparison_texts, featurize
-from pipeline.dedup.index import DedupeIndex, IndexProblem, config_hash, file_digest, link_ends
-from pipeline.dedup.scoring import find_links, joined_ends, within_pairs
+from pipeline.dedup.index import DedupeIndex, IndexProblem, config_hash, file_digest, joined_ends, link_ends
+from pipeline.dedup.scoring import find_links, within_pairs
 from pipeline.errors import PetitionError
 from pipeline.lookup import is_in
 from pipeline.parallel import release_memory
@@ -210,18 +210,18 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
         in_case = within_pairs(pool, [index.links, links], settings, matcher, processes,
                                ends=[index.link_ends(), night_ends])
         links = pd.concat([links, in_case], ignore_index=True)
-        ends = joined_ends(index.link_ends(), night_ends, link_ends(in_case, ids))
-        del pool, ids, night_ends, in_case
-        index.add(batch, links, source)
+        night_ends = joined_ends(night_ends, link_ends(in_case, ids))
+        del pool, ids, in_case
+        index.add(batch, links, source, ends=night_ends)
+        del night_ends
     else:
         links = full.shard_links(written)
         index = full.before(written + 1)
-        ends = index.link_ends()
     history_size, added = len(index) - len(batch), len(batch)
     everything = index.letters if len(index) else batch.letters  # the latter has the columns
     del batch  # the index holds its features now, memory-mapped
     # an index without links has no columns either: the run's (empty) links frame stands in
-    all_links = index.links if len(index.links) else links
+    all_links, ends = (index.links if len(index.links) else links), index.link_ends()
     # the index holds the night's links (their HELD_LINK_COLUMNS): the whole frame, a million
     # letters' worth, is let go before cases are made; the summary keeps its counts
     found = links[schema.RELATION].value_counts()

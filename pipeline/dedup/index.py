@@ -201,6 +201,14 @@ def link_ends(links, ids):
     return tuple(ends)
 
 
+def joined_ends(*ends):
+    """Link ends (pairs of position arrays, :func:`link_ends`) of several links frames, in
+    order, as one pair (the arrays themselves when there is one)."""
+    if len(ends) == 1:
+        return ends[0]
+    return tuple(np.concatenate([end[side] for end in ends] + [np.zeros(0, dtype=np.int64)]) for side in (0, 1))
+
+
 class DedupeIndex:
     """The letters seen so far (see the module docstring). Open it with ``open``, which locks
     it until ``close`` (or the end of a ``with`` block).
@@ -486,9 +494,11 @@ class DedupeIndex:
         batch.save(folder)
         return Batch.load(folder)
 
-    def add(self, batch, links, source=None):
+    def add(self, batch, links, source=None, ends=None):
         """Append ``batch`` (a ``Batch`` of new letters, possibly ``staged``) and its ``links`` as
-        a new shard, recording ``source`` (which run and input it came from: see ``shard_from``)."""
+        a new shard, recording ``source`` (which run and input it came from: see ``shard_from``).
+        ``ends``: the links' letters' positions once the batch is added, when the caller has
+        them (``link_ends`` need not find them again)."""
         if self._lock is None:
             raise RuntimeError("DedupeIndex.add needs an index opened (and locked) with DedupeIndex.open")
         if not len(batch):
@@ -522,3 +532,6 @@ class DedupeIndex:
         self.letters = concat_frames([self.letters, batch.letters] if len(self.letters) else [batch.letters])
         links = links[HELD_LINK_COLUMNS]
         self.links = pd.concat([self.links, links], ignore_index=True) if len(self.links) else links
+        located = 0 if self._ends is None else len(self._ends[0])
+        if ends is not None and located == len(self.links) - len(links):  # the earlier links' are located
+            self._ends = joined_ends(self._ends, ends) if located else ends

@@ -42,7 +42,7 @@ from pipeline.dedup.arrays import arrow_strings, unique
 from pipeline.dedup.candidates import Candidates
 from pipeline.dedup.clustering import link_components
 from pipeline.dedup.evidence import VectorRows, pair_evidence, shared_counts, tfidf_cosine
-from pipeline.dedup.index import link_ends
+from pipeline.dedup.index import joined_ends, link_ends
 from pipeline.dedup.matter import load_tags
 from pipeline.dedup.spark_blocking import spark_links
 from pipeline.normalize import CJK
@@ -269,14 +269,6 @@ def find_links(pool, settings, matcher, workers=1):
 
 
 # --- pairs inside a case -----------------------------------------------------------------------
-
-def joined_ends(*ends):
-    """Link ends (pairs of position arrays, ``DedupeIndex.link_ends``) of several links
-    frames, in order, as one pair (the arrays themselves when there is one)."""
-    if len(ends) == 1:
-        return ends[0]
-    return tuple(np.concatenate([end[side] for end in ends] + [np.zeros(0, dtype=np.int64)]) for side in (0, 1))
-
 
 def within_pairs(pool, scored, settings, matcher, workers=1, chunk=200_000, ends=None):
     """P(same matter) of the pairs of letters that the links and possible pairs put in one

@@ -200,6 +200,9 @@ def test_incremental_equals_one_shot_and_same_dump_adds_nothing(cli, board_run, 
     assert sum(summary["links found in this run"].values()) == 0
     again = pd.read_parquet(tmp_path / "again" / "deduped.parquet").set_index(schema.LETTER_ID)[schema.CASE_ID]
     assert (again == final.loc[again.index]).all()
+    # the last night's cases, made with the positions of its links handed to the index (not found again)
+    last = cases_of(nights[-1:])
+    assert (last == final.loc[last.index]).all()
 
 
 def _hash():

@@ -84,7 +84,8 @@ class Batch:
     @contextlib.contextmanager
     def saved_for_workers(self, directory):
         """Inside the block the batch pickles as a shard does, as the folder ``directory``,
-        where it is saved first (unless it is a shard already); this process keeps its arrays."""
+        where it is saved first (unless it is saved already: a shard, a staged night); this process
+        keeps its arrays."""
         if self.directory is not None:
             yield
             return

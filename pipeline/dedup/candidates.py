@@ -39,7 +39,8 @@ class Pool:
     index : DedupeIndex
         The letters seen before (their features stay memory-mapped).
     batch : Batch
-        The night's new letters (``pipeline.dedup.features.featurize``).
+        The night's new letters (``pipeline.dedup.features.featurize``), usually staged in the
+        index (``DedupeIndex.staged``) and read memory-mapped.
     n_features : int
         Hash space of the TF-IDF vectors.
     """

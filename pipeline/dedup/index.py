@@ -389,7 +389,7 @@ class DedupeIndex:
     def link_ends(self):
         """Positions in ``letters`` of each link's two letters (:func:`link_ends`): (a, b) int64
         arrays like ``links``. Found once per process (for millions of links, finding ids
-        takes seconds): links added later are located on their own."""
+        takes seconds): links added later are located on their own, unless ``add`` was given them."""
         known = 0 if self._ends is None else len(self._ends[0])
         if known < len(self.links):
             a, b = link_ends(self.links.iloc[known:], arrow_strings(self.letters[schema.LETTER_ID]))
@@ -518,6 +518,8 @@ class DedupeIndex:
             files = {file: {"bytes": path.stat().st_size, "sha256": digest}
                      for file, path, digest in zip(SHARD_FILES, paths, file_digests(paths))}
             (tmp / "shard").rename(self.directory / name)
+            if staged:  # the batch's files are the shard's now
+                batch.directory = (self.directory / name).resolve()
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         manifest = dict(self._manifest)

@@ -227,7 +227,8 @@ def test_a_night_staged_in_the_index_becomes_its_shard_its_keys_made_once(runs, 
         shard = index.shards[-1]
         links = index.shard_links(len(index.shards) - 1)
     night = Batch(shard.letters.copy(), {name: np.array(array) for name, array in shard.arrays.items()})
-    night.save(tmp_path / "direct", links)
+    night.save(tmp_path / "direct")
+    links.to_parquet(tmp_path / "direct" / "links.parquet", index=False)
     made = []
 
     def counted(arrays):

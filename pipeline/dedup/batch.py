@@ -68,13 +68,11 @@ class Batch:
         stem = self.directory / STORED_KINDS[kind]
         return np.load(f"{stem}.npy", mmap_mode="r"), np.load(f"{stem}_rows.npy", mmap_mode="r")
 
-    def save(self, directory, links=None, keys=True):
-        """Write the letters, the arrays, the sorted blocking keys (unless not ``keys``) and
-        (an index shard's) ``links`` to a new ``directory``."""
+    def save(self, directory, keys=True):
+        """Write the letters, the arrays and the sorted blocking keys (unless not ``keys``) to a
+        new ``directory`` (an index shard's links are written there by ``DedupeIndex.add``)."""
         directory.mkdir(parents=True)
         self.letters.to_parquet(directory / "letters.parquet", index=False)
-        if links is not None:
-            links.to_parquet(directory / "links.parquet", index=False)
         for name in ARRAYS:
             np.save(directory / f"{name}.npy", self.arrays[name])
         for kind, ordered, rows in self.block_keys() if keys else ():

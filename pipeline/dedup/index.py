@@ -392,9 +392,12 @@ class DedupeIndex:
         takes seconds): links added later are located on their own, unless ``add`` was given them."""
         known = 0 if self._ends is None else len(self._ends[0])
         if known < len(self.links):
-            a, b = link_ends(self.links.iloc[known:], arrow_strings(self.letters[schema.LETTER_ID]))
-            self._ends = (a, b) if self._ends is None else tuple(np.concatenate(pair) for pair in zip(self._ends, (a, b)))
+            self._located(link_ends(self.links.iloc[known:], arrow_strings(self.letters[schema.LETTER_ID])))
         return self._ends or (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+
+    def _located(self, ends):
+        """Record ``ends`` as the positions of the links after those located so far."""
+        self._ends = ends if self._ends is None else joined_ends(self._ends, ends)
 
     def shard_links(self, position):
         """The links found when shard ``position`` was added, with all their columns."""
@@ -486,8 +489,10 @@ class DedupeIndex:
         """``batch`` saved with its sorted keys into a temporary folder of the index (the next
         shard's, removed on the next open if this run stops) and memory-mapped from there, as a
         shard is: its keys are made once, for matching and for ``add``, which renames the
-        folder into the shard, and its arrays leave memory. A batch of no letters is kept."""
-        if not len(batch) or batch.directory is not None:
+        folder into the shard, and its arrays leave memory. A batch of no letters, or one
+        staged here already, is kept."""
+        here = batch.directory is not None and batch.directory.parent.parent == self.directory.resolve()
+        if not len(batch) or here:
             return batch
         self.directory.mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(prefix=f".{self._next_shard()}.", dir=self.directory)) / "shard"
@@ -495,33 +500,28 @@ class DedupeIndex:
         return Batch.load(folder)
 
     def add(self, batch, links, source=None, ends=None):
-        """Append ``batch`` (a ``Batch`` of new letters, possibly ``staged``) and its ``links`` as
-        a new shard, recording ``source`` (which run and input it came from: see ``shard_from``).
+        """Append ``batch`` (a ``Batch`` of new letters, ``staged`` here unless it is already) and
+        its ``links`` as a new shard, recording ``source`` (which run and input it came from: see
+        ``shard_from``).
         ``ends``: the links' letters' positions once the batch is added, when the caller has
         them (``link_ends`` need not find them again)."""
         if self._lock is None:
             raise RuntimeError("DedupeIndex.add needs an index opened (and locked) with DedupeIndex.open")
         if not len(batch):
             return
-        self.directory.mkdir(parents=True, exist_ok=True)
         name = self._next_shard()
         if (self.directory / name).exists():  # left by a run interrupted before its manifest
             shutil.rmtree(self.directory / name)
-        staged = batch.directory is not None and batch.directory.parent.parent == self.directory.resolve()
-        tmp = batch.directory.parent if staged else Path(tempfile.mkdtemp(prefix=f".{name}.", dir=self.directory))
+        batch = self.staged(batch)
         try:
-            if staged:
-                links.to_parquet(batch.directory / "links.parquet", index=False)
-            else:
-                batch.save(tmp / "shard", links)
-            paths = [tmp / "shard" / file for file in SHARD_FILES]
+            links.to_parquet(batch.directory / "links.parquet", index=False)
+            paths = [batch.directory / file for file in SHARD_FILES]
             files = {file: {"bytes": path.stat().st_size, "sha256": digest}
                      for file, path, digest in zip(SHARD_FILES, paths, file_digests(paths))}
-            (tmp / "shard").rename(self.directory / name)
-            if staged:  # the batch's files are the shard's now
-                batch.directory = (self.directory / name).resolve()
+            batch.directory.rename(self.directory / name)
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(batch.directory.parent, ignore_errors=True)
+        batch.directory = (self.directory / name).resolve()  # its files are the shard's now
         manifest = dict(self._manifest)
         manifest["shards"] = manifest["shards"] + [{"name": name, "letters": len(batch), "links": len(links),
                                                     "added_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -529,11 +529,11 @@ class DedupeIndex:
         manifest["letters"] = sum(entry["letters"] for entry in manifest["shards"])
         write_json(manifest, self.manifest_path)
         self._manifest = manifest
-        self.shards.append(Batch.load(self.directory / name))
+        self.shards.append(batch)
         self._link_counts.append(len(links))
         self.letters = concat_frames([self.letters, batch.letters] if len(self.letters) else [batch.letters])
         links = links[HELD_LINK_COLUMNS]
         self.links = pd.concat([self.links, links], ignore_index=True) if len(self.links) else links
         located = 0 if self._ends is None else len(self._ends[0])
         if ends is not None and located == len(self.links) - len(links):  # the earlier links' are located
-            self._ends = joined_ends(self._ends, ends) if located else ends
+            self._located(ends)

@@ -91,6 +91,15 @@ def test_minhash_estimates_jaccard():
     assert abs(agree - 148 / 248) < 0.1 and (signatures[0] == signatures[2]).mean() < 0.05
 
 
+def test_minhash_in_slices_equals_minhash_at_once():
+    texts = pd.read_csv(sample_path(), encoding="utf-8-sig", dtype=str)["内容"].fillna("").tolist()[:300]
+    hasher = MinHasher()
+    at_once = hasher.signatures(texts, slice_chars=sum(map(len, texts)))
+    for slice_chars in (1, 500, 20_000):  # one text a slice; slices ending mid-text; a few slices
+        assert (hasher.signatures(texts, slice_chars=slice_chars) == at_once).all()
+    assert hasher.signatures([]).shape == (0, hasher.num_perm)
+
+
 def test_lsh_params_and_pair_helpers():
     bands, rows = lsh_params(0.4, 64)
     assert bands * rows <= 64 and 0.3 < (1 / bands) ** (1 / rows) <= 0.5

@@ -40,6 +40,11 @@ MOBILE_AFTER_CUE = re.compile(r"(?<=电话|手机|联系)((?:号码|号|方式)?
 LANDLINE = re.compile(r"(?<![\d(（])(?:0\d{2,3}[- ]?|[(（]0\d{2,3}[)）]\s?)[2-9]\d{6,7}(?:[-转]\d{1,5})?(?!\d)")
 LANDLINE_AFTER_CUE = re.compile(r"(?<=电话|座机|固话)((?:号码|号)?[:：]?\s*)([2-9]\d{6,7})(?!\d)")
 
+# Every number the patterns below mask holds 7 digits in a row, single spaces or dashes allowed
+# between them: a text without such a run is left as it is, without trying each pattern at
+# each of its characters (their leading look-behinds keep ``re`` from skipping ahead).
+NUMBER_LIKE = re.compile(r"\d(?:[- ]?\d){6}")
+
 ID_MASK, PHONE_MASK, BANK_MASK, LANDLINE_MASK, EMAIL_MASK = "[身份证号]", "[手机号]", "[银行卡号]", "[电话]", "[邮箱]"
 
 
@@ -49,6 +54,8 @@ def mask_identifiers(text, *, id_mask=ID_MASK, phone_mask=PHONE_MASK, bank_mask=
     replaced by the given masks (see the module docstring for the forms recognised)."""
     text = EMAIL.sub(email_mask, text)
     text = ID_AFTER_CUE.sub(lambda m: m.group(1) + id_mask, text)
+    if not NUMBER_LIKE.search(text):
+        return text
     text = ID_NUMBER.sub(id_mask, text)
     text = BANK_CARD.sub(bank_mask, text)
     text = MOBILE_AFTER_CUE.sub(lambda m: m.group(1) + phone_mask, text)

@@ -9,6 +9,7 @@ writes — CSV, JSON, Markdown, HTML, XLSX cells, the other Parquet columns, bin
 what it prints — is scanned for every planted raw value.
 """
 import csv
+import random
 import re
 
 import openpyxl
@@ -16,6 +17,7 @@ import pandas as pd
 import pytest
 
 from pipeline import schema
+from pipeline import privacy
 from pipeline.privacy import mask_identifiers
 
 REGISTER_COLUMNS = {*schema.PETITIONER_COLUMNS, schema.ORIGINAL_TEXT, schema.TITLE, schema.CONTENT, schema.EXTRA}
@@ -58,6 +60,22 @@ def test_numbers_after_a_cue_and_numbers_that_are_no_identifiers():
     assert mask_identifiers("身份证号43010319850612001X2019年5月") == "身份证号[身份证号]2019年5月"
     kept = "2019年12月31日,补偿款120000元,共1234户,第20190312号文件,面积3.5亩,12345热线,400-800-1234"
     assert mask_identifiers(kept) == kept
+
+
+def test_a_text_no_number_pattern_can_match_is_skipped_soundly():
+    """``mask_identifiers`` returns a text without a ``NUMBER_LIKE`` run as it is: what each
+    number pattern matches must hold such a run, in the written forms and in random strings
+    of digits, separators and cue words (each pattern matches some)."""
+    rng = random.Random(0)
+    other = list("  --()（）+转xX８") + ["电话", "手机", "联系", "座机", "固话", "身份证号", "86"]
+    texts = ["".join(rng.choice("0123456789") if rng.random() < 0.85 else rng.choice(other)
+                     for _ in range(rng.randint(1, 40))) for _ in range(100_000)]
+    for pattern in (privacy.ID_NUMBER, privacy.BANK_CARD, privacy.MOBILE_AFTER_CUE, privacy.MOBILE,
+                    privacy.LANDLINE, privacy.LANDLINE_AFTER_CUE):
+        matched = [match.group(0) for text in texts + [raw for raw, _ in IDENTIFIERS]
+                   for match in pattern.finditer(text)]
+        assert len(matched) > 20, pattern.pattern
+        assert all(privacy.NUMBER_LIKE.search(number) for number in matched), pattern.pattern
 
 
 # --- the hostile dump ---------------------------------------------------------------------------

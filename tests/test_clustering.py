@@ -1,9 +1,11 @@
 """Cases by average linkage over scored links (pipeline.dedup.clustering)."""
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.sparse.csgraph import connected_components
 
-from pipeline.dedup.clustering import average_linkage
+from pipeline.dedup.clustering import average_linkage, link_components
 
 
 def together(labels):
@@ -16,6 +18,24 @@ def random_graph(rng, n):
     keep = a != b
     code = np.unique(np.minimum(a, b)[keep] * n + np.maximum(a, b)[keep])
     return code // n, code % n, np.round(rng.random(len(code)), 3)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_components_joined_chunk_by_chunk_are_scipys_of_all_pairs_at_once(seed):
+    """The same numbering too; a path crosses every chunk."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 200))
+    a, b, _ = random_graph(rng, n)
+    path = rng.permutation(n)
+    a, b = np.concatenate((a, path[:-1])), np.concatenate((b, path[1:] if seed % 2 else path[:-1]))
+    order = rng.permutation(len(a))
+    a, b = a[order], b[order]
+    _, expected = connected_components(sp.coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n)), directed=False)
+    for chunk in (1, 5, 64, len(a) + 1):
+        component, size = link_components(n, a, b, chunk=chunk)
+        assert component.tolist() == expected.tolist()
+        assert size.tolist() == np.bincount(expected).tolist()
+    assert link_components(0, a[:0], b[:0])[0].tolist() == []
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -191,7 +211,7 @@ def test_each_item_is_clustered_in_its_lightest_component_that_fits(seed):
     """A part is the item's component of the pairs of at least threshold + k x SPLIT_STEP for
     the least k at which that component holds at most ``dense_max`` items: found level by level
     with plain connected components, as the definition reads."""
-    from pipeline.dedup.clustering import SPLIT_STEP, _parts, link_components
+    from pipeline.dedup.clustering import SPLIT_STEP, _parts
     rng = np.random.default_rng(seed)
     n = 120
     a, b, weight = random_graph(rng, n)

@@ -14,6 +14,7 @@ from pipeline.config import load_config
 from pipeline.dedup.arrays import join_pairs
 from pipeline.dedup.blocking import STORED_KINDS, usable_blocks
 from pipeline.dedup.candidates import Blocks
+from pipeline.dedup.cases import joined_runs
 from pipeline.dedup.index import DedupeIndex, config_hash
 from pipeline.dedup.minhash import MinHasher, lsh_params, shingle_hashes
 from pipeline.dedup.scoring import shown_names
@@ -98,6 +99,14 @@ def test_minhash_in_slices_equals_minhash_at_once():
     for slice_chars in (1, 500, 20_000):  # one text a slice; slices ending mid-text; a few slices
         assert (hasher.signatures(texts, slice_chars=slice_chars) == at_once).all()
     assert hasher.signatures([]).shape == (0, hasher.num_perm)
+
+
+def test_joined_runs_is_pandas_join_per_group():
+    frame = pd.DataFrame({"case": ["c1", "c1", "c2", "c10", "c10", "c10"], "id": ["b", "a", "x", "3", "1", "2"]})
+    expected = frame.groupby("case", sort=False)["id"].agg("|".join)
+    joined = joined_runs(frame["case"], frame["id"])
+    assert joined.to_dict() == expected.to_dict() and joined.index.tolist() == ["c1", "c2", "c10"]
+    assert joined_runs(frame["case"][:0], frame["id"][:0]).empty
 
 
 def test_lsh_params_and_pair_helpers():

@@ -334,6 +334,17 @@ def reopened_letters(letters, cases, closed_at):
     return reopened.sort_index().to_numpy()
 
 
+def joined_runs(keys, values):
+    """``"|".join`` of ``values`` (str) over each run of equal ``keys`` (both of one length,
+    each key's rows together): a Series of str indexed by the runs' keys, in order. pandas'
+    ``agg("|".join)`` makes a Series of each group: about 15 s for a million letters' cases."""
+    keys, values = np.asarray(keys), list(values)
+    starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1]))) if len(keys) else np.zeros(0, int)
+    bounds = np.append(starts, len(keys)).tolist()
+    return pd.Series(["|".join(values[start:end]) for start, end in zip(bounds, bounds[1:])], index=keys[starts],
+                     dtype="str")
+
+
 def case_table(letters, cases, in_run, before_run, titles, labeler, reopened=None):
     """One row per case that holds one of the run's letters.
 
@@ -369,12 +380,13 @@ def case_table(letters, cases, in_run, before_run, titles, labeler, reopened=Non
         return pairs[pairs[VALUE].notna() & (pairs[VALUE] != "")].drop_duplicates()
 
     def joined(values):
-        return distinct(values).groupby(CASE, sort=False)[VALUE].agg("|".join)
+        pairs = distinct(values)
+        return joined_runs(pairs[CASE], pairs[VALUE])
 
     grouped = frame.groupby(schema.CASE_ID, sort=False)
     table = pd.DataFrame({
         schema.CASE_LABEL: pd.Series(labels, dtype="str"),
-        schema.CASE_LETTER_IDS: grouped[schema.LETTER_ID].agg("|".join),
+        schema.CASE_LETTER_IDS: joined_runs(frame[schema.CASE_ID], frame[schema.LETTER_ID]),
         schema.CASE_FIRST_DATE: grouped[schema.RECEIVED_AT].min().dt.strftime("%Y-%m-%d"),
         schema.CASE_LAST_DATE: grouped[schema.RECEIVED_AT].max().dt.strftime("%Y-%m-%d"),
         schema.CASE_LETTERS: grouped.size(),

@@ -46,6 +46,14 @@ def index_ranges(starts, ends):
     return source, index
 
 
+def run_bounds(keys):
+    """Where each run of equal ``keys`` (a sequence) begins, and the length: a list of ints
+    ``[start_0, start_1, ..., len(keys)]``, so run ``i`` is ``bounds[i]:bounds[i + 1]``."""
+    keys = np.asarray(keys)
+    starts = np.flatnonzero(keys[1:] != keys[:-1]) + 1
+    return ([0] if len(keys) else []) + starts.tolist() + [len(keys)]
+
+
 def join_pairs(left_labels, right_labels):
     """Every (i, j) with ``left_labels[i] == right_labels[j]`` (a sort-merge join).
 

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline import schema
-from pipeline.dedup.arrays import arrow_strings
+from pipeline.dedup.arrays import arrow_strings, run_bounds
 from pipeline.dedup.clustering import average_linkage, link_components
 from pipeline.dedup.index import link_ends
 from pipeline.privacy import mask_identifiers
@@ -338,11 +338,9 @@ def joined_runs(keys, values):
     """``"|".join`` of ``values`` (str) over each run of equal ``keys`` (both of one length,
     each key's rows together): a Series of str indexed by the runs' keys, in order. pandas'
     ``agg("|".join)`` makes a Series of each group: about 15 s for a million letters' cases."""
-    keys, values = np.asarray(keys), list(values)
-    starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1]))) if len(keys) else np.zeros(0, int)
-    bounds = np.append(starts, len(keys)).tolist()
-    return pd.Series(["|".join(values[start:end]) for start, end in zip(bounds, bounds[1:])], index=keys[starts],
-                     dtype="str")
+    keys, values, bounds = np.asarray(keys), list(values), run_bounds(keys)
+    return pd.Series(["|".join(values[start:end]) for start, end in zip(bounds, bounds[1:])],
+                     index=keys[bounds[:-1]], dtype="str")
 
 
 def case_table(letters, cases, in_run, before_run, titles, labeler, reopened=None):

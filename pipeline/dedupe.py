@@ -9,6 +9,7 @@ and ``summary.json``. The work is done by the ``pipeline.dedup`` wing, step by s
 the analysts' decisions in force (``pipeline.decisions``, the file beside the index).
 """
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -28,7 +29,7 @@ from pipeline.dedup.index import DedupeIndex, IndexProblem, config_hash, file_di
 from pipeline.dedup.scoring import find_links, within_pairs
 from pipeline.errors import PetitionError
 from pipeline.lookup import is_in
-from pipeline.parallel import in_background, release_memory
+from pipeline.parallel import release_memory
 from pipeline.reporting.tonight import FILE_NAME as TONIGHT, tonight_table, write_tonight
 from pipeline.rundir import atomic_path, parquet_batches, stage, write_csv, write_json
 from pipeline.status import StatusHistory, known_closed_at, with_handling
@@ -256,14 +257,18 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
     clerk = tonight_table(run_letters, case_letters, statuses.titles(case_letters[schema.LETTER_ID]),
                           dict(zip(table[schema.CASE_ID], table[schema.CASE_LABEL])))
     # the clerk's spreadsheet (300,000 rows on a million-letter first night: about 45 s of
-    # XlsxWriter) is written on another core while this one writes the other outputs
-    with in_background(lambda: write_tonight(clerk, run.path / TONIGHT), enabled=processes > 1):
+    # XlsxWriter, in Python) is written in a thread while deduped.parquet and links.csv are,
+    # mostly in Arrow, which lets go of the GIL. A thread, not a process: a forked copy of a
+    # million letters' dedupe kept every page the parent then wrote, 0.8 GB more at the peak
+    with ThreadPoolExecutor(1) as pool:
+        writing = pool.submit(write_tonight, clerk, run.path / TONIGHT)
         write_deduped(path, run.output_path("dedupe"), ~bad, run_cases)
         touching = in_run[ends[0]] | in_run[ends[1]]  # located, not looked up: millions of links
         listed = np.flatnonzero(all_links[schema.RELATION].isin(schema.RELATIONS).to_numpy() & touching)
         # the index holds the links' HELD_LINK_COLUMNS; links.csv shows their evidence too, read from the shards
         run_links = index.link_rows(listed) if len(index.links) else all_links.iloc[listed]
         write_csv(run_links.reset_index(drop=True), run.path / "links.csv")
+        writing.result()
     summary = summarize(letters[~bad], run_cases[~bad], found, table, added, index, config)
     summary["analyst decisions"] = decided = decision_counts(everything, all_links, cases, decisions, ends)
     if decided[SAME_NOT_APPLIED]:

@@ -5,14 +5,13 @@ that holds loaded state (a jieba tokenizer with its dictionaries, an OpenCC conv
 IDF table) reaches every worker already loaded and is never re-sent per chunk; it may be a
 closure or a lambda. Only the chunks and the results travel between processes.
 
-Two entry points over one pool, and a third for one task beside the caller:
+Two entry points over one pool:
 
 * ``imap_chunks(task, chunks)``: ``task(chunk)`` for each ready-made chunk of an iterable,
   yielded in order, at most ``window`` chunks in flight: a stream of a million letters read
   chunk by chunk is never in memory at once.
 * ``map_chunks(task, items)``: cuts items (a list or any iterable) into chunks, runs them
   through ``imap_chunks`` and returns the per-item results concatenated in order.
-* ``in_background(task)``: ``task()`` in one forked process while the caller goes on.
 
 Inside ``with distributed(mapper)`` both run their chunks on ``mapper`` instead (the Spark
 engine, ``pipeline.engine``), which pickles the task once and ships it to its workers.
@@ -127,58 +126,6 @@ def map_chunks(task, items, processes=1, chunk_size=2000, progress=None):
         if progress:
             progress(len(output))
     return results
-
-
-@contextlib.contextmanager
-def in_background(task, enabled=True):
-    """Run ``task()`` in a forked process while the block runs; yield a function that waits
-    for it and returns its result (raising its error). Called or not, the process is waited
-    for when the block ends (a file it writes is finished, not left half-written, even if
-    the block fails). ``enabled`` false runs ``task`` in this process, at once.
-
-    For a single-threaded stretch on several cores: the task inherits what it needs through
-    ``fork`` (nothing is pickled on the way in), and only its result comes back.
-    """
-    if not enabled:
-        value = task()
-        yield lambda: value
-        return
-    receiver, sender = multiprocessing.get_context("fork").Pipe(duplex=False)
-    gc.freeze()  # as in imap_chunks: the child's garbage collection would copy the parent's pages
-    process = multiprocessing.get_context("fork").Process(target=_send_result, args=(task, sender), daemon=True)
-    process.start()
-    gc.unfreeze()
-    sender.close()
-    outcome = []
-
-    def result():
-        if not outcome:
-            try:
-                outcome.append(receiver.recv())
-            except EOFError:  # the child died without a word (killed, out of memory)
-                outcome.append((False, RuntimeError(f"a background task ended with exit code {process.exitcode}")))
-            process.join()
-        ok, value = outcome[0]
-        if not ok:
-            raise value
-        return value
-    try:
-        yield result
-        result()
-    finally:
-        process.join()
-        receiver.close()
-
-
-def _send_result(task, sender):
-    try:
-        outcome = (True, task())
-    except BaseException as exc:  # handed to the parent, which raises it
-        outcome = (False, exc)
-    try:
-        sender.send(outcome)
-    except Exception as exc:  # an unpicklable result or error
-        sender.send((False, RuntimeError(f"a background task's outcome cannot be sent back: {exc!r}")))
 
 
 def _malloc_trim():

@@ -1,12 +1,10 @@
 """The process-pool helper: results in order, from lists and from streams read a few chunks
-ahead of the workers, the task inherited by fork (a closure, never pickled); a task in the
-background waited for, its result and error handed back."""
+ahead of the workers, the task inherited by fork (a closure, never pickled)."""
 import itertools
-import os
 
 import pytest
 
-from pipeline.parallel import imap_chunks, in_background, map_chunks
+from pipeline.parallel import imap_chunks, map_chunks
 
 
 @pytest.mark.parametrize("processes", [1, 3])
@@ -42,24 +40,3 @@ def test_worker_errors_reach_the_caller():
         raise ValueError(f"bad chunk {chunk}")
     with pytest.raises(ValueError, match="bad chunk"):
         list(imap_chunks(task, [[1], [2], [3]], processes=2))
-
-
-@pytest.mark.parametrize("enabled", [True, False])
-def test_a_background_task_runs_beside_the_caller_and_hands_back_its_result(tmp_path, enabled):
-    target = tmp_path / "written"
-    with in_background(lambda: (target.write_text("done"), os.getpid())[1], enabled=enabled) as result:
-        pass  # the block does its own work meanwhile
-    assert target.read_text() == "done"  # waited for at the block's end, result asked for or not
-    assert (result() != os.getpid()) == enabled
-
-
-def test_a_background_error_reaches_the_caller(tmp_path):
-    def task():
-        raise ValueError("disk full")
-    with pytest.raises(ValueError, match="disk full"):
-        with in_background(task):
-            pass
-    with pytest.raises(ValueError, match="caller's own"):  # the caller's error is not hidden by the task
-        with in_background(lambda: (tmp_path / "finished").write_text("yes")):
-            raise ValueError("the caller's own")
-    assert (tmp_path / "finished").read_text() == "yes"

@@ -9,7 +9,6 @@ and ``summary.json``. The work is done by the ``pipeline.dedup`` wing, step by s
 the analysts' decisions in force (``pipeline.decisions``, the file beside the index).
 """
 import json
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -245,6 +244,7 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
                              wanted=in_run)
     run_cases = cases.iloc[np.where(position >= 0, position, 0)].reset_index(drop=True)
     run_cases[schema.REOPENED] = reopened[np.where(position >= 0, position, 0)] & (position >= 0)
+    write_deduped(path, run.output_path("dedupe"), ~bad, run_cases)
     table = case_table(everything, cases, in_run, before, titles, labeler, reopened & in_run & ~before)
     write_csv(table, run.path / "cases.csv")
     kept = masked_titles(titles, labeler).merge(handling, on=schema.LETTER_ID, how="left")[~bad]
@@ -256,19 +256,12 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
     run_letters = pd.concat([letters, run_cases], axis=1)[~bad & ~before[np.maximum(position, 0)]]
     clerk = tonight_table(run_letters, case_letters, statuses.titles(case_letters[schema.LETTER_ID]),
                           dict(zip(table[schema.CASE_ID], table[schema.CASE_LABEL])))
-    # the clerk's spreadsheet (300,000 rows on a million-letter first night: about 45 s of
-    # XlsxWriter, in Python) is written in a thread while deduped.parquet and links.csv are,
-    # mostly in Arrow, which lets go of the GIL. A thread, not a process: a forked copy of a
-    # million letters' dedupe kept every page the parent then wrote, 0.8 GB more at the peak
-    with ThreadPoolExecutor(1) as pool:
-        writing = pool.submit(write_tonight, clerk, run.path / TONIGHT)
-        write_deduped(path, run.output_path("dedupe"), ~bad, run_cases)
-        touching = in_run[ends[0]] | in_run[ends[1]]  # located, not looked up: millions of links
-        listed = np.flatnonzero(all_links[schema.RELATION].isin(schema.RELATIONS).to_numpy() & touching)
-        # the index holds the links' HELD_LINK_COLUMNS; links.csv shows their evidence too, read from the shards
-        run_links = index.link_rows(listed) if len(index.links) else all_links.iloc[listed]
-        write_csv(run_links.reset_index(drop=True), run.path / "links.csv")
-        writing.result()
+    write_tonight(clerk, run.path / TONIGHT)
+    touching = in_run[ends[0]] | in_run[ends[1]]  # located, not looked up: millions of links
+    listed = np.flatnonzero(all_links[schema.RELATION].isin(schema.RELATIONS).to_numpy() & touching)
+    # the index holds the links' HELD_LINK_COLUMNS; links.csv shows their evidence too, read from the shards
+    run_links = index.link_rows(listed) if len(index.links) else all_links.iloc[listed]
+    write_csv(run_links.reset_index(drop=True), run.path / "links.csv")
     summary = summarize(letters[~bad], run_cases[~bad], found, table, added, index, config)
     summary["analyst decisions"] = decided = decision_counts(everything, all_links, cases, decisions, ends)
     if decided[SAME_NOT_APPLIED]:

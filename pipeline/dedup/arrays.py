@@ -7,6 +7,7 @@ millions of blocking keys and candidate pairs of a million letters.
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
@@ -47,11 +48,12 @@ def index_ranges(starts, ends):
 
 
 def run_bounds(keys):
-    """Where each run of equal ``keys`` (a sequence) begins, and the length: a list of ints
-    ``[start_0, start_1, ..., len(keys)]``, so run ``i`` is ``bounds[i]:bounds[i + 1]``."""
-    keys = np.asarray(keys)
-    starts = np.flatnonzero(keys[1:] != keys[:-1]) + 1
-    return ([0] if len(keys) else []) + starts.tolist() + [len(keys)]
+    """Where each run of equal ``keys`` (a string column) begins, and the length: a list of
+    ints ``[start_0, start_1, ..., len(keys)]``, so run ``i`` is ``bounds[i]:bounds[i + 1]``.
+    Compared in Arrow: a million keys never become Python strings."""
+    keys = arrow_strings(keys)
+    changed = pc.not_equal(keys.slice(1), keys.slice(0, max(len(keys) - 1, 0))).to_numpy(zero_copy_only=False)
+    return ([0] if len(keys) else []) + (np.flatnonzero(changed) + 1).tolist() + [len(keys)]
 
 
 def join_pairs(left_labels, right_labels):

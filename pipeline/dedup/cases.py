@@ -335,12 +335,14 @@ def reopened_letters(letters, cases, closed_at):
 
 
 def joined_runs(keys, values):
-    """``"|".join`` of ``values`` (str) over each run of equal ``keys`` (both of one length,
-    each key's rows together): a Series of str indexed by the runs' keys, in order. pandas'
-    ``agg("|".join)`` makes a Series of each group: it took the case table twice as long."""
-    keys, values, bounds = np.asarray(keys), list(values), run_bounds(keys)
-    return pd.Series(["|".join(values[start:end]) for start, end in zip(bounds, bounds[1:])],
-                     index=keys[bounds[:-1]], dtype="str")
+    """``"|".join`` of ``values`` over each run of equal ``keys`` (two string Series of one
+    length, each key's rows together): a Series of str indexed by the runs' keys, in order,
+    joined in Arrow. pandas' ``agg("|".join)`` makes a Series of each group: it took the case
+    table twice as long; joining Python lists held half a gigabyte more at a million letters."""
+    bounds = run_bounds(keys)
+    lists = pa.ListArray.from_arrays(pa.array(bounds, pa.int32()), arrow_strings(values))
+    return pd.Series(pc.binary_join(lists, pa.scalar("|", pa.large_string())), index=keys.iloc[bounds[:-1]],
+                     dtype="str")
 
 
 def case_table(letters, cases, in_run, before_run, titles, labeler, reopened=None):

@@ -16,8 +16,7 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from pipeline import schema
-from pipeline import privacy
+from pipeline import privacy, schema
 from pipeline.privacy import mask_identifiers
 
 REGISTER_COLUMNS = {*schema.PETITIONER_COLUMNS, schema.ORIGINAL_TEXT, schema.TITLE, schema.CONTENT, schema.EXTRA}

@@ -30,8 +30,9 @@ COLUMNS = [REOPENED_COLUMN, "事项编号", "事项名称", "事项累计件数"
 _FIRST, _DATE = "_case_first", "_date"
 
 
-def _day(value):
-    return "" if pd.isna(value) else f"{pd.Timestamp(value):%Y-%m-%d}"
+def _days(values):
+    """Each of ``values`` (dates) as YYYY-MM-DD, "" where unknown (a list of str)."""
+    return pd.to_datetime(values).dt.strftime("%Y-%m-%d").fillna("").tolist()
 
 
 def earlier_lines(case_letters, titles, max_shown=10):
@@ -43,7 +44,7 @@ def earlier_lines(case_letters, titles, max_shown=10):
     frame = case_letters.sort_values([schema.CASE_ID, schema.RECEIVED_AT, schema.LETTER_ID], na_position="last")
     # plain lists over each case's run of rows: a frame per case took 25 times as long
     ids, bounds = frame[schema.LETTER_ID].tolist(), run_bounds(frame[schema.CASE_ID])
-    days = pd.to_datetime(frame[schema.RECEIVED_AT]).dt.strftime("%Y-%m-%d").fillna("").tolist()
+    days = _days(frame[schema.RECEIVED_AT])
     shown_all = [f"{day} {letter} {titles.get(letter, '')}".strip() for day, letter in zip(days, ids)]
     lines = {}
     for start, end in zip(bounds, bounds[1:]):
@@ -88,7 +89,7 @@ def tonight_table(letters, case_letters, titles, labels, max_shown=10):
         "事项名称": cases.map(lambda c: labels.get(c, "")).to_numpy(),
         "事项累计件数": sizes.reindex(cases).fillna(0).astype(int).to_numpy(),
         "信件编号": ids.to_numpy(),
-        "来信日期": joining[schema.RECEIVED_AT].map(_day).to_numpy(),
+        "来信日期": _days(joining[schema.RECEIVED_AT]),
         "受理机关": joining[schema.ADDRESSEE].fillna("").astype(str).to_numpy(),
         "标题（已脱敏）": ids.map(lambda i: titles.get(i, "")).to_numpy(),
         "与此前来信的关系": joining[schema.RELATION].map(lambda r: RELATION_ZH.get(r, r)).to_numpy(),

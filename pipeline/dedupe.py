@@ -214,6 +214,7 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
         del pool, ids, in_case
         index.add(batch, links, source, ends=night_ends)
         del night_ends
+        index.unmap()
     else:
         links = full.shard_links(written)
         index = full.before(written + 1)

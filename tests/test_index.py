@@ -217,6 +217,34 @@ def test_a_batch_saved_for_workers_pickles_as_its_folder_only_inside_the_block(r
     assert not (tmp_path / "unused").exists()
 
 
+def _resident_kb(path):
+    """Resident kB of this process's memory maps of ``path`` (Linux's /proc/self/smaps)."""
+    total, inside = 0, False
+    for line in open("/proc/self/smaps", encoding="utf-8"):
+        if line[0] in "0123456789abcdef" and "-" in line.split()[0]:
+            inside = line.rstrip().endswith(str(path))
+        elif inside and line.startswith("Rss:"):
+            total += int(line.split()[1])
+    return total
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="memory maps are read from Linux's /proc")
+def test_unmapping_the_index_lets_go_of_the_pages_matching_read_and_keeps_the_features(runs, config):
+    import gc
+
+    import numpy as np
+    with DedupeIndex.open(runs / "reference_index", _hash()) as index:
+        rows = np.arange(len(index))
+        features = config.dedupe.tfidf_features
+        texts, vectors = index.texts(rows), index.vectors(rows, features)
+        files = [index.shards[0].directory / f"{name}.npy" for name in ("text", "vec_data")]
+        assert all(_resident_kb(path) > 0 for path in files)  # read, so resident
+        index.unmap()
+        gc.collect()
+        assert [_resident_kb(path) for path in files] == [0, 0]
+        assert index.texts(rows) == texts and (index.vectors(rows, features) != vectors).nnz == 0
+
+
 def test_a_night_staged_in_the_index_becomes_its_shard_its_keys_made_once(runs, tmp_path, monkeypatch):
     import numpy as np
 

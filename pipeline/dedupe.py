@@ -205,7 +205,6 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
         pool, matcher = Pool(index, batch, settings.tfidf_features), Matcher.load(settings.matcher)
         ids = arrow_strings(pool.letters[schema.LETTER_ID])
         links = find_links(pool, settings, matcher, workers=processes)
-        index.unmap(batch)  # the texts were read for character similarity, not needed again
         # the links' letters located once, in the pool, where they stay once the batch is indexed
         night_ends = link_ends(links, ids)
         in_case = within_pairs(pool, [index.links, links], settings, matcher, processes,
@@ -215,7 +214,6 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
         del pool, ids, in_case
         index.add(batch, links, source, ends=night_ends)
         del night_ends
-        index.unmap()
     else:
         links = full.shard_links(written)
         index = full.before(written + 1)

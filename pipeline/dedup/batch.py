@@ -3,6 +3,7 @@ shard of the dedupe index (``pipeline.dedup.index``), in memory or memory-mapped
 shard's folder (the files the index's docstring lists), with what matching reads of them.
 """
 import contextlib
+import mmap
 from pathlib import Path
 
 import numpy as np
@@ -37,20 +38,36 @@ class Batch:
         return len(self.letters)
 
     def vectors(self, rows, n_features):
-        """TF-IDF rows ``rows`` (any order) as a CSR matrix; the matrix of every row is made
-        once, over the arrays as they are (memory-mapped ones are not read whole)."""
+        """TF-IDF rows ``rows`` (any order) as a CSR matrix (a copy); the matrix of every row is
+        made once, over the arrays as they are (memory-mapped ones are not read whole)."""
         if self._vectors is None:
             a = self.arrays
             self._vectors = sp.csr_matrix((a["vec_data"], a["vec_indices"], a["vec_ptr"]),
                                           shape=(len(self), n_features), copy=False)
-        return self._vectors[np.asarray(rows)]
+        chosen = self._vectors[np.asarray(rows)]
+        self._release("vec_data", "vec_indices")
+        return chosen
 
     def texts(self, rows, name="text"):
         """Comparison texts (``name`` "title": titles) of ``rows``, sliced row by row (no index
         array per byte)."""
         text, pointers = memoryview(np.asarray(self.arrays[name])), self.arrays[f"{name}_ptr"]
-        return [str(text[start:end], "utf-8")
-                for start, end in zip(pointers[rows].tolist(), pointers[np.asarray(rows) + 1].tolist())]
+        texts = [str(text[start:end], "utf-8")
+                 for start, end in zip(pointers[rows].tolist(), pointers[np.asarray(rows) + 1].tolist())]
+        del text
+        self._release(name)
+        return texts
+
+    def _release(self, *names):
+        """Let go of this process's pages of the memory-mapped arrays ``names``, once what was
+        read of them is copied: matching reads a million letters' texts and vectors (1.6 GB)
+        in random order, and their pages would otherwise stay resident until the end. The
+        files stay in the page cache; another thread reading them meanwhile faults its pages
+        in again (the maps are read-only)."""
+        for name in names:
+            mapped = self.arrays[name].base
+            if isinstance(mapped, mmap.mmap) and hasattr(mapped, "madvise"):
+                mapped.madvise(mmap.MADV_DONTNEED)
 
     def block_keys(self):
         """The letters' blocking keys of ``blocking.STORED_KINDS``, sorted, one kind at a time:
@@ -94,18 +111,11 @@ class Batch:
         finally:
             self.directory = None
 
-    def remap(self):
-        """Map a saved batch's arrays afresh (a batch in memory is left as it is): the pages
-        matching read of the old maps (1.9 GB of a million letters' texts and vectors) leave
-        this process's memory once no array of theirs is held; the files stay in the page
-        cache."""
-        if self.directory is not None:
-            self.arrays, self._vectors = _mapped(self.directory), None
-
     @classmethod
     def load(cls, directory):
         letters = pd.read_parquet(directory / "letters.parquet")
-        batch = cls(letters, _mapped(directory))
+        arrays = {name: np.load(directory / f"{name}.npy", mmap_mode="r") for name in ARRAYS}
+        batch = cls(letters, arrays)
         batch.directory = Path(directory).resolve()
         return batch
 
@@ -114,8 +124,3 @@ class Batch:
         if self.directory is not None:
             return Batch.load, (self.directory,)
         return Batch, (self.letters, self.arrays)
-
-
-def _mapped(directory):
-    """The ``ARRAYS`` saved in ``directory``, memory-mapped."""
-    return {name: np.load(directory / f"{name}.npy", mmap_mode="r") for name in ARRAYS}

@@ -482,13 +482,6 @@ class DedupeIndex:
                 out[position] = text
         return out
 
-    def unmap(self, *batches):
-        """Map the arrays of every shard, and of ``batches`` (a night staged here, not added
-        yet), afresh (``Batch.remap``) once a step of matching is done: what it read would
-        otherwise stay in this process's memory through the steps after it."""
-        for batch in (*self.shards, *batches):
-            batch.remap()
-
     def _next_shard(self):
         return f"{max((int(e['name']) for e in self._manifest['shards']), default=0) + 1:06d}"
 

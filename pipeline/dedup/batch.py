@@ -54,7 +54,6 @@ class Batch:
         text, pointers = memoryview(np.asarray(self.arrays[name])), self.arrays[f"{name}_ptr"]
         texts = [str(text[start:end], "utf-8")
                  for start, end in zip(pointers[rows].tolist(), pointers[np.asarray(rows) + 1].tolist())]
-        del text
         self._release(name)
         return texts
 

@@ -114,6 +114,14 @@ class Pool:
                                       blocking_keys(self, self.history, len(self.letters))}
         return self._made["new_keys"]
 
+    def counts(self, name):
+        """How many values each letter holds in the CSR layout ``name`` (bytes of its text for
+        ``text`` and ``title``), made once from the pointers."""
+        if f"{name}_counts" not in self._made:
+            new = np.diff(self.batch.arrays[f"{name}_ptr"])
+            self._made[f"{name}_counts"] = np.concatenate((self.index.counts(name), new)) if self.history else new
+        return self._made[f"{name}_counts"]
+
     def per_letter(self, name):
         """The array ``name`` with one value per letter (``chars``) of every letter, made once."""
         if name not in self._made:

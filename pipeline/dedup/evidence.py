@@ -135,15 +135,10 @@ def title_similarity(pool, a, b, workers=1):
     return np.where(empty[left] | empty[right], 0.0, scores)
 
 
-def _counts(pool, name):
-    """How many values each letter holds in the pool's CSR layout ``name``."""
-    return np.diff(pool.csr(name)[1])
-
-
 def _letter_evidence(pool, a, b, cosine, shared):
     """The evidence read from per-letter values alone (and the cosine and shared names
     given): cheap for any number of pairs."""
-    names = _counts(pool, "names")
+    names = pool.counts("names")
     either = names[a] + names[b] - shared
     days = np.abs(pool.days[a] - pool.days[b])
     chars = pool.per_letter("chars").astype(float)
@@ -173,7 +168,7 @@ def pair_evidence(pool, a, b, workers=1, *, cosine=None, shared=None, rows=None)
     cosine = tfidf_cosine(pool, a, b, rows=rows) if cosine is None else cosine
     shared = shared_counts(pool, a, b) if shared is None else shared
     a_in_b, b_in_a = title_term_shares(pool, a, b, rows=rows)
-    title_names, numbers = _counts(pool, "title_names"), _counts(pool, "numbers")
+    title_names, numbers = pool.counts("title_names"), pool.counts("numbers")
     in_b = shared_counts(pool, a, b, "title_names", "names") > 0
     in_a = shared_counts(pool, b, a, "title_names", "names") > 0
     both_titled = (title_names[a] > 0) & (title_names[b] > 0)
@@ -185,6 +180,32 @@ def pair_evidence(pool, a, b, workers=1, *, cosine=None, shared=None, rows=None)
         title_name_in_other=in_a.astype(int) + in_b.astype(int),
         title_conflict=both_titled & ~in_a & ~in_b,
         title_terms_in_other=np.fmin(a_in_b, b_in_a),
+        shared_numbers=shared_numbers,
+        numbers_conflict=np.minimum(numbers[a], numbers[b]) - shared_numbers,
+    ))
+
+
+def evidence_ceiling(pool, a, b, *, cosine, shared):
+    """The most favourable evidence pairs ``a[i]``, ``b[i]`` could have, given what is cheap to
+    know of them (their ``cosine`` and ``shared`` names, shared numbers, days apart,
+    petitioners, addressees, lengths, and how many title names and title terms each letter
+    holds): the costly evidence of their titles at the value that raises P most, as
+    ``MONOTONE`` says it acts. A model monotone in that evidence gives a pair at most the P of
+    its ceiling. Returns a ``pair_evidence``-shaped frame."""
+    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    title_names, numbers = pool.counts("title_names"), pool.counts("numbers")
+    titled = (pool.counts("title")[a] > 0) & (pool.counts("title")[b] > 0)
+    title_terms = pool.counts("title_terms")
+    shared_numbers = shared_counts(pool, a, b, "numbers", "numbers")
+    return _frame(dict(
+        _letter_evidence(pool, a, b, cosine, shared),
+        title_similarity=titled.astype(float),
+        # a count of a's title names that b holds: at most a's count
+        title_names_shared=title_names[a],
+        title_name_in_other=(title_names[a] > 0).astype(int) + (title_names[b] > 0),
+        title_conflict=np.zeros(len(a)),
+        # NaN only when neither title has terms; any share is at most 1
+        title_terms_in_other=np.where((title_terms[a] > 0) | (title_terms[b] > 0), 1.0, np.nan),
         shared_numbers=shared_numbers,
         numbers_conflict=np.minimum(numbers[a], numbers[b]) - shared_numbers,
     ))

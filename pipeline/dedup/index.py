@@ -450,6 +450,12 @@ class DedupeIndex:
             offset += int(shard.arrays[f"{name}_ptr"][-1])
         return (np.concatenate(values) if values else np.zeros(0, dtype=np.uint64)), np.concatenate(pointers)
 
+    def counts(self, name):
+        """How many values each letter holds in the CSR layout ``name`` (bytes of its text for
+        ``text`` and ``title``), from the pointers alone."""
+        return np.concatenate([np.diff(shard.arrays[f"{name}_ptr"]) for shard in self.shards]
+                              + [np.zeros(0, dtype=np.int64)])
+
     def _locate(self, rows, sizes=None):
         """Split global rows of letters (of links: ``sizes`` the shards' link counts) into
         (shard number, row within shard)."""

@@ -55,6 +55,16 @@ class Matcher:
             return np.zeros(0)
         return self.model.predict_proba(evidence)[:, 1]
 
+    @property
+    def bounded_by_ceiling(self):
+        """Whether no pair's P exceeds the P of its ``evidence.evidence_ceiling``: the trees keep
+        to ``MONOTONE`` and each Platt calibration rises with their score (slope ``a_`` < 0)."""
+        calibrated = self.model[-1]
+        wanted = [MONOTONE.get(f, 0) for f in FEATURES]
+        return calibrated.method == "sigmoid" and all(
+            list(part.estimator.monotonic_cst or []) == wanted and all(c.a_ < 0 for c in part.calibrators)
+            for part in calibrated.calibrated_classifiers_)
+
     def save(self, directory):
         """Write ``model.joblib`` and ``model_card.json`` into ``directory`` (created)."""
         directory = Path(directory)

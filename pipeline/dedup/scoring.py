@@ -41,7 +41,7 @@ from pipeline import schema
 from pipeline.dedup.arrays import arrow_strings, unique
 from pipeline.dedup.candidates import Candidates
 from pipeline.dedup.clustering import link_components
-from pipeline.dedup.evidence import VectorRows, pair_evidence, shared_counts, tfidf_cosine
+from pipeline.dedup.evidence import VectorRows, evidence_ceiling, pair_evidence, shared_counts, tfidf_cosine
 from pipeline.dedup.index import joined_ends, link_ends
 from pipeline.dedup.matter import load_tags
 from pipeline.dedup.spark_blocking import spark_links
@@ -174,11 +174,15 @@ def relations(near, same_text, different_addressee, same_petitioner, days, same,
     return np.select([rule for rule, _ in rules], [name for _, name in rules], default=NO_LINK)
 
 
-def match_probability(pool, a, b, matcher, settings, workers=1, chunk=50_000):
+def match_probability(pool, a, b, matcher, settings, workers=1, chunk=50_000, floor=0.0):
     """P(same matter) of pairs ``a[i]``, ``b[i]``, and their TF-IDF cosine, ``chunk`` pairs at a
     time. The model scores the pairs worth it (cosine at least ``score_min_cosine``, or a shared
     specific name); the others are P 0. The same text is P 1 (one text is one letter, whatever
-    its title)."""
+    its title).
+
+    ``floor``: a pair with a cosine under ``near_min_cosine`` (never a near-same text) whose P
+    cannot reach it is P 0 too, its costly evidence not computed: the model's P of its
+    ``evidence_ceiling`` is under ``floor`` (when the model is ``bounded_by_ceiling``)."""
     probability, cosine = np.zeros(len(a)), np.zeros(len(a))
     for start in range(0, len(a), chunk):
         part = slice(start, start + chunk)
@@ -188,6 +192,11 @@ def match_probability(pool, a, b, matcher, settings, workers=1, chunk=50_000):
         cosine[part] = tfidf_cosine(pool, a[part], b[part], rows=rows)
         shared = shared_counts(pool, a[part], b[part])
         worth = (cosine[part] >= settings.score_min_cosine) | (shared > 0)
+        if floor > 0 and matcher.bounded_by_ceiling:
+            low = np.flatnonzero(worth & (cosine[part] < settings.near_min_cosine))
+            ceiling = matcher.probability(evidence_ceiling(pool, a[part][low], b[part][low],
+                                                           cosine=cosine[part][low], shared=shared[low]))
+            worth[low[ceiling < floor]] = False
         if worth.any():
             scored = np.flatnonzero(worth) + start
             probability[scored] = matcher.probability(pair_evidence(
@@ -199,7 +208,9 @@ def score_pairs(pool, a, b, settings, matcher, workers=1):
     """Evidence, P(same matter) (``matcher``: a ``Matcher``) and relation of candidate pairs;
     returns the linked ones, and the ``POSSIBLE`` ones (no relation, P at least
     ``possible_probability``), as a links frame."""
-    probability, cosine = match_probability(pool, a, b, matcher, settings, workers)
+    # under the lower of the two a pair is neither a link nor possible, unless a near-same text
+    floor = min(settings.possible_probability, matcher.threshold)
+    probability, cosine = match_probability(pool, a, b, matcher, settings, workers, floor=floor)
     # near-same texts share their words: below near_min_cosine the ratio cannot reach
     # near_same_similarity in practice, and rapidfuzz is the costly step
     similarity = char_similarity(pool, a, b, cosine >= settings.near_min_cosine, settings.near_same_similarity,

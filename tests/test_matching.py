@@ -1,5 +1,6 @@
 """The match model on real letters: `petition train-matcher` on judged board pairs, its card,
 its scores on pairs it did not see, and the board's cases judged by reading."""
+import copy
 import json
 import shutil
 
@@ -12,9 +13,11 @@ from pipeline import schema
 from pipeline.config import load_config
 from pipeline.decisions import DecisionStore
 from pipeline.dedup import quality
-from pipeline.dedup.evidence import FEATURES, pair_evidence
+from pipeline.dedup.candidates import Candidates
+from pipeline.dedup.evidence import FEATURES, evidence_ceiling, pair_evidence, shared_counts, tfidf_cosine
 from pipeline.dedup.index import config_hash
 from pipeline.dedup.matcher import Matcher
+from pipeline.dedup.scoring import match_probability, score_pairs
 from pipeline.ingest import file_sha256
 from pipeline.train_matcher import GRID, home_pool, located, train_matcher_command
 from tests.config_files import write_config
@@ -73,6 +76,43 @@ def test_scores_pairs_it_did_not_see(trained, board_home):
     assert average_precision_score(same, probability) >= 0.9
     assert probability[same].mean() - probability[~same].mean() >= 0.3
     assert np.allclose(probability, matcher.probability(pair_evidence(pool, a, b)))  # saved = fitted
+
+
+class _Unbounded(Matcher):
+    """The same model, its ceiling not trusted: scoring computes every pair's evidence."""
+    bounded_by_ceiling = False
+
+
+def test_no_candidate_pair_scores_above_its_evidence_ceiling(board_home):
+    settings = load_config().dedupe
+    pool, matcher = home_pool(board_home, load_config()), Matcher.load(settings.matcher)
+    candidates = Candidates(pool, settings)
+    a, b = (np.concatenate(side) for side in zip(*(candidates.pairs(*bounds) for bounds in candidates.chunks(10**9))))
+    cosine, shared = tfidf_cosine(pool, a, b), shared_counts(pool, a, b)
+    probability = matcher.probability(pair_evidence(pool, a, b, cosine=cosine, shared=shared))
+    ceiling = matcher.probability(evidence_ceiling(pool, a, b, cosine=cosine, shared=shared))
+    assert matcher.bounded_by_ceiling and len(a) > 10_000
+    assert (probability <= ceiling).all()
+    floor = min(settings.possible_probability, matcher.threshold)
+    skipped = (ceiling < floor) & (cosine < settings.near_min_cosine)
+    assert skipped.mean() > 0.2, skipped.mean()  # the ceiling spares work on real letters
+    # skipped pairs are P 0, every other pair keeps its P; the links are the same either way
+    bounded, _ = match_probability(pool, a, b, matcher, settings, floor=floor)
+    same_text = pool.bodies[a] == pool.bodies[b]
+    assert np.array_equal(bounded, np.where(same_text, 1.0, np.where(skipped | (cosine < settings.score_min_cosine)
+                                                                      & (shared == 0), 0.0, probability)))
+    unbounded = _Unbounded(matcher.model, matcher.threshold, matcher.card)
+    pd.testing.assert_frame_equal(score_pairs(pool, a, b, settings, matcher),
+                                  score_pairs(pool, a, b, settings, unbounded))
+
+
+def test_a_model_not_monotone_in_the_evidence_is_not_bounded_by_its_ceiling(config):
+    matcher = Matcher.load(config.dedupe.matcher)
+    for spoil in (lambda part: setattr(part.calibrators[0], "a_", -part.calibrators[0].a_),
+                  lambda part: setattr(part.estimator, "monotonic_cst", None)):
+        model = copy.deepcopy(matcher.model)
+        spoil(model[-1].calibrated_classifiers_[0])
+        assert not Matcher(model, matcher.threshold, matcher.card).bounded_by_ceiling
 
 
 def test_a_bad_label_is_one_line_naming_file_row_and_column(cli, board_home, tmp_path):

@@ -156,6 +156,8 @@ def _letter_evidence(pool, a, b, cosine, shared):
 
 
 def _frame(columns):
+    if set(columns) != set(FEATURES):  # a column added to FEATURES but not made here
+        raise ValueError(f"evidence columns {sorted(columns)} are not FEATURES")
     return pd.DataFrame(columns, columns=list(FEATURES)).astype(np.float32)
 
 

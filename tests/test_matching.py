@@ -83,9 +83,9 @@ class _Unbounded(Matcher):
     bounded_by_ceiling = False
 
 
-def test_no_candidate_pair_scores_above_its_evidence_ceiling(board_home):
-    settings = load_config().dedupe
-    pool, matcher = home_pool(board_home, load_config()), Matcher.load(settings.matcher)
+def test_no_candidate_pair_scores_above_its_evidence_ceiling(board_home, config):
+    settings = config.dedupe
+    pool, matcher = home_pool(board_home, config), Matcher.load(settings.matcher)
     candidates = Candidates(pool, settings)
     a, b = (np.concatenate(side) for side in zip(*(candidates.pairs(*bounds) for bounds in candidates.chunks(10**9))))
     cosine, shared = tfidf_cosine(pool, a, b), shared_counts(pool, a, b)

@@ -155,6 +155,13 @@ def _letter_evidence(pool, a, b, cosine, shared):
     }
 
 
+def _number_evidence(pool, a, b):
+    """``shared_numbers`` and ``numbers_conflict`` of the pairs: cheap (a lookup of a few
+    hashes), so the ceiling reads them as they are."""
+    numbers, shared = pool.counts("numbers"), shared_counts(pool, a, b, "numbers", "numbers")
+    return {"shared_numbers": shared, "numbers_conflict": np.minimum(numbers[a], numbers[b]) - shared}
+
+
 def _frame(columns):
     if set(columns) != set(FEATURES):  # a column added to FEATURES but not made here
         raise ValueError(f"evidence columns {sorted(columns)} are not FEATURES")
@@ -170,20 +177,18 @@ def pair_evidence(pool, a, b, workers=1, *, cosine=None, shared=None, rows=None)
     cosine = tfidf_cosine(pool, a, b, rows=rows) if cosine is None else cosine
     shared = shared_counts(pool, a, b) if shared is None else shared
     a_in_b, b_in_a = title_term_shares(pool, a, b, rows=rows)
-    title_names, numbers = pool.counts("title_names"), pool.counts("numbers")
+    title_names = pool.counts("title_names")
     in_b = shared_counts(pool, a, b, "title_names", "names") > 0
     in_a = shared_counts(pool, b, a, "title_names", "names") > 0
     both_titled = (title_names[a] > 0) & (title_names[b] > 0)
-    shared_numbers = shared_counts(pool, a, b, "numbers", "numbers")
     return _frame(dict(
         _letter_evidence(pool, a, b, cosine, shared),
+        **_number_evidence(pool, a, b),
         title_similarity=title_similarity(pool, a, b, workers),
         title_names_shared=shared_counts(pool, a, b, "title_names", "title_names"),
         title_name_in_other=in_a.astype(int) + in_b.astype(int),
         title_conflict=both_titled & ~in_a & ~in_b,
         title_terms_in_other=np.fmin(a_in_b, b_in_a),
-        shared_numbers=shared_numbers,
-        numbers_conflict=np.minimum(numbers[a], numbers[b]) - shared_numbers,
     ))
 
 
@@ -195,12 +200,11 @@ def evidence_ceiling(pool, a, b, *, cosine, shared):
     ``MONOTONE`` says it acts. A model monotone in that evidence gives a pair at most the P of
     its ceiling. Returns a ``pair_evidence``-shaped frame."""
     a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
-    title_names, numbers = pool.counts("title_names"), pool.counts("numbers")
-    titled = (pool.counts("title")[a] > 0) & (pool.counts("title")[b] > 0)
-    title_terms = pool.counts("title_terms")
-    shared_numbers = shared_counts(pool, a, b, "numbers", "numbers")
+    title_names, title_terms, title_bytes = (pool.counts(name) for name in ("title_names", "title_terms", "title"))
+    titled = (title_bytes[a] > 0) & (title_bytes[b] > 0)
     return _frame(dict(
         _letter_evidence(pool, a, b, cosine, shared),
+        **_number_evidence(pool, a, b),
         title_similarity=titled.astype(float),
         # a count of a's title names that b holds: at most a's count
         title_names_shared=title_names[a],
@@ -208,6 +212,4 @@ def evidence_ceiling(pool, a, b, *, cosine, shared):
         title_conflict=np.zeros(len(a)),
         # NaN only when neither title has terms; any share is at most 1
         title_terms_in_other=np.where((title_terms[a] > 0) | (title_terms[b] > 0), 1.0, np.nan),
-        shared_numbers=shared_numbers,
-        numbers_conflict=np.minimum(numbers[a], numbers[b]) - shared_numbers,
     ))

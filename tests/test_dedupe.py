@@ -11,8 +11,9 @@ import pytest
 
 from pipeline import schema
 from pipeline.config import load_config
-from pipeline.dedup.arrays import join_pairs
-from pipeline.dedup.blocking import STORED_KINDS, usable_blocks
+from pipeline.dedup.arrays import csr_pointers, join_pairs, text_hashes
+from pipeline.dedup import quality
+from pipeline.dedup.blocking import STORED_KINDS, matter_keys, usable_blocks
 from pipeline.dedup.candidates import Blocks
 from pipeline.dedup.cases import joined_runs
 from pipeline.dedup.index import DedupeIndex, config_hash
@@ -117,6 +118,22 @@ def test_lsh_params_and_pair_helpers():
     assert list(zip(first, second)) == [(0, 1)]
     left, right = join_pairs([1, 2], [2, 2, 1])
     assert list(zip(left, right)) == [(0, 2), (1, 0), (1, 1)]
+
+
+def test_same_matter_keys_need_a_shared_name():
+    names = [["江南华府"], ["江南华府"], ["金鼎村"], ["江南华府", "柳溪物流园"], ["柳溪物流园", "江南华府"]]
+    terms = [["物业", "电梯"], ["物业", "停车"], ["物业", "停车"], ["征地"], ["拆迁"]]
+
+    def csr(lists):
+        return text_hashes([word for words in lists for word in words]), csr_pointers([len(words) for words in lists])
+    held = collections.defaultdict(set)
+    for owner, keys in matter_keys(csr(names), csr(terms), 0, len(names)):
+        for letter, key in zip(owner, keys):
+            held[letter].add(key)
+    assert held[0] & held[1]        # one estate and one word: 江南华府 物业
+    assert not held[1] & held[2]    # two words, two places: 物业 停车 at 江南华府 and 金鼎村
+    assert not held[0] & held[2]
+    assert held[3] & held[4]        # two names, whatever the words
 
 
 # --- relations on hand-written letters --------------------------------------------------------------
@@ -418,7 +435,7 @@ def sample_metrics(tmp_path_factory):
     for argv in (["ingest", dump, "--run", run], ["normalize", "--run", run], ["segment", "--run", run],
                  ["dedupe", "--run", run, "--index", base / "index"]):
         assert main([str(a) for a in argv]) == 0
-    return pairwise_metrics(pd.read_parquet(run / "deduped.parquet"),
+    return quality.truth_scores(pd.read_parquet(run / "deduped.parquet"),
                             pd.read_csv(run / "links.csv", dtype=str, encoding="utf-8-sig"), truth)
 
 
@@ -429,35 +446,6 @@ def test_sample_truth(sample_metrics, relation):
     assert metrics["recall"] >= recall, metrics
     if precision:
         assert metrics["precision"] >= precision, metrics
-
-
-def pairwise_metrics(letters, links, truth):
-    """Per relation: recall = share of true pairs in one case; precision = share of links we
-    label with the relation whose letters the truth puts in one matter."""
-    case = letters.set_index(schema.LETTER_ID)[schema.CASE_ID]
-    true_pairs = {frozenset(p) for p in zip(truth["letter_a"], truth["letter_b"])}
-    matter = _truth_components(truth)
-    out = {}
-    for relation in schema.RELATIONS:
-        pairs = truth[truth["relation"] == relation]
-        found = [case.get(a) is not None and case.get(a) == case.get(b)
-                 for a, b in zip(pairs["letter_a"], pairs["letter_b"])]
-        ours = links[links["relation"] == relation]
-        right = [frozenset((a, b)) in true_pairs or (matter.get(a, a) == matter.get(b, b))
-                 for a, b in zip(ours["letter_a"], ours["letter_b"])]
-        out[relation] = {"recall": float(np.mean(found)) if found else 1.0,
-                         "precision": float(np.mean(right)) if right else 1.0,
-                         "true": len(pairs), "ours": len(ours)}
-    return out
-
-
-def _truth_components(truth):
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-    ids = pd.Index(pd.unique(pd.concat([truth["letter_a"], truth["letter_b"]])))
-    a, b = ids.get_indexer(truth["letter_a"]), ids.get_indexer(truth["letter_b"])
-    _, label = connected_components(coo_matrix((np.ones(len(a)), (a, b)), shape=(len(ids),) * 2), directed=False)
-    return dict(zip(ids, label))
 
 
 def test_a_night_whose_candidates_hold_no_names(cli, tmp_path):

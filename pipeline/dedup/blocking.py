@@ -1,22 +1,21 @@
 """Blocking keys: the labels letters are grouped by before pairs are formed.
 
-Five kinds: a letter's LSH band keys, its petitioner, and three same-matter kinds made of its
+Four kinds: a letter's LSH band keys, its petitioner, and two same-matter kinds made of its
 specific names and top TF-IDF terms (``matter_keys``). All but the petitioner depend on the
 letter alone, so each index shard keeps them sorted (``sorted_keys``, files ``*_keys.npy``):
 a night looks its letters' keys up there (``usable_blocks``) instead of making again the
 earlier letters' LSH keys (16 million for a million letters) and every same-matter key of
-their names and terms that tonight's letters hold too (about 14 million more).
+their names and terms that tonight's letters hold too (millions more).
 """
 import numpy as np
 
 from pipeline.dedup.arrays import holding, index_ranges, join_pairs, mix64
 
 # the kinds of blocking key
-LSH, PETITIONER, NAME_TERM, TERM_PAIR, NAME_PAIR = range(5)
-MATTER_KINDS = (NAME_TERM, TERM_PAIR, NAME_PAIR)
+LSH, PETITIONER, NAME_TERM, NAME_PAIR = range(4)
+MATTER_KINDS = (NAME_TERM, NAME_PAIR)
 # the kinds a letter's own features make, kept sorted in the index shards: (kind, file stem)
-STORED_KINDS = {LSH: "lsh_keys", NAME_TERM: "name_term_keys", TERM_PAIR: "term_pair_keys",
-                NAME_PAIR: "name_pair_keys"}
+STORED_KINDS = {LSH: "lsh_keys", NAME_TERM: "name_term_keys", NAME_PAIR: "name_pair_keys"}
 # a shard's files of sorted keys: each kind's keys (int64) and the shard row of each (int32)
 KEY_ARRAYS = tuple(name for stem in STORED_KINDS.values() for name in (stem, f"{stem}_rows"))
 
@@ -30,14 +29,16 @@ def kind_rules(settings):
 
 def matter_keys(names, terms, lo, hi, within=None):
     """Same-matter blocking keys of the letters at rows ``lo..hi-1``: every (specific name,
-    top TF-IDF term), every pair of its top terms and every pair of its specific names, so
-    a pair is a candidate when the letters share a name and a distinctive word, two
-    distinctive words or two names (a village's letters about other matters stay apart).
+    top TF-IDF term) and every pair of its specific names, so a pair is a candidate when the
+    letters share a name and a distinctive word, or two names (a village's letters about
+    other matters stay apart). Two shared top terms without a shared name are not a key: on
+    the board such pairs were three in four of all candidates and none became a link (the
+    LSH bands and the names find one matter's rewrites).
 
     ``names`` and ``terms`` are CSR layouts (values as uint64 hashes, pointers) of every row;
     ``within``, optional, the (names, terms) a key must be made of: keys of other names and
     terms are not made (an earlier letter's key no new letter holds could not block it).
-    Yields (owner rows, keys as int64) for each of the three kinds; their hashes are salted
+    Yields (owner rows, keys as int64) for each of the two kinds; their hashes are salted
     apart."""
     (names, name_ptr), (terms, term_ptr) = names, terms
     names, terms = names[name_ptr[lo]:name_ptr[hi]], terms[term_ptr[lo]:term_ptr[hi]]
@@ -51,10 +52,6 @@ def matter_keys(names, terms, lo, hi, within=None):
     i, j = join_pairs(name_owner, term_owner)
     yield name_owner[i], mix64(names[i] ^ mix64(terms[j] + np.uint64(1))).view(np.int64)
     del i, j
-    k, m = join_pairs(term_owner, term_owner)
-    k, m = k[terms[k] < terms[m]], m[terms[k] < terms[m]]  # each unordered pair of top terms once
-    yield term_owner[k], mix64(mix64(terms[k] + np.uint64(2)) ^ terms[m]).view(np.int64)
-    del k, m
     n, q = join_pairs(name_owner, name_owner)
     n, q = n[names[n] < names[q]], q[names[n] < names[q]]  # each unordered pair of names once
     yield name_owner[n], mix64(mix64(names[n] + np.uint64(3)) ^ names[q]).view(np.int64)

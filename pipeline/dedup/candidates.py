@@ -4,8 +4,8 @@ at least one of the night's letters.
 * same comparison text (body hash): linked to the earliest letter with that text;
 * MinHash LSH over character shingles: texts that share a band (``pipeline.dedup.minhash``);
 * same ``petitioner_key`` within ``repeat_window_days``;
-* within ``same_matter_window_days``: a shared specific name and top TF-IDF term, two
-  shared top terms, or two shared specific names (``blocking.matter_keys``).
+* within ``same_matter_window_days``: a shared specific name and top TF-IDF term, or two
+  shared specific names (``blocking.matter_keys``).
 
 A blocking key (band, petitioner, same-matter key) held by more letters than its ``max_``
 setting is skipped as too generic. Candidates are listed by ranges of their later letter
@@ -225,7 +225,7 @@ def same_text_pairs(pool):
 def blocking_keys(pool, lo, hi):
     """The blocking keys of the pool's letters at positions ``lo..hi-1``, one kind at a time:
     yields (kind, owner positions, keys as int64) for the LSH bands, the petitioner keys and
-    the three kinds of ``blocking.matter_keys``; with history in the pool, only matter keys
+    the two kinds of ``blocking.matter_keys``; with history in the pool, only matter keys
     made of a new letter's names and terms (the others could not block a new letter). The
     Spark engine joins on these (``spark_blocking``)."""
     positions = np.arange(lo, hi)

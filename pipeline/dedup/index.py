@@ -65,7 +65,8 @@ FORMAT = "petition-dedupe-index"
 # 4: people's names masked by normalize are held as keyed hashes (张:3f9a…), not as words
 # 5: titles, their names and terms, numbers, text lengths (evidence of the match model); link scores are P(same matter)
 # 6: each shard's blocking keys, sorted (KEY_ARRAYS)
-FORMAT_VERSION = 6
+# 7: no same-matter key of two top terms alone (blocking.matter_keys)
+FORMAT_VERSION = 7
 SHARD_FILES = ("letters.parquet", "links.parquet") + tuple(f"{name}.npy" for name in ARRAYS + KEY_ARRAYS)
 # change speed or waiting, or only how cases are cut from what the index holds, not what it holds
 UNHASHED_KEYS = ("processes", "chunk_size", "chunk_pairs", "index_lock_wait", "case_probability")

@@ -11,8 +11,8 @@ import pytest
 
 from pipeline import schema
 from pipeline.config import load_config
-from pipeline.dedup.arrays import csr_pointers, join_pairs, text_hashes
 from pipeline.dedup import quality
+from pipeline.dedup.arrays import csr_pointers, join_pairs, text_hashes
 from pipeline.dedup.blocking import STORED_KINDS, matter_keys, usable_blocks
 from pipeline.dedup.candidates import Blocks
 from pipeline.dedup.cases import joined_runs
@@ -436,7 +436,7 @@ def sample_metrics(tmp_path_factory):
                  ["dedupe", "--run", run, "--index", base / "index"]):
         assert main([str(a) for a in argv]) == 0
     return quality.truth_scores(pd.read_parquet(run / "deduped.parquet"),
-                            pd.read_csv(run / "links.csv", dtype=str, encoding="utf-8-sig"), truth)
+                                pd.read_csv(run / "links.csv", dtype=str, encoding="utf-8-sig"), truth)
 
 
 @pytest.mark.parametrize("relation", ["exact_copy", "multi_addressed", "repeat_petition", "same_matter"])

@@ -1,7 +1,9 @@
 """The faster computations of classify give, to the bit, the answers of those they replace, on
 the bundled sample with the default models: the calibrated linear models scored together
 (``linear``) against scikit-learn scoring each, attribute patterns joined bare or searched in
-parts against joined as groups, home levels kept per place word against found again each time."""
+parts against joined as groups, place words found from the suffixes against the lazy pattern,
+home levels kept per place word against found again each time."""
+import random
 import re
 
 import numpy as np
@@ -9,6 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from pipeline import schema
 from pipeline.classifier import linear, predict, textmodel
 from pipeline.classifier.attributes import AnyPattern, AttributeRules, _compile
 from pipeline.config import PROJECT_ROOT
@@ -55,11 +58,29 @@ def test_attribute_patterns_match_as_joined_in_groups(config, sample_texts):
         _compile(["(?i)a", "b"])  # a pattern valid only at the start of the whole is refused, as before
 
 
+def place_pattern(rules):
+    """The regular expression ``AttributeRules.place_words`` finds the words of."""
+    return re.compile(rf"[\u4e00-\u9fff]{{1,8}}?(?:{'|'.join(map(re.escape, rules.suffix_level))})")
+
+
+def test_place_words_are_those_of_the_lazy_pattern(config, sample_texts, board_run):
+    rules = AttributeRules.load(PROJECT_ROOT / config.classify.attributes)
+    pattern = place_pattern(rules)
+    draw = random.Random(0)
+    letters = "".join(rules.suffix_level) + "中国a1 ，"  # suffixes overlapping, inside runs, after non-Chinese
+    made = ["".join(draw.choice(letters) for _ in range(draw.randint(0, 30))) for _ in range(50_000)]
+    board_texts = pd.read_parquet(board_run / "segmented.parquet", columns=[schema.CLEAN_TEXT])[schema.CLEAN_TEXT]
+    texts = [*sample_texts, *board_texts, *made]
+    assert sum(map(bool, map(rules.place_words, texts))) > len(texts) / 2
+    assert [rules.place_words(text) for text in texts] == [[m.group() for m in pattern.finditer(text)] for text in texts]
+
+
 def test_home_levels_kept_per_word_are_those_found_each_time(config, sample_texts):
     rules = AttributeRules.load(PROJECT_ROOT / config.classify.attributes)
 
     def found_again(text):
         levels = {next(level for suffix, level in rules.suffix_level.items() if word.endswith(suffix))
-                  for word in (m.group(0) for m in rules.place.finditer(text)) if not word.endswith(rules.not_places)}
+                  for word in (m.group(0) for m in place_pattern(rules).finditer(text))
+                  if not word.endswith(rules.not_places)}
         return min(levels, key=rules.levels.index) if levels else ""
     assert [rules.home_level(text) for text in sample_texts * 2] == [found_again(text) for text in sample_texts * 2]

@@ -29,6 +29,7 @@ from pipeline.errors import PetitionError
 
 _REGEX_SYNTAX = set("\\()[]{}.^$*+?|")  # a pattern starting with none of these starts with a literal
 _KEPT_PLACES = 100_000  # place words whose level home_level keeps
+_PLACE_CHARS = 8  # most Chinese characters of a place name before its suffix
 _DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 
 
@@ -116,7 +117,8 @@ class AttributeRules:
             suffixes = sorted(((suffix, level) for level, words in skip["place_levels"].items() for suffix in words),
                               key=lambda pair: -len(pair[0]))
             self.suffix_level = dict(suffixes)
-            self.place = re.compile(rf"[\u4e00-\u9fff]{{1,8}}?(?:{'|'.join(map(re.escape, self.suffix_level))})")
+            self.suffix = re.compile("|".join(map(re.escape, self.suffix_level)))  # the longest first
+            self.suffix_start = re.compile(f"[{''.join(sorted({suffix[0] for suffix in self.suffix_level}))}]")
             self.not_places = tuple(skip["not_places"])
             self._word_levels = {}
         except (KeyError, TypeError, re.error) as exc:
@@ -166,8 +168,29 @@ class AttributeRules:
 
     def home_level(self, text):
         """The lowest level of the places the text names, or ''."""
-        found = {self._place_level(match.group(0)) for match in self.place.finditer(text)} - {None}
+        found = {self._place_level(word) for word in self.place_words(text)} - {None}
         return min(found, key=self.levels.index) if found else ""
+
+    def place_words(self, text):
+        """The words of ``re.finditer(r"[\u4e00-\u9fff]{1,8}?(?:suffix|...)", text)`` (the
+        suffixes longest first), found from where a suffix starts: ``re`` would try the lazy
+        run at every character. A word is the Chinese characters (1 to 8) before the first
+        suffix start after its own start, then that suffix; the next word starts after it."""
+        words, searched = [], 0  # text[:searched] is passed: no word starts before it
+        for found in self.suffix_start.finditer(text):
+            end = found.start()
+            suffix = self.suffix.match(text, end)
+            if suffix is None or end <= searched:
+                continue
+            start, lowest = end, max(searched, end - _PLACE_CHARS)
+            while start > lowest and "\u4e00" <= text[start - 1] <= "\u9fff":
+                start -= 1
+            if start < end:
+                words.append(text[start:suffix.end()])
+                searched = suffix.end()
+            else:  # no word starts before this suffix: the next one may start here
+                searched = end
+        return words
 
     def _place_level(self, word):
         """The level of a place name found in a text (by its longest suffix), None for a

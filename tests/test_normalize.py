@@ -165,6 +165,21 @@ def test_board_clean_text_has_no_identifiers_and_keeps_the_original(board_run):
     assert not letters[schema.PETITIONER_KEY].isin(letters[schema.PETITIONER_NAME]).any()
 
 
+def test_nfkc_is_unicodedata_nfkc(board_run):
+    """The fast path gives unicodedata's answer: on the board's letters as received and on
+    drawn strings mixing full-width characters with combining marks, compatibility ideographs,
+    circled digits and ligatures (which unicodedata must still normalize)."""
+    import random
+    import unicodedata
+    received = pd.read_parquet(board_run / "normalized.parquet", columns=[schema.ORIGINAL_TEXT])[schema.ORIGINAL_TEXT]
+    draw = random.Random(0)
+    letters = "ＡａＺ１，（）\u3000A,中\u0301\u0327\u0308\uf900\u2460ﬁ\uff9e\u30ab\u309a\uff76"
+    drawn = ["".join(draw.choice(letters) for _ in range(draw.randint(0, 12))) for _ in range(20_000)]
+    texts = [*received, *drawn]
+    assert sum(text != unicodedata.normalize("NFKC", text) for text in texts) > 5_000
+    assert [normalize.nfkc(text) for text in texts] == [unicodedata.normalize("NFKC", text) for text in texts]
+
+
 def test_parallel_normalize_equals_serial(config, cleaner, keys):
     from pipeline import ingest
     from tests.conftest import sample_path

@@ -119,6 +119,23 @@ def test_copies_beyond_the_scored_size_stay_one_case():
     assert (cases[schema.RELATION].iloc[1:30] == schema.EXACT_COPY).all()
 
 
+def test_one_letter_sent_to_several_bodies_is_one_case_whatever_its_p():
+    """一信多投: a near-same text sent to four bodies is one letter, as exact copies are, even
+    when the match model gives its pairs a low P (an enquiry naming nothing specific); a
+    near-same text sent again to one body (resend) with such a P is left to the clustering."""
+    import pandas as pd
+
+    from pipeline import schema
+    from pipeline.dedup.cases import assign_cases
+    ids = [f"L{i}" for i in range(6)]
+    letters = pd.DataFrame({schema.LETTER_ID: ids, schema.RECEIVED_AT: pd.date_range("2024-01-01", periods=6)})
+    links = pd.DataFrame({schema.LETTER_A: ["L0", "L0", "L0", "L4"], schema.LETTER_B: ["L1", "L2", "L3", "L5"],
+                          schema.RELATION: [schema.MULTI_ADDRESSED] * 3 + [schema.RESEND],
+                          schema.LINK_SCORE: [0.1, 0.2, 0.15, 0.1]})
+    cases = assign_cases(letters, links, None, 0.3)[schema.CASE_ID].set_axis(ids)
+    assert cases[["L0", "L1", "L2", "L3"]].nunique() == 1 and cases["L4"] != cases["L5"]
+
+
 def cliques(sizes, inner, bridge):
     """Cliques of ``sizes`` items, pairs ``inner`` heavy, each joined to the next by one ``bridge`` pair."""
     a, b, weight, start = [], [], [], 0

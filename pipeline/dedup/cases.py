@@ -196,9 +196,9 @@ def assign_cases(letters, links, decisions=None, threshold=0.35, max_letters=200
     # scored (``scoring.within_pairs``): the same pairs whatever the order of nights
     component, size = link_components(len(ids), a[listed], b[listed])
     weighed = followed & (listed | (size[component[a]] <= max_letters))
-    # one text is one letter: exact copies are one case, as decided pairs are, unless a
-    # different decision keeps them apart
-    copies = followed & (relations == schema.EXACT_COPY).to_numpy()
+    # one text is one letter: exact copies, and one letter sent to several bodies (一信多投),
+    # are one case, as decided pairs are, unless a different decision keeps them apart
+    copies = followed & relations.isin([schema.EXACT_COPY, schema.MULTI_ADDRESSED]).to_numpy()
     joined = np.concatenate((must, np.column_stack((a[copies], b[copies]))))
     # the decided letters and the copies joined to them are clustered whatever the reach
     seeds = None if reach is None else np.asarray(reach, dtype=bool) | decided.named(len(ids))

@@ -172,7 +172,7 @@ class AttributeRules:
         return min(found, key=self.levels.index) if found else ""
 
     def place_words(self, text):
-        """The words of ``re.finditer(r"[\u4e00-\u9fff]{1,8}?(?:suffix|...)", text)`` (the
+        r"""The words of ``re.finditer(r"[\u4e00-\u9fff]{1,8}?(?:suffix|...)", text)`` (the
         suffixes longest first), found from where a suffix starts: ``re`` would try the lazy
         run at every character. A word is the Chinese characters (1 to 8) before the first
         suffix start after its own start, then that suffix; the next word starts after it."""

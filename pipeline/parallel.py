@@ -17,6 +17,7 @@ Inside ``with distributed(mapper)`` both run their chunks on ``mapper`` instead 
 engine, ``pipeline.engine``), which pickles the task once and ships it to its workers.
 """
 import collections
+import concurrent.futures
 import contextlib
 import ctypes
 import ctypes.util
@@ -78,22 +79,30 @@ def imap_chunks(task, chunks, processes=1, window=None):
         yield from map(task, itertools.chain(head, chunks))
         return
     _task = task
-    # objects the parent already has are left out of the workers' garbage collection, which
-    # would otherwise write to (and so copy) every page holding them, dictionaries included
-    gc.freeze()
-    pool = multiprocessing.get_context("fork").Pool(processes)
-    gc.unfreeze()
+    # a process pool from concurrent.futures: multiprocessing.Pool's terminate() can deadlock
+    # when a task fails or the caller stops early (CPython issues 73945 and 96995); this
+    # pool's shutdown lets the chunks in flight finish and cancels the rest
+    executor = concurrent.futures.ProcessPoolExecutor(
+        processes, mp_context=multiprocessing.get_context("fork"))
+    window = window or 2 * processes
     pending = collections.deque()
     try:
-        for chunk in itertools.chain(head, chunks):
-            pending.append(pool.apply_async(_run, (chunk,)))
-            if len(pending) >= (window or 2 * processes):
-                yield pending.popleft().get()
+        # the first submission forks every worker; objects the parent already has are left
+        # out of the workers' garbage collection, which would otherwise write to (and so
+        # copy) every page holding them, dictionaries included
+        gc.freeze()
+        try:
+            pending.append(executor.submit(_run, head[0]))
+        finally:
+            gc.unfreeze()
+        for chunk in itertools.chain(head[1:], chunks):
+            if len(pending) >= window:
+                yield pending.popleft().result()
+            pending.append(executor.submit(_run, chunk))
         while pending:
-            yield pending.popleft().get()
+            yield pending.popleft().result()
     finally:
-        pool.terminate()
-        pool.join()
+        executor.shutdown(wait=True, cancel_futures=True)
         _task = None
 
 

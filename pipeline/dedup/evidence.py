@@ -124,6 +124,17 @@ def shared_counts(pool, a, b, left="names", right="names"):
     return np.bincount(pair[hit], minlength=len(a))
 
 
+def same_names(pool, a, b, kinds=("names", "numbers")):
+    """Whether letters ``a[i]`` and ``b[i]`` hold the same names of each of ``kinds`` (CSR
+    layouts of name hashes in the pool): the same places and organisations, the same sums,
+    counts and case numbers; True when both hold none."""
+    alike = np.ones(len(a), dtype=bool)
+    for kind in kinds:
+        held = np.diff(pool.csr(kind)[1])
+        alike &= (held[a] == held[b]) & (shared_counts(pool, a, b, kind, kind) == held[a])
+    return alike
+
+
 def title_similarity(pool, a, b, workers=1):
     """rapidfuzz ratio (0-1) of the titles of letters ``a[i]`` and ``b[i]``; 0 when either has none."""
     involved = unique(np.concatenate((a, b)))

@@ -41,7 +41,8 @@ from pipeline import schema
 from pipeline.dedup.arrays import arrow_strings, unique
 from pipeline.dedup.candidates import Candidates
 from pipeline.dedup.clustering import link_components
-from pipeline.dedup.evidence import VectorRows, evidence_ceiling, pair_evidence, shared_counts, tfidf_cosine
+from pipeline.dedup.evidence import (VectorRows, evidence_ceiling, pair_evidence, same_names, shared_counts,
+                                     tfidf_cosine)
 from pipeline.dedup.index import joined_ends, link_ends
 from pipeline.dedup.matter import load_tags
 from pipeline.dedup.spark_blocking import spark_links
@@ -218,6 +219,11 @@ def score_pairs(pool, a, b, settings, matcher, workers=1):
     days = np.abs(pool.days[a] - pool.days[b])
     same_text = pool.bodies[a] == pool.bodies[b]
     near = same_text | (similarity >= settings.near_same_similarity)
+    # a near-same text naming the same things is one letter sent again, P 1 as the same text
+    # is: a line added (a date, a greeting) leaves the model unsure of a text naming nothing
+    # specific; two letters of one template name two estates, two shops
+    again = np.flatnonzero(near & ~same_text)
+    probability[again[same_names(pool, a[again], b[again])]] = 1.0
     addressee_a, addressee_b = pool.addressees[a], pool.addressees[b]
     different_addressee = (addressee_a >= 0) & (addressee_b >= 0) & (addressee_a != addressee_b)
     same_petitioner = (pool.keys[a] >= 0) & (pool.keys[a] == pool.keys[b])

@@ -9,6 +9,7 @@ and ``summary.json``. The work is done by the ``pipeline.dedup`` wing, step by s
 the analysts' decisions in force (``pipeline.decisions``, the file beside the index).
 """
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -130,7 +131,7 @@ def mark_reopened(everything, cases, before, latest, handling, wanted=None):
     recorded = latest[schema.REOPENED].reindex(ids).fillna(False).to_numpy(dtype=bool)
     new = ~before if wanted is None else wanted & ~before
     case_ids = cases[schema.CASE_ID]
-    rows = np.flatnonzero(case_ids.isin(case_ids[new].unique()).to_numpy())  # only their cases' letters count
+    rows = np.flatnonzero(is_in(case_ids, case_ids[new].unique()))  # only their cases' letters count
     closed = known_closed_at(ids.iloc[rows], latest, handling)
     reopened = np.zeros(len(everything), dtype=bool)
     reopened[rows] = reopened_letters(everything[[schema.RECEIVED_AT]].iloc[rows], case_ids.iloc[rows].to_frame(),
@@ -244,24 +245,28 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
                              wanted=in_run)
     run_cases = cases.iloc[np.where(position >= 0, position, 0)].reset_index(drop=True)
     run_cases[schema.REOPENED] = reopened[np.where(position >= 0, position, 0)] & (position >= 0)
-    write_deduped(path, run.output_path("dedupe"), ~bad, run_cases)
-    table = case_table(everything, cases, in_run, before, titles, labeler, reopened & in_run & ~before)
-    write_csv(table, run.path / "cases.csv")
-    kept = masked_titles(titles, labeler).merge(handling, on=schema.LETTER_ID, how="left")[~bad]
-    statuses.record(kept, run_cases[schema.REOPENED].to_numpy()[~bad], run.path.name)
-    touched = cases[schema.CASE_ID].isin(set(run_cases[schema.CASE_ID][~bad])).to_numpy()
-    case_letters = everything.loc[touched, [schema.LETTER_ID, schema.RECEIVED_AT]].assign(
-        **{schema.CASE_ID: cases[schema.CASE_ID].to_numpy()[touched]})
-    # tonight's letters: those an earlier run indexed (re-exported, e.g. with a new status) are no repeat
-    run_letters = pd.concat([letters, run_cases], axis=1)[~bad & ~before[np.maximum(position, 0)]]
-    clerk = tonight_table(run_letters, case_letters, statuses.titles(case_letters[schema.LETTER_ID]),
-                          dict(zip(table[schema.CASE_ID], table[schema.CASE_LABEL])))
-    write_tonight(clerk, run.path / TONIGHT)
-    touching = in_run[ends[0]] | in_run[ends[1]]  # located, not looked up: millions of links
-    listed = np.flatnonzero(all_links[schema.RELATION].isin(schema.RELATIONS).to_numpy() & touching)
-    # the index holds the links' HELD_LINK_COLUMNS; links.csv shows their evidence too, read from the shards
-    run_links = index.link_rows(listed) if len(index.links) else all_links.iloc[listed]
-    write_csv(run_links.reset_index(drop=True), run.path / "links.csv")
+    # the copy is pyarrow's work, mostly without the GIL: it runs beside the case table and
+    # the clerk's sheet (Python) instead of before them
+    with ThreadPoolExecutor(1) as writer:
+        deduped = writer.submit(write_deduped, path, run.output_path("dedupe"), ~bad, run_cases)
+        table = case_table(everything, cases, in_run, before, titles, labeler, reopened & in_run & ~before)
+        write_csv(table, run.path / "cases.csv")
+        kept = masked_titles(titles, labeler).merge(handling, on=schema.LETTER_ID, how="left")[~bad]
+        statuses.record(kept, run_cases[schema.REOPENED].to_numpy()[~bad], run.path.name)
+        touched = is_in(cases[schema.CASE_ID], run_cases[schema.CASE_ID][~bad])
+        case_letters = everything.loc[touched, [schema.LETTER_ID, schema.RECEIVED_AT]].assign(
+            **{schema.CASE_ID: cases[schema.CASE_ID].to_numpy()[touched]})
+        # tonight's letters: those an earlier run indexed (re-exported, e.g. with a new status) are no repeat
+        run_letters = pd.concat([letters, run_cases], axis=1)[~bad & ~before[np.maximum(position, 0)]]
+        clerk = tonight_table(run_letters, case_letters, statuses.titles(case_letters[schema.LETTER_ID]),
+                              dict(zip(table[schema.CASE_ID], table[schema.CASE_LABEL])))
+        write_tonight(clerk, run.path / TONIGHT)
+        touching = in_run[ends[0]] | in_run[ends[1]]  # located, not looked up: millions of links
+        listed = np.flatnonzero(all_links[schema.RELATION].isin(schema.RELATIONS).to_numpy() & touching)
+        # the index holds the links' HELD_LINK_COLUMNS; links.csv shows their evidence too, read from the shards
+        run_links = index.link_rows(listed) if len(index.links) else all_links.iloc[listed]
+        write_csv(run_links.reset_index(drop=True), run.path / "links.csv")
+        deduped.result()
     summary = summarize(letters[~bad], run_cases[~bad], found, table, added, index, config)
     summary["analyst decisions"] = decided = decision_counts(everything, all_links, cases, decisions, ends)
     if decided[SAME_NOT_APPLIED]:

@@ -48,8 +48,6 @@ from pipeline.rundir import stage
 
 CJK = r"\u3400-\u9fff\uf900-\ufaff"
 _TAG = re.compile(r"<[^<>]{1,200}>")
-_SPACE_BETWEEN_CJK = re.compile(rf"(?<=[{CJK}])\s+(?=[{CJK}])")
-_SPACES = re.compile(r"\s+")
 _DECIMAL = re.compile(r"(?<=\d)、(?=\d)")
 # Pinyin written after a character (總結(jié), 對（duì）, 的(de), 过(guo4), 總結(zǒng jié)): parenthesised syllables
 # of Latin letters right after a Chinese character; with a tone mark or digit always, without one
@@ -251,8 +249,17 @@ class TextCleaner:
 
 
 def _join_spaces(text):
-    """Spaces between Chinese characters removed, other runs of spaces made one."""
-    return _SPACES.sub(" ", _SPACE_BETWEEN_CJK.sub("", text)).strip()
+    """Spaces between Chinese characters removed, other runs of spaces made one, none at the
+    ends (``str.split`` splits where the regular expression ``\\s+`` matches, several times faster)."""
+    words = text.split()
+    if len(words) < 2:
+        return words[0] if words else ""
+    joined = [words[0]]
+    for before, word in zip(words, words[1:]):
+        if not (privacy.is_cjk(before[-1]) and privacy.is_cjk(word[0])):
+            joined.append(" ")
+        joined.append(word)
+    return "".join(joined)
 
 
 def load_key(create=True):

@@ -138,13 +138,13 @@ class NameMasker:
         for given in (2, 1):
             end = start + surname + given
             name = text[start:end]
-            if len(name) < surname + given or not all(_is_cjk(ch) and ch not in self.not_given
+            if len(name) < surname + given or not all(is_cjk(ch) and ch not in self.not_given
                                                       for ch in name[surname:]):
                 continue
             if (name in self.common or name[-1] in self.place_endings
                     or (name[0] in self.function_surnames and name[surname:] in self.common)):
                 return None
-            if end == len(text) or not _is_cjk(text[end]) or text.startswith(self.follow, end):
+            if end == len(text) or not is_cjk(text[end]) or text.startswith(self.follow, end):
                 return end
         return None
 
@@ -182,7 +182,7 @@ class NameMasker:
         """``text`` with a registered name (2-4 Chinese characters, not masked) replaced
         wherever it occurs by its masked form."""
         name = name.strip() if isinstance(name, str) else ""
-        if not 2 <= len(name) <= 4 or not all(_is_cjk(ch) for ch in name) or self.mask_char in name:
+        if not 2 <= len(name) <= 4 or not all(is_cjk(ch) for ch in name) or self.mask_char in name:
             return text
         return text.replace(name, self.masked(name))
 
@@ -207,5 +207,6 @@ def jieba_words():
 _OPENING = re.compile(r"(?:^|(?<=[\n。！？!?;；]))[ \t]*")
 
 
-def _is_cjk(ch):
+def is_cjk(ch):
+    """Whether the character ``ch`` is Chinese (the ranges of ``normalize.CJK``)."""
     return "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff"

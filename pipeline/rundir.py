@@ -19,6 +19,7 @@ import platform
 import shutil
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -241,13 +242,21 @@ class RunDir:
 
     def write_batches(self, stage, frames):
         """Write DataFrames (at least one; all with the columns and types of the first) one
-        after another as a stage's output, atomically."""
+        after another as a stage's output, atomically. A frame is written in a thread while
+        the next is made: Parquet's encoding leaves the GIL, and the workers making the next
+        frame would otherwise wait for it."""
         frames = iter(frames)
         first = next(frames)
         columns = pa.Schema.from_pandas(first, preserve_index=False)
-        with atomic_path(self.output_path(stage)) as tmp, pq.ParquetWriter(tmp, columns) as writer:
+        with atomic_path(self.output_path(stage)) as tmp, pq.ParquetWriter(tmp, columns) as writer, \
+                ThreadPoolExecutor(1) as background:
+            written = None
             for frame in itertools.chain([first], frames):
-                writer.write_table(pa.Table.from_pandas(frame, schema=columns, preserve_index=False))
+                table = pa.Table.from_pandas(frame, schema=columns, preserve_index=False)
+                if written is not None:
+                    written.result()
+                written = background.submit(writer.write_table, table)
+            written.result()
 
     @staticmethod
     def _stage_frame(stage, rows, columns):

@@ -9,6 +9,7 @@ import pytest
 
 from pipeline import normalize, schema
 from pipeline.normalize import PetitionerKeys, TextCleaner
+from tests.conftest import sample_path
 
 VALID_ID = "11010519491231002X"       # checksum-valid example from GB 11643
 ID_PATTERN = re.compile(r"(?<!\d)\d{17}[\dXx](?!\d)")
@@ -212,3 +213,18 @@ def test_a_first_batch_left_empty_by_quarantine_does_not_break_the_stage(tmp_pat
     assert code == 0, err
     assert "4 rows in, 2 out, 2 quarantined" in out
     assert pd.read_parquet(tmp_path / "run" / "normalized.parquet")[schema.LETTER_ID].tolist() == ["K1", "K2"]
+
+
+def test_whitespace_is_joined_as_its_rule_says(board):
+    """Whitespace runs between two Chinese characters go, others become one space, none stays
+    at the ends: the rule as regular expressions, checked on every kind of whitespace and on
+    real and generated letters as received (their line breaks, indents, full-width spaces)."""
+    def rule(text):
+        return re.sub(r"\s+", " ", re.sub(rf"(?<=[{normalize.CJK}])\s+(?=[{normalize.CJK}])", "", text)).strip()
+    whitespace = [chr(code) for code in range(0x3000 + 1) if re.fullmatch(r"\s", chr(code))]
+    edges = [f"{a}{space}{b}" for space in whitespace for a, b in ("征地", "A市", "市A", "12")]
+    edges += ["", " ", "\n征地 \u3000拆迁\t", "a\u2028 b", "征\x1c地", "征 ,地", "豈 丽", "㐀 a"]
+    letters = pd.read_csv(sample_path(), dtype=str, encoding="utf-8-sig", keep_default_na=False)
+    real = pd.read_csv(board / "labeled.csv", dtype=str, keep_default_na=False)
+    texts = [*edges, *letters["内容"], *(text for column in real.columns for text in real[column])]
+    assert [normalize._join_spaces(text) for text in texts] == [rule(text) for text in texts]

@@ -46,7 +46,7 @@ def topic_columns(proba, card):
     return {
         schema.TOPIC: [labels[j] for j in best],
         schema.TOPIC_CONFIDENCE: np.round(confidence, 4),
-        schema.TOPICS: ["|".join(s) for s in textmodel.topic_sets(proba, labels, card["topic_thresholds"])],
+        schema.TOPICS: ["|".join(s) for s in textmodel.topic_sets(proba, labels, card["topic_thresholds"], order)],
         schema.TOP3: [json.dumps([[labels[j], round(float(p[j]), 4)] for j in row], ensure_ascii=False)
                       for row, p in zip(top3, proba)],
         schema.NEEDS_REVIEW: confidence < card["review"]["threshold"],

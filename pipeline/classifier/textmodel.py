@@ -280,12 +280,16 @@ def ranked(proba, labels):
     return np.argsort(-first, axis=1, kind="stable")
 
 
-def topic_sets(proba, labels, thresholds):
+def topic_sets(proba, labels, thresholds, order=None):
     """Per text: the answer first, then every other label whose probability reaches its
-    threshold, most probable first (list of lists of str)."""
+    threshold, most probable first (list of lists of str). ``order``: ``ranked(proba, labels)``,
+    when the caller has it."""
+    order = ranked(proba, labels) if order is None else order
     limits = np.array([thresholds[label] for label in labels])
-    return [[labels[j] for rank, j in enumerate(row) if rank == 0 or p[j] >= limits[j]]
-            for row, p in zip(ranked(proba, labels), proba)]
+    kept = np.take_along_axis(proba >= limits, order, axis=1)
+    kept[:, 0] = True
+    names = np.array(labels, dtype=object)
+    return [names[row[keep]].tolist() for row, keep in zip(order, kept)]
 
 
 def label_thresholds(proba, truth_sets, labels, grid=np.arange(0.05, 0.96, 0.05)):

@@ -21,6 +21,7 @@ from pipeline import schema
 from pipeline.dedup.arrays import arrow_strings, run_bounds
 from pipeline.dedup.clustering import average_linkage, link_components
 from pipeline.dedup.index import link_ends
+from pipeline.lookup import is_in
 from pipeline.privacy import mask_identifiers
 
 # working columns, never written
@@ -361,7 +362,7 @@ def case_table(letters, cases, in_run, before_run, titles, labeler, reopened=Non
                                                          IN_RUN: in_run, BEFORE: before_run,
                                                          schema.REOPENED: False if reopened is None else reopened})
     touched = frame.loc[frame[IN_RUN], schema.CASE_ID].unique()
-    frame = frame[frame[schema.CASE_ID].isin(touched)]
+    frame = frame[is_in(frame[schema.CASE_ID], touched)]
     everyone = frozenset()
     if titles is not None:
         known = titles.drop_duplicates(schema.LETTER_ID).set_index(schema.LETTER_ID)

@@ -80,7 +80,7 @@ def write_deduped(source, target, keep, cases):
     start = 0
     with atomic_path(target) as tmp:
         writer = None
-        for batch in parquet_batches(source, 65536):
+        for batch in parquet_batches(source, 16384):  # small: it is written beside the case table
             table = pa.Table.from_batches([batch])
             mask = keep[start:start + len(table)]
             rows = np.flatnonzero(mask)

@@ -1,5 +1,6 @@
 """The faster computations of classify give, to the bit, the answers of those they replace, on
-the bundled sample with the default models: the calibrated linear models scored together
+the bundled sample with the default models: the feature steps of several models counted together
+(``features``) against each model's own, the calibrated linear models scored together
 (``linear``) against scikit-learn scoring each, attribute patterns joined bare or searched in
 parts against joined as groups, place words found from the suffixes against the lazy pattern,
 home levels kept per place word against found again each time."""
@@ -10,9 +11,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from scipy import sparse
+from sklearn.base import clone
+from sklearn.compose import ColumnTransformer
+from sklearn.feature_extraction.text import TfidfVectorizer
 
 from pipeline import schema
+
 from pipeline.classifier import linear, predict, textmodel
+from pipeline.classifier.features import SharedFeatures
 from pipeline.classifier.attributes import AnyPattern, AttributeRules, _compile
 from pipeline.config import PROJECT_ROOT
 from tests.conftest import sample_path
@@ -35,6 +42,45 @@ def test_default_models_score_as_scikit_learn_scores_each_model(config, sample_t
     monkeypatch.setattr(linear, "calibrated_parts", lambda models: None)  # each model its own predict_proba
     for fast, reference in zip(stacked, textmodel.predict_probas([topic, nature], texts, chunk_size=500)):
         assert fast.shape == reference.shape and np.array_equal(fast, reference)
+
+
+def assert_same_matrices(ours, theirs):
+    assert type(ours) is type(theirs) and ours.dtype == theirs.dtype and ours.shape == theirs.shape
+    if sparse.issparse(theirs):
+        assert ours.format == theirs.format == "csr"
+        assert np.array_equal(ours.indptr, theirs.indptr) and np.array_equal(ours.indices, theirs.indices)
+        ours, theirs = ours.data, theirs.data
+    assert np.array_equal(ours, theirs)
+
+
+def test_models_counted_together_get_their_own_features(config, sample_texts, board_run):
+    model_dir = PROJECT_ROOT / config.classify.model_dir
+    topic, nature = textmodel.load_model(model_dir)[0], predict.load_nature_model(model_dir)[0]
+    board_texts = pd.read_parquet(board_run / "segmented.parquet", columns=[schema.CLEAN_TEXT])[schema.CLEAN_TEXT]
+    odd = ["", " ", "ABC abc  ÄÖ\n\n２０２５", "𠮷野家 🙂 的 的 的", "某某某"]
+    prepared = topic[0].prepare(sample_texts[:1500] + board_texts.tolist()[:1500] + odd)
+    shared = SharedFeatures([topic.named_steps["features"], nature.named_steps["features"]])
+    assert sorted(key[0] for key in shared.counters_) == ["chars", "chars", "words"]  # each column counted once
+    for chunk in (prepared, prepared.iloc[-len(odd):], prepared.iloc[:1]):
+        for ours, model in zip(shared.transform(chunk), (topic, nature)):
+            assert_same_matrices(ours, model.named_steps["features"].transform(chunk))
+
+
+def test_parts_counted_otherwise_run_their_own_transform(config, sample_texts):
+    """A step with a part ``build_model`` does not make (scikit-learn's character TF-IDF) and
+    dense output, beside the default topic model's step."""
+    topic = textmodel.load_model(PROJECT_ROOT / config.classify.model_dir)[0]
+    prepared = topic[0].prepare(sample_texts[:600])
+    words = topic.named_steps["features"].named_transformers_["words"]
+    other = ColumnTransformer([("words", clone(words), schema.TOKENS),
+                               ("chars", TfidfVectorizer(analyzer="char", min_df=2), schema.CLEAN_TEXT)],
+                              transformer_weights={"chars": 0.5}, sparse_threshold=0).fit(prepared.iloc[:400])
+    shared = SharedFeatures([other, topic.named_steps["features"]])
+    assert list(shared.counters_) == [("words", schema.TOKENS)] + [key for key in shared.counters_ if key[0] == "chars"]
+    ours = shared.transform(prepared.iloc[400:])
+    assert isinstance(ours[0], np.ndarray)
+    assert_same_matrices(ours[0], other.transform(prepared.iloc[400:]))
+    assert_same_matrices(ours[1], topic.named_steps["features"].transform(prepared.iloc[400:]))
 
 
 def rule_pattern_lists(path):

@@ -38,6 +38,7 @@ from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
 from pipeline import __version__, parallel, schema
+from pipeline.classifier.features import SharedFeatures
 from pipeline.classifier.hierarchy import TwoLevelClassifier, best_leaves
 from pipeline.classifier.taxonomy import LEVEL_SEP, level_label, level_sets
 from pipeline.classifier.ngrams import CharNgramCounter
@@ -469,21 +470,27 @@ def proba_task(models, normalized=None):
     of arrays (n_texts, n_labels of that model).
 
     Models whose text steps are alike (same parameters and dictionaries, as a topic and a
-    nature model trained by one installation) clean and segment each text once between them.
+    nature model trained by one installation) clean and segment each text once between them,
+    and count its words and n-grams once (``features.SharedFeatures``).
     ``normalized``: the texts are a run's ``clean_text`` from normalize with these settings
     (``config.normalize``); a model whose text step cleans alike does not clean them again.
     The tokenizers (one per kind of text step) and lookup tables are loaded now, so that
     workers forked after share them.
     """
-    keys = [_text_step_key(model) for model in models]
-    cleaned = [normalized is not None and model[0].cleans_like(normalized) for model in models]
+    groups = {}  # text step -> the models sharing it
+    for i, model in enumerate(models):
+        groups.setdefault(_text_step_key(model), []).append(i)
+    groups = [(members, SharedFeatures([models[i].named_steps["features"] for i in members]),
+               normalized is not None and models[members[0]][0].cleans_like(normalized))
+              for members in groups.values()]
 
     def probas(texts):
-        prepared = {}
-        for model, key, clean in zip(models, keys, cleaned):
-            if key not in prepared:
-                prepared[key] = model[0].prepare(texts, cleaned=clean)
-        return [model[1:].predict_proba(prepared[key]) for model, key in zip(models, keys)]
+        result = [None] * len(models)
+        for members, features, cleaned in groups:
+            prepared = models[members[0]][0].prepare(texts, cleaned=cleaned)
+            for i, matrix in zip(members, features.transform(prepared)):
+                result[i] = models[i][-1].predict_proba(matrix)
+        return result
     probas([""])
     return probas
 

@@ -190,11 +190,18 @@ class TextCleaner:
     def mask_names(self, text, registered=()):
         """Replace the names after cue words (我叫张三丰 → 我叫张某) and the ``registered``
         names (the letter's petitioner, cleaned) wherever they occur."""
+        return self._mask_names(text, registered)[0]
+
+    def _mask_names(self, text, registered):
+        """(``mask_names(text, registered)``, the spans of the names after cues in ``text``;
+        None when a registered name was masked first: those spans are of another text)."""
         if self.names is None:
-            return text
+            return text, None
+        masked = text
         for name in registered:
-            text = self.names.mask_registered(text, name)
-        return self.names.mask(text)
+            masked = self.names.mask_registered(masked, name)
+        spans = self.names.spans(masked)
+        return self.names.mask(masked, spans=spans), (spans if masked == text else None)
 
     @staticmethod
     def remove_pinyin(text):
@@ -206,13 +213,13 @@ class TextCleaner:
             return text
         return _PINYIN.sub(lambda m: "" if toned >= 2 or _PINYIN_TONE.search(m.group(1)) else m.group(0), text)
 
-    def counted_names(self, text, cleaned, registered=()):
+    def counted_names(self, text, cleaned, registered=(), spans=None):
         """The words over the names masked in ``text`` (before name masking) that dedupe
         counts (``NameEvidence``), sorted; a word still written in ``cleaned`` is left to the
-        segmenter."""
+        segmenter. ``spans``: ``names.spans(text)``, when the caller has them."""
         if self.names is None or self.evidence is None:
             return []
-        spans = set(self.names.spans(text))
+        spans = set(self.names.spans(text) if spans is None else spans)
         for name in registered:
             spans.update((m.start(), m.end()) for m in re.finditer(re.escape(name), text))
         return sorted({word for start, end in spans for word in self.evidence.words(text, start, end)
@@ -230,8 +237,9 @@ class TextCleaner:
     def clean_with_names(self, text, registered=()):
         """(cleaned ``text``, the masked names dedupe counts: :meth:`counted_names`)."""
         text = self._unmasked(text)
-        cleaned = self.unify_masks(self.mask_names(text, registered))
-        return cleaned, self.counted_names(text, cleaned, registered)
+        masked, spans = self._mask_names(text, registered)  # names after cues found once, mostly
+        cleaned = self.unify_masks(masked)
+        return cleaned, self.counted_names(text, cleaned, registered, spans)
 
     def _unmasked(self, text):
         """Steps 1-5 and the identifier masks of step 6: ``text`` before names are masked."""

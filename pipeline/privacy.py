@@ -166,11 +166,11 @@ class NameMasker:
                 found.append((start, end))
         return sorted(found)
 
-    def mask(self, text, replace=None):
+    def mask(self, text, replace=None, spans=None):
         """``text`` with the names after cues replaced by ``replace(name)`` (default: its
-        surname + ``mask_char``)."""
+        surname + ``mask_char``); ``spans``: ``spans(text)``, when the caller has them."""
         replace = replace or self.masked
-        for start, end in reversed(self.spans(text)):
+        for start, end in reversed(self.spans(text) if spans is None else spans):
             text = text[:start] + replace(text[start:end]) + text[end:]
         return text
 

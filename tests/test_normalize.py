@@ -114,6 +114,17 @@ def test_masked_names_keep_keyed_hashes_of_the_names_dedupe_counts(cleaner, keys
         schema.MASKED_NAMES].tolist() == ["", "", ""]
 
 
+def test_names_after_cues_are_counted_where_they_stand_after_a_registered_name_is_masked(cleaner, keys):
+    """Masking the registered name (欧阳倩文 → 欧阳某) shortens the text before the name after
+    a cue: that name is still counted, found in the letter as written."""
+    letters = pd.DataFrame({c: [""] for c in schema.SCHEMA_COLUMNS})
+    letters[schema.PETITIONER_NAME] = "欧阳倩文"
+    letters[schema.CONTENT] = "我欧阳倩文反映,欧阳倩文的地被占,欧阳倩文无处种粮。举报人邹国强,村支书。"
+    out, _ = normalize.normalize(letters, cleaner, keys)
+    assert out[schema.CLEAN_TEXT].tolist() == ["\n我欧阳某反映,欧阳某的地被占,欧阳某无处种粮。举报人邹某,村支书。"]
+    assert out[schema.MASKED_NAMES].tolist() == [keys.name_key("邹国强")]
+
+
 def test_pinyin_annotations_are_removed(cleaner):
     assert cleaner.clean(PINYIN_TEXT) == "总结是对过去一定时期内的工作进行回顾和分析,世界贸易组织(WTO)的规则(A)"
     assert cleaner.clean("成立公司(abc)和协会(xie)") == "成立公司(abc)和协会(xie)"   # no toned pinyin: kept

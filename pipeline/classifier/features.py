@@ -80,6 +80,7 @@ class _Counting(NamedTuple):
 
 
 class _Part(NamedTuple):
+    """One part of a feature step (a transformer of its ``ColumnTransformer``)."""
     transformer: object
     column: str
     weight: float
@@ -116,7 +117,8 @@ class _UnionCounter:
     def __init__(self, key, vocabularies):
         self.key = key
         if key[0] == "words":
-            self.places = {word: j for j, word in enumerate(dict.fromkeys(itertools.chain.from_iterable(vocabularies)))}
+            union = dict.fromkeys(itertools.chain.from_iterable(vocabularies))
+            self.places = {word: j for j, word in enumerate(union)}
             self.size = len(self.places)
         else:
             self.keys = np.unique(np.concatenate(vocabularies))

@@ -27,7 +27,6 @@ nightly runs link exactly the pairs one run over all letters links.
 """
 import functools
 import re
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -47,7 +46,7 @@ from pipeline.dedup.index import joined_ends, link_ends
 from pipeline.dedup.matter import load_tags
 from pipeline.dedup.spark_blocking import spark_links
 from pipeline.normalize import CJK
-from pipeline.parallel import distributed_mapper, release_memory
+from pipeline.parallel import distributed_mapper, imap_chunks, release_memory
 
 NO_LINK = ""
 # a keyed hash of a masked person's name after its surname (normalize's masked_names: 张:3f9a…)
@@ -262,10 +261,10 @@ def links_frame(pool, a, b, relation, probability, cosine, similarity=None, sett
 
 def find_links(pool, settings, matcher, workers=1):
     """Links of the pool's new letters. Candidate pairs are listed and scored chunk by chunk
-    (``chunk_pairs`` at a time), ``workers`` chunks at once in threads (numpy, scipy and
-    rapidfuzz release the GIL), so memory holds a few chunks' pairs, not all of them. On the
-    Spark engine (inside ``parallel.distributed``) the pairs are formed and scored in Spark
-    (``spark_blocking``)."""
+    (``chunk_pairs`` at a time), ``workers`` chunks at once in forked worker processes
+    (``parallel.imap_chunks``: they inherit the pool, whose large arrays are memory-mapped), so
+    memory holds a few chunks' pairs, not all of them. On the Spark engine (inside
+    ``parallel.distributed``) the pairs are formed and scored in Spark (``spark_blocking``)."""
     empty = np.zeros(0, dtype=np.int64)
     if pool.history == len(pool.letters):
         return score_pairs(pool, empty, empty, settings, matcher)
@@ -277,11 +276,11 @@ def find_links(pool, settings, matcher, workers=1):
         scored = score_pairs(pool, *candidates.pairs(*bounds), settings, matcher)
         release_memory()
         return scored
-    chunks = candidates.chunks(settings.chunk_pairs)
-    # the threads are the parallelism: OpenMP threads of the trees' predict inside each would
-    # only compete with them
-    with threadpool_limits(1), ThreadPoolExecutor(max(1, workers)) as executor:
-        frames = list(executor.map(links, chunks))
+    # processes, not threads: the Python parts of scoring held threads up on the GIL (two
+    # threads scored 1.44 times as fast as one); OpenMP threads of the trees' predict inside
+    # each worker would only compete with the workers
+    with threadpool_limits(1):
+        frames = list(imap_chunks(links, candidates.chunks(settings.chunk_pairs), processes=max(1, workers)))
     return pd.concat(frames, ignore_index=True)
 
 

@@ -5,12 +5,14 @@ import pickle
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
 from pipeline import schema
 from pipeline.classifier import predict, textmodel
+from pipeline.classifier.attributes import AttributeRules
 from pipeline.classifier.taxonomy import Taxonomy
 from pipeline.config import PROJECT_ROOT
 from pipeline.rundir import RunDir
@@ -120,6 +122,25 @@ def test_classify_fills_every_column_for_every_row(board_run, board_model, tmp_p
     assert 0 < letters[schema.NEEDS_REVIEW].mean() < 0.5
     assert set(letters[schema.NATURE]) <= {"申诉", "举报控告", "求决", "咨询", "意见建议"}
     assert "classify" in RunDir(run).manifest()["stages"]
+
+
+def test_the_rules_name_the_nature_where_the_nature_model_is_unsure(board_run, config):
+    """The nature model's answer where its confidence reaches its card's threshold, the rules'
+    elsewhere (raised here so that the model is unsure of some of the board's letters)."""
+    letters = pd.read_parquet(board_run / "segmented.parquet").head(600)
+    model, topic_card = textmodel.load_model(PROJECT_ROOT / config.classify.model_dir)
+    nature, nature_card = predict.load_nature_model(PROJECT_ROOT / config.classify.model_dir)
+    proba = textmodel.predict_proba(nature, letters[schema.CLEAN_TEXT].tolist())
+    threshold = float(np.quantile(proba.max(axis=1), 0.5))
+    nature_card = copy.deepcopy(nature_card)
+    nature_card["review"]["threshold"] = threshold
+    rules = AttributeRules.load(config.classify.attributes)
+    answers = predict.classify_letters(letters, model, topic_card, rules, nature=(nature, nature_card),
+                                       processes=2, chunk_size=100)[schema.NATURE]
+    sure = proba.max(axis=1) >= threshold
+    assert 0 < sure.sum() < len(letters)
+    assert answers[sure].tolist() == [nature_card["labels"][j] for j in proba[sure].argmax(axis=1)]
+    assert answers[~sure].tolist() == [rules.nature(text) for text in letters[schema.CLEAN_TEXT][~sure]]
 
 
 def test_classify_in_batches_answers_as_in_one(board_run, board_model, tmp_path, cli):

@@ -248,16 +248,17 @@ def attribute_frame(rows, index):
                          schema.JOINT: bool, schema.COLLECTIVE: bool, schema.SKIP_LEVEL: bool})
 
 
-def record_attributes(record, rules):
+def record_attributes(record, rules, nature=True):
     """The attribute values (``COLUMNS``) of one letter's record of ``INPUTS`` (text, name,
-    basis, signatories, visitors, channel, addressee level)."""
+    basis, signatories, visitors, channel, addressee level); ``nature`` False: the nature is
+    None, not looked for (a nature model's confident answer takes its place)."""
     text, name, basis, signatories, visitors, channel, addressee_level = record
     signed = int(signatories) if pd.notna(signatories) and signatories > 0 else (
         rules.signatories_in_text(text) if channel != "visit" else 0)
     heads = int(visitors) if pd.notna(visitors) and visitors > 0 else (
         rules.visitors_in_text(text) if channel == "visit" else 0)
     home = rules.home_level(text)
-    return (rules.nature(text), rules.law_litigation(text), rules.anonymous(name, basis, text),
+    return (rules.nature(text) if nature else None, rules.law_litigation(text), rules.anonymous(name, basis, text),
             signed >= rules.min_signatories, signed,
             heads >= rules.min_visitors if heads else (channel == "visit" and rules.collective_marker.search(text)),
             home, rules.skip_level(addressee_level, home))

@@ -76,7 +76,9 @@ def classify_letters(letters, model, card, rules, nature=None, processes=1, chun
     def classify_chunk(records):
         """Per letter of ``records`` (``attributes.INPUTS``): its ``TOPIC_COLUMNS``, then its attributes."""
         probas = probas_of([record[0] for record in records])
-        rows = [record_attributes(record, rules) for record in records]
+        # the rules' nature only where no confident answer of the nature model replaces it
+        confident = nature_confident(probas[1], nature[1]) if nature else np.zeros(len(records), dtype=bool)
+        rows = [record_attributes(record, rules, nature=not sure) for record, sure in zip(records, confident)]
         if nature:
             rows = [(answer, *row[1:]) for answer, row in zip(nature_answers(probas[1], nature[1], rows), rows)]
         return [(*topic, *row) for topic, row in zip(zip(*topic_columns(probas[0], card).values()), rows)]
@@ -89,9 +91,13 @@ def classify_letters(letters, model, card, rules, nature=None, processes=1, chun
     return letters.assign(**topics).assign(**{column: attributes[column] for column in attributes.columns})
 
 
+def nature_confident(proba, card):
+    """Whether the nature model's confidence reaches its card's review threshold, per letter."""
+    return proba.max(axis=1) >= card["review"]["threshold"]
+
+
 def nature_answers(proba, card, rule_rows):
-    """The nature of each letter: the nature model's answer where its confidence reaches its
-    card's review threshold, else the rules' (the first value of each of ``rule_rows``)."""
-    confident = proba.max(axis=1) >= card["review"]["threshold"]
+    """The nature of each letter: the nature model's answer where it is confident
+    (``nature_confident``), else the rules' (the first value of each of ``rule_rows``)."""
     predicted = np.array(card["labels"], dtype=object)[proba.argmax(axis=1)]
-    return np.where(confident, predicted, [row[0] for row in rule_rows]).tolist()
+    return np.where(nature_confident(proba, card), predicted, [row[0] for row in rule_rows]).tolist()

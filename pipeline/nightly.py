@@ -22,6 +22,7 @@ from contextlib import contextmanager
 
 from pipeline import classify, dedupe, ingest, normalize, report, schema, segment
 from pipeline.errors import PetitionError
+from pipeline.parallel import release_memory
 from pipeline.rundir import RunDir, copy_file, read_manifest
 
 STAGES = ("ingest", "normalize", "segment", "classify", "dedupe", "report")
@@ -112,6 +113,7 @@ def run_nightly(files, home, config, *, channel=None, dicts=(), model=None, peri
             resuming = True  # once one stage runs, every later stage runs again
             try:
                 steps[name]()
+                release_memory()  # one process runs every stage: the next starts from what this one left
             except PetitionError as exc:
                 raise PetitionError(f"stage {name} failed: {exc}; outputs of earlier stages are kept in "
                                     f"{run.path}; run the same command again to resume from it") from exc

@@ -26,6 +26,8 @@ import itertools
 import multiprocessing
 import resource
 
+import pyarrow as pa
+
 _task = None
 _distributed = None
 
@@ -150,10 +152,12 @@ _trim = _malloc_trim()
 
 
 def release_memory():
-    """Return memory freed so far to the operating system (glibc's ``malloc_trim``; a no-op
-    elsewhere). Arrays of a few megabytes live in malloc's heap, and once freed they stay
-    resident while later allocations pin the heap around them: after a million letters'
-    features are built, about a gigabyte."""
+    """Return memory freed so far to the operating system: Arrow's allocator's, which keeps
+    what Parquet and Arrow columns freed for reuse (0.6 GB after a 100,000-letter nightly's
+    segment stage), and glibc's (``malloc_trim``; a no-op elsewhere): arrays of a few
+    megabytes live in malloc's heap, and once freed they stay resident while later allocations
+    pin the heap around them (after a million letters' features are built, about a gigabyte)."""
+    pa.default_memory_pool().release_unused()
     if _trim is not None:
         _trim(0)
 

@@ -8,7 +8,7 @@ letters, the next TONIGHT letters by date, go through ``petition nightly`` into 
 Both runs are timed stage by stage (seconds from the manifest; peak memory of the process tree
 and of its largest process, sampled while each stage runs). The reference measured in the same
 run is the history's own nightly, per 1,000 letters. The runs keep their data (the segment
-cache) in the working folder, so the history's segments from an empty cache.
+cache) in the working folder, so the history is segmented from an empty cache.
 
 Usage:
     python benchmarks/bench_nightly.py --out bench/nightly.json [--history 100000] [--tonight 10000]

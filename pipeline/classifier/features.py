@@ -16,7 +16,7 @@ from scipy import sparse
 from sklearn.feature_extraction.text import TfidfTransformer, TfidfVectorizer
 from sklearn.pipeline import Pipeline
 
-from pipeline.classifier.ngrams import CharNgramCounter, ngram_keys
+from pipeline.classifier.ngrams import CharNgramCounter, count_matrix, ngram_keys
 
 
 class SharedFeatures:
@@ -65,8 +65,9 @@ class SharedFeatures:
         if part.counting is None:
             block = part.transformer.transform(prepared[part.column])
         else:
-            counts = _count_matrix(*counted[part.counting.key], part.remap, len(part.counting.vocabulary),
-                                   part.counting.dtype)
+            n_texts, rows, places = counted[part.counting.key]
+            counts = count_matrix(rows, part.remap[places], (n_texts, len(part.counting.vocabulary)),
+                                  part.counting.dtype)
             block = part.counting.weighting.transform(counts, copy=False)
         return block if part.weight is None else block * part.weight  # as ColumnTransformer weighs
 
@@ -146,14 +147,3 @@ class _UnionCounter:
             places = self.places.get_indexer(keys)
         known = places >= 0
         return len(texts), rows[known], places[known]
-
-
-def _count_matrix(n_texts, rows, places, remap, size, dtype):
-    """The count matrix (n_texts, size) of one vocabulary: CSR, each row's columns sorted
-    and summed, as scikit-learn's ``CountVectorizer`` and ``CharNgramCounter`` give."""
-    columns = remap[places]
-    known = columns >= 0
-    counts = sparse.coo_matrix((np.ones(int(known.sum()), dtype=dtype), (rows[known], columns[known])),
-                               shape=(n_texts, size))
-    # to CSC and back: each a counting sort, leaving every row's columns sorted and summed
-    return counts.tocsc().tocsr()

@@ -49,6 +49,16 @@ def ngram_keys(texts, ngram_range=(1, 2), lowercase=True):
     return np.concatenate(keys), np.concatenate(key_rows)
 
 
+def count_matrix(rows, columns, shape, dtype=np.float32):
+    """The counts of (row, column) occurrences as a CSR matrix of ``shape``, each row's columns
+    sorted and summed (as scikit-learn's vectorizers give); occurrences with a column below 0
+    (not in the vocabulary) are left out."""
+    known = columns >= 0
+    counts = coo_matrix((np.ones(int(known.sum()), dtype=dtype), (rows[known], columns[known])), shape=shape)
+    # to CSC and back: each a counting sort, leaving every row's columns sorted and summed
+    return counts.tocsc().tocsr()
+
+
 def key_strings(keys):
     """The n-gram strings of integer keys (list of str)."""
     mask = (1 << _BITS) - 1
@@ -103,12 +113,7 @@ class CharNgramCounter(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "vocabulary_keys_")
         texts = _texts(X)
         keys, rows = ngram_keys(texts, tuple(self.ngram_range), self.lowercase)
-        columns = self._vocabulary_index().get_indexer(keys)
-        known = columns >= 0
-        counts = coo_matrix((np.ones(int(known.sum()), dtype=np.float32), (rows[known], columns[known])),
-                            shape=(len(texts), len(self.vocabulary_keys_)))
-        # to CSC and back: each a counting sort, leaving every row's columns sorted and summed
-        return counts.tocsc().tocsr()
+        return count_matrix(rows, self._vocabulary_index().get_indexer(keys), (len(texts), len(self.vocabulary_keys_)))
 
     def _vocabulary_index(self):
         """The vocabulary as a hash table (built on first use after ``fit``, never pickled)."""

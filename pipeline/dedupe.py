@@ -29,7 +29,7 @@ from pipeline.dedup.index import DedupeIndex, IndexProblem, config_hash, file_di
 from pipeline.dedup.scoring import find_links, within_pairs
 from pipeline.errors import PetitionError
 from pipeline.lookup import is_in
-from pipeline.parallel import release_memory
+from pipeline.parallel import distributed, map_chunks, release_memory
 from pipeline.reporting.tonight import FILE_NAME as TONIGHT, tonight_table, write_tonight
 from pipeline.rundir import atomic_path, parquet_batches, stage, write_csv, write_json
 from pipeline.status import StatusHistory, known_closed_at, with_handling
@@ -109,14 +109,16 @@ def read_handling(run, stage_name):
     return handling.assign(**{schema.LETTER_ID: handling[schema.LETTER_ID].astype(str)})
 
 
-def masked_titles(titles, labeler):
+def masked_titles(titles, labeler, processes=1):
     """``letter_id`` and ``title`` of ``titles`` (which has ``petitioner_name`` too), each title
     masked as case labels are (``Labeler.mask``: the letter's own name and every registered
-    name of ``titles``) once per distinct (title, name): what the status history keeps for
-    the clerk's sheet."""
+    name of ``titles``) once per distinct (title, name), in ``processes`` forked workers: what
+    the status history keeps for the clerk's sheet."""
     everyone = raw_names(titles[schema.PETITIONER_NAME])
     pairs = list(zip(titles[schema.TITLE].fillna(""), titles[schema.PETITIONER_NAME].fillna("")))
-    masked = {pair: labeler.mask(pair[0], [pair[1]], everyone) for pair in set(pairs)}
+    distinct = list(set(pairs))
+    masked = dict(zip(distinct, map_chunks(lambda chunk: [labeler.mask(title, [name], everyone)
+                                                          for title, name in chunk], distinct, processes)))
     return pd.DataFrame({schema.LETTER_ID: titles[schema.LETTER_ID].astype(str).to_numpy(),
                          schema.TITLE: [masked[pair] for pair in pairs]})
 
@@ -245,13 +247,17 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
                              wanted=in_run)
     run_cases = cases.iloc[np.where(position >= 0, position, 0)].reset_index(drop=True)
     run_cases[schema.REOPENED] = reopened[np.where(position >= 0, position, 0)] & (position >= 0)
-    # the copy is pyarrow's work, mostly without the GIL: it runs beside the case table and
-    # the clerk's sheet (Python) instead of before them
+    # titles are masked in workers forked before the copy below starts its thread, on this
+    # machine whatever the engine: a million short tasks, not worth shipping out
+    with distributed(None):
+        table = case_table(everything, cases, in_run, before, titles, labeler, reopened & in_run & ~before,
+                           processes)
+        kept = masked_titles(titles, labeler, processes).merge(handling, on=schema.LETTER_ID, how="left")[~bad]
+    # the copy is pyarrow's work, mostly without the GIL: it runs beside the clerk's sheet
+    # (Python) instead of before it
     with ThreadPoolExecutor(1) as writer:
         deduped = writer.submit(write_deduped, path, run.output_path("dedupe"), ~bad, run_cases)
-        table = case_table(everything, cases, in_run, before, titles, labeler, reopened & in_run & ~before)
         write_csv(table, run.path / "cases.csv")
-        kept = masked_titles(titles, labeler).merge(handling, on=schema.LETTER_ID, how="left")[~bad]
         statuses.record(kept, run_cases[schema.REOPENED].to_numpy()[~bad], run.path.name)
         touched = is_in(cases[schema.CASE_ID], run_cases[schema.CASE_ID][~bad])
         case_letters = everything.loc[touched, [schema.LETTER_ID, schema.RECEIVED_AT]].assign(

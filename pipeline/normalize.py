@@ -48,7 +48,9 @@ from pipeline.rundir import stage
 
 CJK = r"\u3400-\u9fff\uf900-\ufaff"
 _TAG = re.compile(r"<[^<>]{1,200}>")
-_DECIMAL = re.compile(r"(?<=\d)、(?=\d)")
+# A pattern opening with a look-behind is tried at every character of a text; opened with a
+# look-ahead of the characters it can match first, ``re`` skips to them (two to three times faster)
+_DECIMAL = re.compile(r"(?=、)(?<=\d)、(?=\d)")
 # Pinyin written after a character (總結(jié), 對（duì）, 的(de), 过(guo4), 總結(zǒng jié)): parenthesised syllables
 # of Latin letters right after a Chinese character; with a tone mark or digit always, without one
 # (neutral tone) only in a text holding at least two toned ones.
@@ -57,9 +59,9 @@ _SYLLABLE = rf"[a-zü{_TONED}]{{1,6}}[1-5]?"
 _PINYIN = re.compile(rf"(?<=[{CJK}])\(({_SYLLABLE}(?: {_SYLLABLE}){{0,3}})\)")  # one per character, or a word's
 _PINYIN_TONE = re.compile(rf"[{_TONED}1-5]")
 # A surname (or place word) followed by 1-3 mask characters: 郭××, 张xx, 李*, 王～, 赵某某.
-_MASK_AFTER_CJK = re.compile(rf"(?<=[{CJK}])[xX×*~某]{{1,3}}(?![A-Za-z])")
+_MASK_AFTER_CJK = re.compile(rf"(?=[xX×*~某])(?<=[{CJK}])[xX×*~某]{{1,3}}(?![A-Za-z])")
 # A free-standing run of 2-3 mask characters: xxx, ××, 某某.
-_MASK_ALONE = re.compile(r"(?<![A-Za-z0-9])[xX×*~某]{2,3}(?![A-Za-z0-9])")
+_MASK_ALONE = re.compile(r"(?=[xX×*~某])(?<![A-Za-z0-9])[xX×*~某]{2,3}(?![A-Za-z0-9])")
 # NFKC maps each of these (full-width ASCII, the ideographic space) to one character: replaced
 # first, most letters are left already normalized, which unicodedata checks far faster than it
 # normalizes a text

@@ -26,23 +26,24 @@ from pathlib import Path
 import jieba
 
 EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}(?![A-Za-z])")
+# The number patterns open with a look-ahead of the characters they can start with: ``re`` skips
+# to those instead of trying the look-behind after it at every character.
 # 18-character ID shape (also 6-8-4 with spaces or dashes), and 15-digit old numbers: region code
 # (first digit 1-8), YYMMDD, 3 digits.
-ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(?:\d{17}[\dXx]|\d{6}[ -]\d{8}[ -]\d{3}[\dXx]"
+ID_NUMBER = re.compile(r"(?=\d)(?<![0-9A-Za-z])(?:\d{17}[\dXx]|\d{6}[ -]\d{8}[ -]\d{3}[\dXx]"
                        r"|[1-8]\d{5}\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3})(?![0-9A-Za-z])")
 # After an explicit cue the number is masked even when more digits follow it directly
 # (身份证号3390…0467 2019年… written without a separator).
 ID_AFTER_CUE = re.compile(r"(?<=身份证)((?:号码|号)?[:：]?\s*)(\d{17}[\dXx]|\d{15})")
-BANK_CARD = re.compile(r"(?<![0-9A-Za-z])(?:\d{16,19}|\d{4}(?:[ -]\d{4}){3}(?:[ -]?\d{1,3})?)(?![0-9A-Za-z])")
+BANK_CARD = re.compile(r"(?=\d)(?<![0-9A-Za-z])(?:\d{16,19}|\d{4}(?:[ -]\d{4}){3}(?:[ -]?\d{1,3})?)(?![0-9A-Za-z])")
 _MOBILE_CORE = r"1[3-9]\d[- ]?\d{4}[- ]?\d{4}"
-MOBILE = re.compile(rf"(?<![\d+])(?:(?:\+|00)?86[- ]?|\(\+?86\)\s?)?{_MOBILE_CORE}(?!\d)")
+MOBILE = re.compile(rf"(?=[\d+(])(?<![\d+])(?:(?:\+|00)?86[- ]?|\(\+?86\)\s?)?{_MOBILE_CORE}(?!\d)")
 MOBILE_AFTER_CUE = re.compile(r"(?<=电话|手机|联系)((?:号码|号|方式)?[:：]?\s*)(1[3-9]\d{9})")
-LANDLINE = re.compile(r"(?<![\d(（])(?:0\d{2,3}[- ]?|[(（]0\d{2,3}[)）]\s?)[2-9]\d{6,7}(?:[-转]\d{1,5})?(?!\d)")
+LANDLINE = re.compile(r"(?=[0(（])(?<![\d(（])(?:0\d{2,3}[- ]?|[(（]0\d{2,3}[)）]\s?)[2-9]\d{6,7}(?:[-转]\d{1,5})?(?!\d)")
 LANDLINE_AFTER_CUE = re.compile(r"(?<=电话|座机|固话)((?:号码|号)?[:：]?\s*)([2-9]\d{6,7})(?!\d)")
 
 # Every number the patterns below mask holds 7 digits in a row, single spaces or dashes allowed
-# between them: a text without such a run is left as it is, without trying each pattern at
-# each of its characters (their leading look-behinds keep ``re`` from skipping ahead).
+# between them: a text without such a run is left as it is.
 NUMBER_LIKE = re.compile(r"\d(?:[- ]?\d){6}")
 
 ID_MASK, PHONE_MASK, BANK_MASK, LANDLINE_MASK, EMAIL_MASK = "[身份证号]", "[手机号]", "[银行卡号]", "[电话]", "[邮箱]"
@@ -52,8 +53,11 @@ def mask_identifiers(text, *, id_mask=ID_MASK, phone_mask=PHONE_MASK, bank_mask=
                      landline_mask=LANDLINE_MASK, email_mask=EMAIL_MASK):
     """``text`` (a str) with e-mail addresses, ID-card, bank card, mobile and landline numbers
     replaced by the given masks (see the module docstring for the forms recognised)."""
-    text = EMAIL.sub(email_mask, text)
-    text = ID_AFTER_CUE.sub(lambda m: m.group(1) + id_mask, text)
+    # each pattern is tried at every character of a text: only where its "@" or cue is
+    if "@" in text:
+        text = EMAIL.sub(email_mask, text)
+    if "身份证" in text:
+        text = ID_AFTER_CUE.sub(lambda m: m.group(1) + id_mask, text)
     if not NUMBER_LIKE.search(text):
         return text
     text = ID_NUMBER.sub(id_mask, text)

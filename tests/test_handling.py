@@ -2,6 +2,7 @@
 across dumps (latest status, no double counting), 回流, the report's 办结率 / 反馈率 / 积案 /
 超期 figures (checked by hand), the board's reply rate, and the clerk's tonight.xlsx."""
 import json
+import re
 
 import numpy as np
 import openpyxl
@@ -288,6 +289,27 @@ def test_tonight_rows_match_links_and_cases(tmp_path_factory):
     assert set(sheet[REOPENED_COLUMN]) == {"否"}          # the sample carries no handling columns
     order = sheet.assign(first=sheet["事项编号"].map(pd.to_datetime(cases[schema.CASE_FIRST_DATE])))
     assert order["first"].is_monotonic_increasing
+
+
+def test_titles_are_masked_alike_in_forked_workers(config):
+    """Case labels and the clerk's titles, masked in two forked workers, are those one process
+    masks, in the same order: the bundled sample's titles, with its registered names."""
+    from conftest import sample_path
+    from pipeline.dedup.cases import Labeler, raw_names
+    from pipeline.dedupe import masked_titles
+    dump = pd.read_csv(sample_path(), encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    titles = pd.DataFrame({schema.LETTER_ID: dump["信件编号"], schema.TITLE: dump["标题"],
+                           schema.PETITIONER_NAME: dump["信访人"]})
+    letters = titles.assign(**{schema.CASE_ID: [f"C{i // 3}" for i in range(len(titles))],
+                               schema.RECEIVED_AT: pd.to_datetime(dump["来信日期"], format="mixed", errors="coerce")})
+    labeler, everyone = Labeler.from_config(config), raw_names(titles[schema.PETITIONER_NAME])
+    labels = labeler.labels(letters, everyone, processes=2)
+    assert labels == labeler.labels(letters, everyone) and list(labels) == sorted(set(letters[schema.CASE_ID]))
+    masked = masked_titles(titles, labeler, processes=2)
+    assert masked.equals(masked_titles(titles, labeler))
+    named = [(name, title) for name, title in zip(titles[schema.PETITIONER_NAME], masked[schema.TITLE])
+             if re.fullmatch(r"[\u4e00-\u9fff]{2,4}", name) and name in title]
+    assert len(titles) > 1000 and not named
 
 
 def test_tonight_cells_are_text_and_titles_masked(tmp_path, config):

@@ -22,6 +22,7 @@ from pipeline.dedup.arrays import arrow_strings, run_bounds
 from pipeline.dedup.clustering import average_linkage, link_components
 from pipeline.dedup.index import link_ends
 from pipeline.lookup import is_in
+from pipeline.parallel import map_chunks
 from pipeline.privacy import mask_identifiers
 
 # working columns, never written
@@ -86,11 +87,6 @@ class Labeler:
         text = text[:10 * max_chars] if isinstance(text, str) else ""
         return shorten(self.mask(mask_addresses(text, addresses), names, everyone), max_chars)
 
-    def _title(self, titles, names, everyone):
-        for title in titles:
-            if isinstance(title, str) and title.strip():
-                return shorten(self.mask(title, names, everyone), self.max_chars)
-        return ""
 
     def _names(self, values):
         """The specific names most letters of the case hold, that look like a place or an
@@ -102,7 +98,7 @@ class Labeler:
                     counts[name] = counts.get(name, 0) + 1
         return shorten("、".join(sorted(counts, key=lambda n: -counts[n])[:3]), self.max_chars)
 
-    def labels(self, letters, everyone=frozenset()):
+    def labels(self, letters, everyone=frozenset(), processes=1):
         """{case id: label} of the cases of ``letters`` (every letter of each case).
 
         ``letters`` has ``case_id``, ``received_at``, ``letter_id`` and, when known, ``title``,
@@ -110,6 +106,7 @@ class Labeler:
         (the dedupe index's specific names). A case's label is the title of its earliest letter
         that has one, masked (:meth:`mask`), at most ``max_chars`` characters; else the names
         most of its letters share that match ``name_pattern`` (never a person); else ''.
+        The titles are masked in ``processes`` forked workers.
         """
         frame = letters.sort_values([schema.CASE_ID, schema.RECEIVED_AT, schema.LETTER_ID], na_position="last")
         empty = pd.Series("", index=frame.index)
@@ -117,11 +114,16 @@ class Labeler:
         found = frame.get(schema.PLACES, empty).fillna("") + "|" + frame.get(schema.OTHERS, empty).fillna("")
         # plain lists: a million cases' rows taken with .iloc cost minutes
         titles, names, found = titles.tolist(), names.tolist(), found.tolist()
-        labels = {}
+        titled, labels = {}, {}  # case id -> (its first title, its letters' names), for masking
         for case_id, rows in frame.groupby(schema.CASE_ID, sort=False).indices.items():
             rows = rows.tolist()
-            label = self._title([titles[i] for i in rows], [names[i] for i in rows], everyone)
-            labels[case_id] = label or self._names([found[i] for i in rows])
+            first = next((titles[i] for i in rows if isinstance(titles[i], str) and titles[i].strip()), None)
+            labels[case_id] = self._names([found[i] for i in rows]) if first is None else ""  # in case order
+            if first is not None:
+                titled[case_id] = (first, [names[i] for i in rows])
+        masked = map_chunks(lambda chunk: [shorten(self.mask(title, case_names, everyone), self.max_chars)
+                                           for title, case_names in chunk], list(titled.values()), processes)
+        labels.update(zip(titled, masked))
         return labels
 
 
@@ -346,7 +348,7 @@ def joined_runs(keys, values):
                      dtype="str")
 
 
-def case_table(letters, cases, in_run, before_run, titles, labeler, reopened=None):
+def case_table(letters, cases, in_run, before_run, titles, labeler, reopened=None, processes=1):
     """One row per case that holds one of the run's letters.
 
     ``letters`` are every indexed letter, ``cases`` their ``assign_cases`` frame,
@@ -354,7 +356,8 @@ def case_table(letters, cases, in_run, before_run, titles, labeler, reopened=Non
     ``titles`` (``letter_id``, ``title``, ``petitioner_name`` of the run's letters, or None)
     feed each case's label (``labeler``: a :class:`Labeler`); letters indexed by earlier runs
     give their specific names only. A case one of whose run letters is ``reopened`` (bool
-    array, :func:`reopened_letters`) has status ``reopened`` (回流).
+    array, :func:`reopened_letters`) has status ``reopened`` (回流). Labels are masked in
+    ``processes`` forked workers.
     """
     columns = [c for c in (schema.PLACES, schema.OTHERS) if c in letters.columns]
     frame = letters[[schema.LETTER_ID, schema.RECEIVED_AT, schema.PETITIONER_KEY, schema.ADDRESSEE,
@@ -370,7 +373,7 @@ def case_table(letters, cases, in_run, before_run, titles, labeler, reopened=Non
         frame = frame.assign(**{column: known[column].reindex(ids).fillna("").to_numpy()
                                 for column in (schema.TITLE, schema.PETITIONER_NAME) if column in known})
         everyone = raw_names(titles[schema.PETITIONER_NAME]) if schema.PETITIONER_NAME in titles else frozenset()
-    labels = labeler.labels(frame, everyone)
+    labels = labeler.labels(frame, everyone, processes)
     frame = frame.sort_values([schema.CASE_ID, schema.RECEIVED_AT, schema.LETTER_ID], na_position="last")
 
     def distinct(values):

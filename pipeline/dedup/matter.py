@@ -151,12 +151,14 @@ class NameExtractor:
         self.qualified_suffixes, self.name_tags = frozenset(qualified_suffixes), frozenset(name_tags)
         self._person = re.compile(rf"[{re.escape(surnames)}]{re.escape(mask_char)}") if surnames else None
         self.mask_char, self.full_names = mask_char, full_names
-        # a token (space-separated) of 2-3 Chinese characters, a surname first
-        self._full_name = (re.compile(rf"(?<!\S)(?=[{CJK}])[{re.escape(surnames)}][{CJK}]{{1,2}}(?!\S)")
+        # a token (space-separated) of 2-3 Chinese characters, a surname first (looked ahead
+        # for first: ``re`` skips to the surnames instead of trying the look-behind everywhere)
+        self._full_name = (re.compile(rf"(?=[{re.escape(surnames)}])(?<!\S)(?=[{CJK}])[{re.escape(surnames)}]"
+                                      rf"[{CJK}]{{1,2}}(?!\S)")
                            if surnames else None)
         units = "|".join(sorted(map(re.escape, number_units), key=len, reverse=True))
         self._number = re.compile(
-            r"(?<![0-9.])(?:(\d{4})年(\d{1,2})月(\d{1,2})日"
+            r"(?=\d)(?<![0-9.])(?:(\d{4})年(\d{1,2})月(\d{1,2})日"
             + (rf"|(\d+(?:\.\d+)?)({units}))" if units else r"|(?!)()())"))
         self.min_prefix, self.max_prefix = prefix_chars, max_prefix_chars
         self.min_number_digits, self.own_date_days = min_number_digits, own_date_days

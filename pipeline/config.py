@@ -152,6 +152,7 @@ class IngestConfig:
     max_text_chars: int = setting(COUNT)
     max_xlsx_bytes: int = setting(COUNT)
     batch_rows: int = setting(COUNT)
+    processes: int = setting(COUNT)
 
 
 @dataclasses.dataclass(frozen=True)

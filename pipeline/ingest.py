@@ -18,8 +18,9 @@ from tqdm import tqdm
 
 from pipeline import schema
 from pipeline.errors import PetitionError
-from pipeline.intake.fields import FirstIds, to_schema
+from pipeline.intake.fields import FirstIds, record_hash, to_schema
 from pipeline.intake.readers import expand_inputs, failure, hidden_files, read_tables
+from pipeline.parallel import imap_chunks
 from pipeline.rundir import stage
 
 
@@ -47,7 +48,8 @@ class IngestLog:
 
 
 def ingest_batches(files, config, log, sheet=None, progress=None):
-    """Read and map every file, a batch of at most ``ingest.batch_rows`` rows at a time.
+    """Read and map every file, a batch of at most ``ingest.batch_rows`` rows at a time, mapped
+    in ``ingest.processes`` forked workers (``mapped``).
 
     Yields DataFrames of letters (``schema.SCHEMA_COLUMNS`` and the handling, source and extra
     columns); fills ``log`` (an ``IngestLog``) as it goes. A file that cannot be read is skipped
@@ -59,11 +61,14 @@ def ingest_batches(files, config, log, sheet=None, progress=None):
     for path in (progress(files) if progress else files):
         rows_in = kept = 0
         try:
-            for table in read_tables(path, sheet, config.ingest.max_xlsx_bytes, config.ingest.batch_rows):
-                letters, failed, warned = to_schema(table, config)
-                letters, conflicts = first_ids.drop_repeated(letters)
-                rows_in, kept = rows_in + table.rows_in, kept + len(letters)
-                log.rows_in += table.rows_in
+            tables = _then_failure(read_tables(path, sheet, config.ingest.max_xlsx_bytes, config.ingest.batch_rows))
+            for result in imap_chunks(lambda table: mapped(table, config), tables, config.ingest.processes):
+                if isinstance(result, PetitionError):
+                    raise result
+                letters, failed, warned, text_hash, (read, columns, notes) = result
+                letters, conflicts = first_ids.drop_repeated(letters, text_hash)
+                rows_in, kept = rows_in + read, kept + len(letters)
+                log.rows_in += read
                 log.rows_out += len(letters)
                 log.quarantine += failed + conflicts
                 log.warnings += warned
@@ -76,12 +81,33 @@ def ingest_batches(files, config, log, sheet=None, progress=None):
             log.notes.append(f"{path}: skipped: {exc}" if not rows_in else
                              f"{path}: stopped after {rows_in} rows ({kept} kept): {exc}")
             continue
-        mapping, unmapped = schema.map_columns(c for c in table.frame.columns if c != schema.SOURCE_ROW)
+        mapping, unmapped = schema.map_columns(c for c in columns if c != schema.SOURCE_ROW)
         log.notes.append(f"{path}: {rows_in} rows; columns {mapping}"
                          + (f"; kept in extra: {unmapped}" if unmapped else "")
-                         + "".join(f"; {note}" for note in table.notes))
+                         + "".join(f"; {note}" for note in notes))
     if not read_any:
         raise PetitionError("no input file could be read: " + "; ".join(q[schema.REASON] for q in log.quarantine))
+
+
+def _then_failure(tables):
+    """``tables``, then the ``PetitionError`` that stopped reading them as the last item: the
+    batches read before it are mapped and kept before it is raised, as when read one by one."""
+    try:
+        yield from tables
+    except PetitionError as exc:
+        yield exc
+
+
+def mapped(table, config):
+    """The work on a ``RawTable`` that does not depend on the batches before it, done in worker
+    processes: ``to_schema(table, config)``, the hash of each letter's text (``FirstIds``), and
+    what the file's note reads of the table (rows read, columns, notes). A ``PetitionError``
+    (``_then_failure``) is passed on as it is."""
+    if isinstance(table, PetitionError):
+        return table
+    letters, failed, warned = to_schema(table, config)
+    return (letters, failed, warned, record_hash(letters, schema.TEXT_COLUMNS),
+            (table.rows_in, list(table.frame.columns), table.notes))
 
 
 def ingest(inputs, config, sheet=None, progress=None):

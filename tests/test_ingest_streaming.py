@@ -6,6 +6,8 @@ import dataclasses
 import tracemalloc
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from pipeline import ingest, schema
@@ -80,8 +82,9 @@ def peak_traced(config, path, run):
 
 
 def test_memory_holds_a_batch_not_the_dump(tmp_path, config):
+    """A few batches at a time: those mapped in workers and not yet written (``parallel.imap_chunks``)."""
     whole = peak_traced(config, sample_path(), tmp_path / "whole")
-    batched = peak_traced(in_batches(config, 250), sample_path(), tmp_path / "batched")
+    batched = peak_traced(in_batches(config, 100), sample_path(), tmp_path / "batched")
     assert pd.read_parquet(tmp_path / "batched" / "ingested.parquet").equals(
         pd.read_parquet(tmp_path / "whole" / "ingested.parquet"))
     assert batched < whole / 3, (batched, whole)
@@ -95,3 +98,22 @@ def test_a_dump_ending_on_a_batch_edge_or_holding_no_row(tmp_path, config, rows)
     letters, quarantine, _, notes = ingested(in_batches(config, 4), path)
     assert letters[schema.LETTER_ID].tolist() == [f"E{i}" for i in range(rows)] and not quarantine
     assert f"{rows + 1} lines: header + {rows} records" in notes[0]
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_a_file_failing_part_way_keeps_the_batches_read_before(tmp_path, config, processes):
+    """Batches mapped in workers (``ingest.processes``) are kept up to where the file breaks,
+    as when read one by one: a Parquet export whose ninth row group is damaged."""
+    frame = pd.DataFrame({"编号": [f"F{i}" for i in range(40)], "信访人": "张三", "内容": [f"路灯坏了{i}" for i in range(40)]})
+    broken = tmp_path / "broken.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), broken, row_group_size=4, compression="none")
+    damaged = bytearray(broken.read_bytes())
+    start = pq.ParquetFile(broken).metadata.row_group(8).column(2).data_page_offset
+    damaged[start:start + 8] = b"\xff" * 8
+    broken.write_bytes(bytes(damaged))
+    other = write_lines(tmp_path / "other.csv", ["编号,信访人,内容", "G1,王五,路灯坏了"])
+    settings = dataclasses.replace(config, ingest=dataclasses.replace(config.ingest, batch_rows=4, processes=processes))
+    letters, quarantine, _, rows_in, notes = ingest.ingest([broken, other], settings)
+    assert letters[schema.LETTER_ID].tolist() == [f"F{i}" for i in range(32)] + ["G1"]
+    assert "stopped after 32 rows (32 kept)" in notes[0] and "unreadable Parquet" in notes[0]
+    assert rows_in == len(letters) and [q[schema.SOURCE_ROW] for q in quarantine] == [""]

@@ -283,9 +283,10 @@ class FirstIds:
     def __init__(self):
         self._first = {}  # letter id -> (source file, source row, text hash)
 
-    def drop_repeated(self, letters):
+    def drop_repeated(self, letters, text_hash=None):
         """Quarantine rows whose ``letter_id`` an earlier row (of this batch or an earlier one)
-        already used.
+        already used. ``text_hash``: ``record_hash(letters, schema.TEXT_COLUMNS)``, when the
+        caller has it.
 
         Returns (kept letters, quarantine records): a repeated id with the same text is a row
         exported twice; with different text it is a registration error. Either way the first
@@ -293,7 +294,7 @@ class FirstIds:
         """
         ids = letters[schema.LETTER_ID]
         repeated = ids.duplicated(keep="first") | is_in(ids, self._first.keys())
-        text_hash = record_hash(letters, schema.TEXT_COLUMNS)
+        text_hash = record_hash(letters, schema.TEXT_COLUMNS) if text_hash is None else text_hash
         first = letters[~repeated]
         self._first.update(zip(first[schema.LETTER_ID], zip(first[schema.SOURCE_FILE], first[schema.SOURCE_ROW],
                                                              text_hash[~repeated])))

@@ -300,8 +300,8 @@ def test_titles_are_masked_alike_in_forked_workers(config):
     dump = pd.read_csv(sample_path(), encoding="utf-8-sig", dtype=str, keep_default_na=False)
     titles = pd.DataFrame({schema.LETTER_ID: dump["信件编号"], schema.TITLE: dump["标题"],
                            schema.PETITIONER_NAME: dump["信访人"]})
-    letters = titles.assign(**{schema.CASE_ID: [f"C{i // 3}" for i in range(len(titles))],
-                               schema.RECEIVED_AT: pd.to_datetime(dump["来信日期"], format="mixed", errors="coerce")})
+    dates = pd.to_datetime(dump["来信日期"], format="mixed", errors="coerce")
+    letters = titles.assign(**{schema.CASE_ID: [f"C{i // 3}" for i in range(len(titles))], schema.RECEIVED_AT: dates})
     labeler, everyone = Labeler.from_config(config), raw_names(titles[schema.PETITIONER_NAME])
     labels = labeler.labels(letters, everyone, processes=2)
     assert labels == labeler.labels(letters, everyone) and list(labels) == sorted(set(letters[schema.CASE_ID]))

@@ -104,7 +104,8 @@ def test_a_dump_ending_on_a_batch_edge_or_holding_no_row(tmp_path, config, rows)
 def test_a_file_failing_part_way_keeps_the_batches_read_before(tmp_path, config, processes):
     """Batches mapped in workers (``ingest.processes``) are kept up to where the file breaks,
     as when read one by one: a Parquet export whose ninth row group is damaged."""
-    frame = pd.DataFrame({"编号": [f"F{i}" for i in range(40)], "信访人": "张三", "内容": [f"路灯坏了{i}" for i in range(40)]})
+    frame = pd.DataFrame({"编号": [f"F{i}" for i in range(40)], "信访人": "张三",
+                          "内容": [f"路灯坏了{i}" for i in range(40)]})
     broken = tmp_path / "broken.parquet"
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), broken, row_group_size=4, compression="none")
     damaged = bytearray(broken.read_bytes())

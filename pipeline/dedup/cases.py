@@ -87,7 +87,6 @@ class Labeler:
         text = text[:10 * max_chars] if isinstance(text, str) else ""
         return shorten(self.mask(mask_addresses(text, addresses), names, everyone), max_chars)
 
-
     def _names(self, values):
         """The specific names most letters of the case hold, that look like a place or an
         organisation (``name_pattern``), "、"-joined."""

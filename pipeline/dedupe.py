@@ -29,7 +29,7 @@ from pipeline.dedup.index import DedupeIndex, IndexProblem, config_hash, file_di
 from pipeline.dedup.scoring import find_links, within_pairs
 from pipeline.errors import PetitionError
 from pipeline.lookup import is_in
-from pipeline.parallel import distributed, map_chunks, release_memory
+from pipeline.parallel import distributed, distributed_mapper, map_chunks, release_memory
 from pipeline.reporting.tonight import FILE_NAME as TONIGHT, tonight_table, write_tonight
 from pipeline.rundir import atomic_path, parquet_batches, stage, write_csv, write_json
 from pipeline.status import StatusHistory, known_closed_at, with_handling
@@ -247,12 +247,13 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
                              wanted=in_run)
     run_cases = cases.iloc[np.where(position >= 0, position, 0)].reset_index(drop=True)
     run_cases[schema.REOPENED] = reopened[np.where(position >= 0, position, 0)] & (position >= 0)
-    # titles are masked in workers forked before the copy below starts its thread, on this
-    # machine whatever the engine: a million short tasks, not worth shipping out
+    # titles are masked on this machine (a million short tasks, not worth shipping out), in
+    # workers forked before the copy below starts its thread; in this process beside Spark's
+    local = processes if distributed_mapper() is None else 1
     with distributed(None):
         table = case_table(everything, cases, in_run, before, titles, labeler, reopened & in_run & ~before,
-                           processes)
-        kept = masked_titles(titles, labeler, processes).merge(handling, on=schema.LETTER_ID, how="left")[~bad]
+                           local)
+        kept = masked_titles(titles, labeler, local).merge(handling, on=schema.LETTER_ID, how="left")[~bad]
     # the copy is pyarrow's work, mostly without the GIL: it runs beside the clerk's sheet
     # (Python) instead of before it
     with ThreadPoolExecutor(1) as writer:

@@ -14,6 +14,7 @@ from pipeline.reporting import tables
 from pipeline.reporting.periods import report_period
 from pipeline.reporting.tonight import EARLIER_COLUMN, RELATION_ZH, REOPENED_COLUMN
 from report_fixtures import pipeline_run, synthetic_letters, write_run
+from tests.conftest import sample_path
 from tests.test_dedupe import COLUMNS, LETTERS, write_dump
 
 HANDLING = ["办理状态", "办结日期", "责任单位", "答复意见"]
@@ -294,7 +295,6 @@ def test_tonight_rows_match_links_and_cases(tmp_path_factory):
 def test_titles_are_masked_alike_in_forked_workers(config):
     """Case labels and the clerk's titles, masked in two forked workers, are those one process
     masks, in the same order: the bundled sample's titles, with its registered names."""
-    from conftest import sample_path
     from pipeline.dedup.cases import Labeler, raw_names
     from pipeline.dedupe import masked_titles
     dump = pd.read_csv(sample_path(), encoding="utf-8-sig", dtype=str, keep_default_na=False)

@@ -80,7 +80,8 @@ def classify_letters(letters, model, card, rules, nature=None, processes=1, chun
         confident = nature_confident(probas[1], nature[1]) if nature else np.zeros(len(records), dtype=bool)
         rows = [record_attributes(record, rules, nature=not sure) for record, sure in zip(records, confident)]
         if nature:
-            rows = [(answer, *row[1:]) for answer, row in zip(nature_answers(probas[1], nature[1], rows), rows)]
+            answers = nature_answers(probas[1], nature[1], rows, confident)
+            rows = [(answer, *row[1:]) for answer, row in zip(answers, rows)]
         return [(*topic, *row) for topic, row in zip(zip(*topic_columns(probas[0], card).values()), rows)]
     rows = parallel.map_chunks(classify_chunk, attribute_records(letters), processes, chunk_size, progress)
     topics = {name: list(values) for name, values in zip(TOPIC_COLUMNS, zip(*rows))} if rows else dict.fromkeys(
@@ -96,8 +97,8 @@ def nature_confident(proba, card):
     return proba.max(axis=1) >= card["review"]["threshold"]
 
 
-def nature_answers(proba, card, rule_rows):
-    """The nature of each letter: the nature model's answer where it is confident
-    (``nature_confident``), else the rules' (the first value of each of ``rule_rows``)."""
+def nature_answers(proba, card, rule_rows, confident):
+    """The nature of each letter: the nature model's answer where it is ``confident``
+    (``nature_confident(proba, card)``), else the rules' (the first value of each of ``rule_rows``)."""
     predicted = np.array(card["labels"], dtype=object)[proba.argmax(axis=1)]
-    return np.where(nature_confident(proba, card), predicted, [row[0] for row in rule_rows]).tolist()
+    return np.where(confident, predicted, [row[0] for row in rule_rows]).tolist()

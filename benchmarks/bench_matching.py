@@ -115,7 +115,7 @@ def main(argv=None):
         sample_truth = quality.truth_scores(pd.read_parquet(sample_run / "deduped.parquet"),
                                             pd.read_csv(sample_run / "links.csv", dtype=str, encoding="utf-8-sig"),
                                             truth)
-        reference = quality.cosine_reference(home_pool(work / "board", config), 0.5)
+        reference = quality.cosine_reference(home_pool(work / "board", config, work / "pool"), 0.5)
         held, thresholds = held_out(config, work / "sample", work / "board", board_run, judged, work)
         halves = quality.judged_halves(judged)
         reference_scores = quality.pooled([quality.case_scores(reference, half) for half in halves])

@@ -186,9 +186,9 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
     indexed = index.letters[schema.LETTER_ID] if len(index) else []
     known = is_in(letters[schema.LETTER_ID].astype(str), indexed)
     if written is None:
-        # staged: saved to the index with its sorted keys before matching, read memory-mapped
-        batch = index.staged(featurize(letters[~known], text_chunks(path, ~known, settings.chunk_size),
-                                       Featurizer.from_config(config), processes, progress))
+        # staged: saved to the index with its sorted keys as it is made, read memory-mapped
+        batch = featurize(letters[~known], text_chunks(path, ~known, settings.chunk_size),
+                          Featurizer.from_config(config), index.staging_folder(), processes, progress)
         release_memory()
     else:
         batch = full.shards[written]
@@ -237,6 +237,19 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
     # the run's cases only: those of earlier letters no link of tonight reaches stay as they were
     cases = assign_cases(everything, all_links, decisions, settings.case_probability, settings.case_pairs_max_letters,
                          reach=in_run, ends=ends)
+    # what needs every link is done now, and the links let go (0.8 GB at a million letters)
+    # before the case table and the clerk's sheet are made
+    decided = decision_counts(everything, all_links, cases, decisions, ends)
+    linked = all_links[schema.RELATION].isin(schema.RELATIONS).to_numpy()
+    touching = in_run[ends[0]] | in_run[ends[1]]  # located, not looked up: millions of links
+    listed = np.flatnonzero(linked & touching)
+    # the index holds the links' HELD_LINK_COLUMNS; links.csv shows their evidence too, read from the shards
+    run_links = index.link_rows(listed) if len(index.links) else all_links.iloc[listed]
+    write_csv(run_links.reset_index(drop=True), run.path / "links.csv")
+    held = {"links": int(linked.sum()), "other pairs scored in cases": int((~linked).sum())}
+    del all_links, ends, linked, touching, listed, run_links
+    index.let_go_of_links()
+    release_memory()
     before = np.arange(len(everything)) < history_size
     titles = run.read(stage_name, columns=[schema.LETTER_ID, schema.TITLE, schema.PETITIONER_NAME])
     labeler = Labeler.from_config(config)
@@ -268,14 +281,9 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
         clerk = tonight_table(run_letters, case_letters, statuses.titles(case_letters[schema.LETTER_ID]),
                               dict(zip(table[schema.CASE_ID], table[schema.CASE_LABEL])))
         write_tonight(clerk, run.path / TONIGHT)
-        touching = in_run[ends[0]] | in_run[ends[1]]  # located, not looked up: millions of links
-        listed = np.flatnonzero(all_links[schema.RELATION].isin(schema.RELATIONS).to_numpy() & touching)
-        # the index holds the links' HELD_LINK_COLUMNS; links.csv shows their evidence too, read from the shards
-        run_links = index.link_rows(listed) if len(index.links) else all_links.iloc[listed]
-        write_csv(run_links.reset_index(drop=True), run.path / "links.csv")
         deduped.result()
-    summary = summarize(letters[~bad], run_cases[~bad], found, table, added, index, config)
-    summary["analyst decisions"] = decided = decision_counts(everything, all_links, cases, decisions, ends)
+    summary = summarize(letters[~bad], run_cases[~bad], found, table, added, len(index), held, config)
+    summary["analyst decisions"] = decided
     if decided[SAME_NOT_APPLIED]:
         print(f"dedupe: warning: {decided[SAME_NOT_APPLIED]} `same` "
               "decisions not applied: they would join letters decided different (`petition decide list`)")
@@ -286,15 +294,15 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
     return len(letters), int((~bad).sum()), quarantine, summary
 
 
-def summarize(letters, run_cases, found, table, added, index, config):
-    """The figures printed and saved in summary.json (``found``: the run's links per relation)."""
+def summarize(letters, run_cases, found, table, added, indexed, held, config):
+    """The figures printed and saved in summary.json (``found``: the run's links per relation;
+    ``indexed``: letters in the index; ``held``: its links and other pairs scored, counted)."""
     dated = letters[schema.RECEIVED_AT].notna()
     no_identity = (letters[schema.PETITIONER_KEY].fillna("") == "").sum()
     windows = ("on" if dated.all() else
                "off: no letter has a date" if not dated.any() else
                f"off for the {int((~dated).sum())} letters without a date")
     relation_counts = run_cases[schema.RELATION].replace("", "first letter of its case").value_counts()
-    linked = index.links[schema.RELATION].isin(schema.RELATIONS).to_numpy() if len(index.links) else np.zeros(0, bool)
     return {
         "letters (件次)": len(letters),
         "unique matters (纯件数)": int(run_cases[schema.CASE_ID].nunique()),
@@ -306,8 +314,7 @@ def summarize(letters, run_cases, found, table, added, index, config):
                                    for status in schema.CASE_STATUSES},
         "time windows": windows,
         "letters without petitioner identity (matched on content only)": int(no_identity),
-        "index": {"letters": len(index), "links": int(linked.sum()), "other pairs scored in cases": int((~linked).sum()),
-                  "config_hash": config_hash(config.dedupe)},
+        "index": {"letters": indexed, **held, "config_hash": config_hash(config.dedupe)},
     }
 
 

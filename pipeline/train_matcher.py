@@ -20,6 +20,7 @@ decided; the truth's when there are none) reaches ``train_matcher.target_precisi
 """
 import shlex
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -65,13 +66,15 @@ def home_letters(home):
     return letters.drop_duplicates(schema.LETTER_ID, keep="last").reset_index(drop=True)
 
 
-def home_pool(home, config, processes=1):
-    """A dedupe ``Pool`` of every letter of ``home``, all of them new (no index history)."""
+def home_pool(home, config, directory, processes=1):
+    """A dedupe ``Pool`` of every letter of ``home``, all of them new (no index history), their
+    features saved into the new folder ``directory`` (``featurize``), which it reads from."""
     letters = home_letters(home)
     texts, tokens = letters[schema.CLEAN_TEXT].tolist(), letters[schema.TOKENS].tolist()
     size = config.dedupe.chunk_size
     chunks = ((texts[i:i + size], tokens[i:i + size]) for i in range(0, len(texts), size))
-    batch = featurize(letters.drop(columns=list(TEXTS)), chunks, Featurizer.from_config(config), processes)
+    batch = featurize(letters.drop(columns=list(TEXTS)), chunks, Featurizer.from_config(config), directory,
+                      processes)
     return Pool(DedupeIndex(Path(home) / "index", config_hash=""), batch, config.dedupe.tfidf_features)
 
 
@@ -181,22 +184,25 @@ def train_matcher_command(config, *, pairs, out, decisions=True, processes=None)
     homes = list(dict.fromkeys(Path(home) for home, _ in pairs))
     frames, sources, offset = [], [], 0
     for home in homes:
-        pool = home_pool(home, config, processes)
-        tables = []
-        for _, path in ((h, p) for h, p in pairs if Path(h) == home):
-            table, unknown = labelled_pairs(pool, path, config)
-            tables.append(table)
-            sources.append({"home": str(home), "file": str(path), "sha256": file_sha256(path), "kind": table.source[0],
-                            "pairs": len(table), "same": int(table.same.sum()), "letters_not_found": unknown})
-        if decisions:
-            tables.append(decided_pairs(pool, home))
-            sources.append({"home": str(home), "kind": "decided", "pairs": len(tables[-1]),
-                            "same": int(tables[-1].same.sum())})
-        table = pd.concat(tables, ignore_index=True)
-        evidence = pair_evidence(pool, table.a.to_numpy(), table.b.to_numpy(), workers=processes)
-        groups = pair_groups(len(pool.letters), table.a.to_numpy(), table.b.to_numpy()) + offset
-        offset = groups.max() + 1
-        frames.append(pd.concat([evidence, table[["same", "source"]].assign(group=groups)], axis=1))
+        # the home's features are saved into a scratch folder beside its runs, read from there
+        with tempfile.TemporaryDirectory(prefix=".train-matcher.", dir=home) as scratch:
+            pool = home_pool(home, config, Path(scratch) / "features", processes)
+            tables = []
+            for _, path in ((h, p) for h, p in pairs if Path(h) == home):
+                table, unknown = labelled_pairs(pool, path, config)
+                tables.append(table)
+                sources.append({"home": str(home), "file": str(path), "sha256": file_sha256(path),
+                                "kind": table.source[0], "pairs": len(table), "same": int(table.same.sum()),
+                                "letters_not_found": unknown})
+            if decisions:
+                tables.append(decided_pairs(pool, home))
+                sources.append({"home": str(home), "kind": "decided", "pairs": len(tables[-1]),
+                                "same": int(tables[-1].same.sum())})
+            table = pd.concat(tables, ignore_index=True)
+            evidence = pair_evidence(pool, table.a.to_numpy(), table.b.to_numpy(), workers=processes)
+            groups = pair_groups(len(pool.letters), table.a.to_numpy(), table.b.to_numpy()) + offset
+            offset = groups.max() + 1
+            frames.append(pd.concat([evidence, table[["same", "source"]].assign(group=groups)], axis=1))
     data = pd.concat(frames, ignore_index=True)
     same, real = data.same.to_numpy(dtype=bool), (data.source != "truth").to_numpy()
     # truth pairs of generated letters shape the model; together they weigh truth_weight x the real pairs

@@ -403,6 +403,30 @@ def test_masked_person_is_shared_evidence_shown_masked(cli, tmp_path):
     assert "邹国强" not in written and masked[0].split(":")[1] not in written
 
 
+def test_features_saved_chunk_by_chunk_equal_those_saved_at_once(board_run, config, tmp_path):
+    """featurize writes each chunk's arrays into the folder as it comes (a million letters'
+    are never held together): in four chunks (one empty) and two workers, every saved array,
+    key and letter equals what one chunk in this process saves; no letters give empty arrays."""
+    from pipeline.dedup.batch import ARRAYS
+    from pipeline.dedup.blocking import KEY_ARRAYS
+    from pipeline.dedup.features import Featurizer, featurize
+    letters = pd.read_parquet(board_run / "segmented.parquet")
+    texts, tokens = letters[schema.CLEAN_TEXT].tolist(), letters[schema.TOKENS].tolist()
+    featurizer, cuts = Featurizer.from_config(config), [0, 1, 1, 700, len(letters)]
+    chunked = featurize(letters, ((texts[lo:hi], tokens[lo:hi]) for lo, hi in zip(cuts, cuts[1:])), featurizer,
+                        tmp_path / "chunked", processes=2)
+    whole = featurize(letters, [(texts, tokens)], featurizer, tmp_path / "whole")
+    assert len(chunked) == len(letters) > 4000
+    pd.testing.assert_frame_equal(chunked.letters, whole.letters)
+    for name in ARRAYS + KEY_ARRAYS:
+        saved = [np.load(batch.directory / f"{name}.npy") for batch in (chunked, whole)]
+        assert saved[0].dtype == saved[1].dtype and np.array_equal(*saved), name
+    assert chunked.arrays["vec_ptr"][-1] == len(chunked.arrays["vec_data"]) > 0
+    empty = featurize(letters.iloc[:0], [], featurizer, tmp_path / "empty")
+    assert len(empty) == 0 and empty.arrays["bands"].shape == (0, whole.arrays["bands"].shape[1])
+    assert all(empty.arrays[name].dtype == whole.arrays[name].dtype for name in ARRAYS)
+
+
 def test_masked_names_as_evidence_and_terms(config):
     from pipeline.dedup.features import Featurizer
     from pipeline.dedup.scoring import PERSON_KEY

@@ -67,9 +67,9 @@ def test_card_records_the_data_and_out_of_fold_scores(trained):
     assert card["features"] == list(FEATURES)
 
 
-def test_scores_pairs_it_did_not_see(trained, board_home):
+def test_scores_pairs_it_did_not_see(trained, board_home, tmp_path):
     matcher, folder, _, test = trained
-    pool = home_pool(board_home, load_config())
+    pool = home_pool(board_home, load_config(), tmp_path / "pool")
     a, b = located(pool, test[schema.LETTER_A], test[schema.LETTER_B])
     probability = Matcher.load(folder / "model").probability(pair_evidence(pool, a, b))
     same = (test["label"] == "SAME").to_numpy()
@@ -83,9 +83,9 @@ class _Unbounded(Matcher):
     bounded_by_ceiling = False
 
 
-def test_no_candidate_pair_scores_above_its_evidence_ceiling(board_home, config):
+def test_no_candidate_pair_scores_above_its_evidence_ceiling(board_home, config, tmp_path):
     settings = config.dedupe
-    pool, matcher = home_pool(board_home, config), Matcher.load(settings.matcher)
+    pool, matcher = home_pool(board_home, config, tmp_path / "pool"), Matcher.load(settings.matcher)
     candidates = Candidates(pool, settings)
     a, b = (np.concatenate(side) for side in zip(*(candidates.pairs(*bounds) for bounds in candidates.chunks(10**9))))
     cosine, shared = tfidf_cosine(pool, a, b), shared_counts(pool, a, b)
@@ -150,7 +150,7 @@ def test_decisions_are_training_pairs(board_run, judged, tmp_path):
     decided = train_matcher_command(load_config(), pairs=[(home, tmp_path / "pairs.csv")], out=tmp_path / "decided")
     source = next(s for s in decided.card["data"] if s["kind"] == "decided")
     assert source["pairs"] == 40 and source["same"] == 0
-    pool = home_pool(home, load_config())
+    pool = home_pool(home, load_config(), tmp_path / "pool")
     a, b = located(pool, same[schema.LETTER_A], same[schema.LETTER_B])
     evidence = pair_evidence(pool, a, b)
     assert decided.probability(evidence).mean() < plain.probability(evidence).mean() - 0.2

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from npy_append_array import NpyAppendArray
 
 from pipeline.dedup.blocking import STORED_KINDS, sorted_keys
 
@@ -91,9 +92,8 @@ class Batch:
         self.letters.to_parquet(directory / "letters.parquet", index=False)
         for name in ARRAYS:
             np.save(directory / f"{name}.npy", self.arrays[name])
-        for kind, ordered, rows in self.block_keys() if keys else ():
-            np.save(directory / f"{STORED_KINDS[kind]}.npy", ordered)
-            np.save(directory / f"{STORED_KINDS[kind]}_rows.npy", rows)
+        if keys:
+            save_keys(directory, self.arrays)
 
     @contextlib.contextmanager
     def saved_for_workers(self, directory):
@@ -123,3 +123,44 @@ class Batch:
         if self.directory is not None:
             return Batch.load, (self.directory,)
         return Batch, (self.letters, self.arrays)
+
+
+def save_keys(directory, arrays):
+    """Write the sorted blocking keys of a batch's ``arrays`` (``blocking.sorted_keys``) and
+    their rows into ``directory``, as a shard keeps them."""
+    for kind, ordered, rows in sorted_keys(arrays):
+        np.save(directory / f"{STORED_KINDS[kind]}.npy", ordered)
+        np.save(directory / f"{STORED_KINDS[kind]}_rows.npy", rows)
+
+
+class BatchWriter:
+    """A batch saved into a new ``directory`` as its features come, chunk by chunk, so that a
+    million letters' arrays (3 GB) are never in memory together: ``append`` each chunk's
+    arrays (those of ``ARRAYS``, their ``*_ptr`` CSR pointers starting at 0), then ``close``
+    with the letters; it returns the batch, memory-mapped from ``directory``."""
+
+    def __init__(self, directory):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True)
+        self._files = {name: NpyAppendArray(self.directory / f"{name}.npy") for name in ARRAYS}
+        self._ends = {}  # each *_ptr array's last pointer written: where the next chunk's start
+
+    def append(self, arrays):
+        """Add one chunk's ``arrays`` after those appended before."""
+        for name, file in self._files.items():
+            values = np.asarray(arrays[name])
+            if name in self._ends:  # a later chunk's pointers: shifted, their leading 0 dropped
+                values = values[1:] + self._ends[name]
+            if name.endswith("_ptr") and len(values):
+                self._ends[name] = values[-1]
+            file.append(values)
+
+    def close(self, letters):
+        """Write ``letters`` (the index columns, a row per letter appended; at least one chunk
+        must have been, if empty) and the sorted blocking keys; returns the ``Batch``."""
+        for file in self._files.values():
+            file.close()
+        letters.to_parquet(self.directory / "letters.parquet", index=False)
+        batch = Batch.load(self.directory)
+        save_keys(self.directory, batch.arrays)
+        return batch

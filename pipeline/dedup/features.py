@@ -3,15 +3,18 @@
 For each letter: the hash of its comparison text (``comparison_texts``), the LSH band keys
 of its MinHash signature (``pipeline.dedup.minhash``), the hashes of its specific names and
 its top TF-IDF terms (blocking keys and evidence, ``pipeline.dedup.matter``), its TF-IDF
-vector, its comparison text and its length, its title and the names the title holds. ``featurize`` computes them chunk by chunk in forked worker
-processes (``pipeline.parallel``) and returns them as a ``Batch`` of the index.
+vector, its comparison text and its length, its title and the names the title holds.
+``featurize`` computes them chunk by chunk in forked worker processes (``pipeline.parallel``)
+and saves them into a folder as they come: a ``Batch`` of the index.
 """
+import itertools
+
 import numpy as np
 import pandas as pd
 
 from pipeline import schema
 from pipeline.dedup.arrays import csr_pointers, text_hashes
-from pipeline.dedup.batch import Batch
+from pipeline.dedup.batch import BatchWriter
 from pipeline.dedup.matter import NameExtractor, TermVectorizer, top_entries
 from pipeline.dedup.minhash import MinHasher, band_keys, lsh_params
 from pipeline.parallel import imap_chunks, release_memory
@@ -155,28 +158,16 @@ class Featurizer:
         return arrays, ["|".join(p) for p in places], ["|".join(o) for _, o in found]
 
 
-def concat_chunks(parts):
-    """Join chunk arrays, array by array, emptying ``parts`` as it goes (the features of a
-    million letters are not held twice); CSR pointers are shifted by the values before them."""
-    out = {}
-    for name in list(parts[0]):
-        pieces = [p.pop(name) for p in parts]
-        if name.endswith("_ptr"):
-            offsets = np.cumsum([0] + [piece[-1] for piece in pieces[:-1]])
-            pieces = [pieces[0][:1]] + [piece[1:] + offset for piece, offset in zip(pieces, offsets)]
-        out[name] = np.concatenate(pieces)
-        del pieces
-    return out
-
-
-def featurize(letters, chunks, featurizer, processes=1, progress=None):
+def featurize(letters, chunks, featurizer, directory, processes=1, progress=None):
     """Features of ``letters`` (a DataFrame with letter id, date, addressee, petitioner key
     and optionally topics and masked names) whose texts come in ``chunks``: (clean_texts,
     tokens) lists in the order of ``letters``, read as they are needed, featurized in
-    ``processes`` workers.
+    ``processes`` workers and written into the new folder ``directory`` as they come
+    (``batch.BatchWriter``: a million letters' arrays are not held in memory).
 
-    Returns a ``Batch`` whose ``letters`` frame holds the index columns. ``progress``, if
-    given, is called with the number of letters finished after each chunk.
+    Returns a ``Batch`` memory-mapped from ``directory``, whose ``letters`` frame holds the
+    index columns. ``progress``, if given, is called with the number of letters finished after
+    each chunk.
     """
     days = pd.to_datetime(letters[schema.RECEIVED_AT]).to_numpy(dtype="datetime64[D]")
     masked = (letters[schema.MASKED_NAMES].fillna("").astype(str).tolist() if schema.MASKED_NAMES in letters
@@ -187,27 +178,26 @@ def featurize(letters, chunks, featurizer, processes=1, progress=None):
         for texts, tokens in chunks:
             yield texts, tokens, days[done:done + len(texts)], masked[done:done + len(texts)]
             done += len(texts)
-    results = []
-    for output in imap_chunks(lambda chunk: featurizer.arrays(*chunk), with_days(chunks), processes):
-        results.append(output)
+    results = imap_chunks(lambda chunk: featurizer.arrays(*chunk), with_days(chunks), processes)
+    first = next(results, None) or featurizer.arrays([], [])  # no letters: still the arrays' types
+    writer, hashes, places, others = BatchWriter(directory), [], [], []
+    for arrays, chunk_places, chunk_others in itertools.chain([first], results):
+        hashes.append(arrays.pop(schema.BODY_HASH))
+        writer.append(arrays)
+        places += chunk_places
+        others += chunk_others
         if progress:
-            progress(len(output[1]))
-    if not results:
-        results = [featurizer.arrays([], [])]
-    places = np.array([p for r in results for p in r[1]], dtype=object)
-    others = np.array([o for r in results for o in r[2]], dtype=object)
-    arrays = concat_chunks([r[0] for r in results])
-    del results
+            progress(len(chunk_places))
     release_memory()
     frame = pd.DataFrame({
         schema.LETTER_ID: letters[schema.LETTER_ID].astype(str).to_numpy(),
         schema.RECEIVED_AT: pd.to_datetime(letters[schema.RECEIVED_AT]).astype("datetime64[ns]").to_numpy(),
         schema.ADDRESSEE: letters[schema.ADDRESSEE].fillna("").astype(str).to_numpy(),
         schema.PETITIONER_KEY: letters[schema.PETITIONER_KEY].fillna("").astype(str).to_numpy(),
-        schema.BODY_HASH: arrays.pop(schema.BODY_HASH),
-        schema.PLACES: places,
-        schema.OTHERS: others,
+        schema.BODY_HASH: np.concatenate(hashes),
+        schema.PLACES: np.array(places, dtype=object),
+        schema.OTHERS: np.array(others, dtype=object),
         schema.TOPICS: (letters[schema.TOPICS].fillna("").astype(str).to_numpy()
                         if schema.TOPICS in letters else ""),
     })
-    return Batch(frame, arrays)
+    return writer.close(frame)

@@ -200,6 +200,8 @@ def test_incremental_equals_one_shot_and_same_dump_adds_nothing(cli, board_run, 
     # the same letters in another run add nothing; their case ids are the index's latest view
     shutil.copytree(nights[-1], tmp_path / "again")
     assert cli("dedupe", "--run", tmp_path / "again", "--index", tmp_path / "index3")[0] == 0
+    staged = [path.name for path in (tmp_path / "index3").iterdir() if path.name.startswith(".0")]
+    assert not staged  # a night with no new letter leaves no temporary folder behind
     index1 = DedupeIndex.open(tmp_path / "index1", _hash())
     index3 = DedupeIndex.open(tmp_path / "index3", _hash())
     assert len(index1) == len(index3) == len(final)

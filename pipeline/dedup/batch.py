@@ -156,8 +156,8 @@ class BatchWriter:
             file.append(values)
 
     def close(self, letters):
-        """Write ``letters`` (the index columns, a row per letter appended; at least one chunk
-        must have been, if empty) and the sorted blocking keys; returns the ``Batch``."""
+        """Write ``letters`` (the index columns, a row per letter appended) and the sorted
+        blocking keys; returns the ``Batch``. No letters: append one chunk of empty arrays first."""
         for file in self._files.values():
             file.close()
         letters.to_parquet(self.directory / "letters.parquet", index=False)

@@ -26,7 +26,7 @@ Layout of an index directory::
 
 One dedupe at a time: a second waits for the lock (``dedupe.index_lock_wait`` seconds), then
 reads the manifest afresh. A shard is written to a temporary folder (``.000002.*``: the
-night's features and sorted keys as soon as they are made, ``DedupeIndex.staged``, read
+night's features as the workers make them, then their sorted keys, ``staging_folder``, read
 memory-mapped while they are matched; then its links) and renamed; the manifest, written
 last and atomically, lists the shards that count, so an interrupted run leaves the index as
 it was; what it left beside them (a temporary folder, a shard the manifest does not list, the
@@ -226,7 +226,8 @@ class DedupeIndex:
     letters : DataFrame
         Every shard's ``letters.parquet``, in order.
     links : DataFrame
-        Every shard's links, ``HELD_LINK_COLUMNS`` only (``shard_links``: one shard's, whole).
+        Every shard's links, ``HELD_LINK_COLUMNS`` only (``shard_links``: one shard's, whole);
+        None once let go (``let_go_of_links``).
     """
 
     def __init__(self, directory, config_hash):
@@ -503,12 +504,15 @@ class DedupeIndex:
         shard is: its keys are made once, for matching and for ``add``, which renames the
         folder into the shard, and its arrays leave memory. A batch of no letters, or one
         staged here already, is kept."""
-        here = batch.directory is not None and batch.directory.parent.parent == self.directory.resolve()
-        if not len(batch) or here:
+        if not len(batch) or self._holds_staged(batch):
             return batch
         folder = self.staging_folder()
         batch.save(folder)
         return Batch.load(folder)
+
+    def _holds_staged(self, batch):
+        """Whether ``batch`` is saved in a temporary folder of this index (``staging_folder``)."""
+        return batch.directory is not None and batch.directory.parent.parent == self.directory.resolve()
 
     def staging_folder(self):
         """A new folder, not made yet, for the next shard's features, in a temporary folder of
@@ -525,7 +529,9 @@ class DedupeIndex:
         them (``link_ends`` need not find them again)."""
         if self._lock is None:
             raise RuntimeError("DedupeIndex.add needs an index opened (and locked) with DedupeIndex.open")
-        if not len(batch):
+        if not len(batch):  # nothing to add: a night with no new letter leaves no folder behind
+            if self._holds_staged(batch):
+                shutil.rmtree(batch.directory.parent)
             return
         name = self._next_shard()
         if (self.directory / name).exists():  # left by a run interrupted before its manifest

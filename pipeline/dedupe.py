@@ -249,6 +249,7 @@ def dedupe_run(run, index, config, processes=None, progress=None, decisions=None
     held = {"links": int(linked.sum()), "other pairs scored in cases": int((~linked).sum())}
     del all_links, ends, linked, touching, listed, run_links
     index.let_go_of_links()
+    full.let_go_of_links()  # on a re-run the index above is a view of this one
     release_memory()
     before = np.arange(len(everything)) < history_size
     titles = run.read(stage_name, columns=[schema.LETTER_ID, schema.TITLE, schema.PETITIONER_NAME])

@@ -19,8 +19,9 @@ ARRAYS = ("bands", "names", "names_ptr", "title_names", "title_names_ptr", "titl
 
 
 class Batch:
-    """Features of a batch of letters: the night's letters (in memory, then saved into the
-    index: ``DedupeIndex.staged``), or one shard of the index.
+    """Features of a batch of letters: the night's letters (saved into a temporary folder of
+    the index as they are made: ``BatchWriter``, ``DedupeIndex.staging_folder``), or one shard
+    of the index.
 
     Parameters
     ----------
@@ -144,11 +145,15 @@ class BatchWriter:
         self.directory.mkdir(parents=True)
         self._files = {name: NpyAppendArray(self.directory / f"{name}.npy") for name in ARRAYS}
         self._ends = {}  # each *_ptr array's last pointer written: where the next chunk's start
+        self._dtypes = {}
 
     def append(self, arrays):
         """Add one chunk's ``arrays`` after those appended before."""
         for name, file in self._files.items():
             values = np.asarray(arrays[name])
+            if name in self._dtypes and values.dtype != self._dtypes[name]:  # appending would cast it
+                raise TypeError(f"{name}: {values.dtype} after {self._dtypes[name]}")
+            self._dtypes[name] = values.dtype
             if name in self._ends:  # a later chunk's pointers: shifted, their leading 0 dropped
                 values = values[1:] + self._ends[name]
             if name.endswith("_ptr") and len(values):

@@ -40,7 +40,7 @@ class Pool:
         The letters seen before (their features stay memory-mapped).
     batch : Batch
         The night's new letters (``pipeline.dedup.features.featurize``), usually staged in the
-        index (``DedupeIndex.staged``) and read memory-mapped.
+        index (``DedupeIndex.staging_folder``) and read memory-mapped.
     n_features : int
         Hash space of the TF-IDF vectors.
     """

@@ -15,8 +15,8 @@ engine (``engine.name: spark``), giving exactly the pairs of ``candidates.Candid
   scored partition by partition by the scoring function given.
 
 The workers read the letters' features from files, as they read the index's shards: the
-night's new ones from the folder they are staged in (``DedupeIndex.staged``), else saved in
-a scratch folder inside the index folder for the job. Each
+night's new ones from the folder they are staged in (``DedupeIndex.staging_folder``), else
+saved in a scratch folder inside the index folder for the job. Each
 partition's links are written there as a Parquet file, and the driver reads the files: a
 million letters' features and links (gigabytes) never pass through the driver's JVM, whose
 heap (``engine.driver_memory``) they overflowed.
